@@ -1,0 +1,3 @@
+"""Sportello: a conversational customer-care assistant built on Rasa Open Source."""
+
+__version__ = "0.1.0"

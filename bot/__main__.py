@@ -1,0 +1,138 @@
+"""Sportello's command line: `python -m bot COMMAND`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_migrate(args) -> int:
+    from bot.crm.db import migrate
+
+    migrate()
+    print("database migrated")
+    return 0
+
+
+def _cmd_import(args) -> int:
+    from bot.crm.db import migrate
+    from bot.crm.importer import ImportError_, import_file
+
+    migrate()
+    try:
+        report = import_file(Path(args.path))
+    except ImportError_ as exc:
+        print(f"{args.path}: invalid, nothing was imported. {len(exc.problems)} problem(s):",
+              file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"imported {report.customers} customers, {report.supplies} supplies, "
+          f"{report.bills} bills, {report.tickets} tickets, {report.outages} outages, "
+          f"{report.interactions_added} new interactions")
+    return 0
+
+
+def _cmd_seed(args) -> int:
+    from bot.crm.db import migrate
+    from bot.crm.seed import DEMO, is_empty, seed_demo
+
+    migrate()
+    if args.if_empty and not is_empty():
+        print("database already holds customers; demo data not loaded")
+        return 0
+    n = seed_demo()
+    print(f"demo data loaded: {n} customers")
+    for code, what in DEMO.items():
+        print(f"  {code}  {what}")
+    return 0
+
+
+def _cmd_token(args) -> int:
+    from bot.tokens import make_customer_token
+
+    print(make_customer_token(args.customer_code, args.minutes))
+    return 0
+
+
+def _cmd_outbox(args) -> int:
+    from bot.settings import get_settings
+
+    path = get_settings().outbox_log
+    if not path.exists():
+        print(f"{path}: nothing sent yet")
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for line in lines[-args.last:]:
+        print(line)
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from bot.runner import ensure_model
+
+    print(ensure_model(force=args.force))
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from bot.runner import run
+
+    return run(with_shell=False)
+
+
+def _cmd_shell(args) -> int:
+    from bot.runner import run
+
+    return run(with_shell=True)
+
+
+def _cmd_card(args) -> int:
+    from dataclasses import asdict
+
+    from bot.crm.card import read_identity_card
+
+    card = read_identity_card(args.customer_code)
+    if card is None:
+        print(f"{args.customer_code}: no such customer", file=sys.stderr)
+        return 1
+    print(json.dumps(asdict(card), default=str, indent=2, ensure_ascii=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
+        fn=_cmd_migrate)
+    p = sub.add_parser("import-data", help="import customer history (customer-data.md format)")
+    p.add_argument("path")
+    p.set_defaults(fn=_cmd_import)
+    p = sub.add_parser("seed-demo", help="load the deterministic demo customers")
+    p.add_argument("--if-empty", action="store_true", help="only when no customer exists")
+    p.set_defaults(fn=_cmd_seed)
+    p = sub.add_parser("token", help="print a customer token (as the company's site signs it)")
+    p.add_argument("customer_code")
+    p.add_argument("--minutes", type=int, default=60)
+    p.set_defaults(fn=_cmd_token)
+    p = sub.add_parser("outbox", help="show the last e-mails/SMS the product 'sent'")
+    p.add_argument("--last", type=int, default=10)
+    p.set_defaults(fn=_cmd_outbox)
+    p = sub.add_parser("card", help="print a customer's identity card")
+    p.add_argument("customer_code")
+    p.set_defaults(fn=_cmd_card)
+    p = sub.add_parser("train", help="train the model if the data or config changed")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(fn=_cmd_train)
+    sub.add_parser("run", help="migrate, seed, train if needed, start Rasa and actions").set_defaults(
+        fn=_cmd_run)
+    sub.add_parser("shell", help="like run, then talk to the bot in the terminal").set_defaults(
+        fn=_cmd_shell)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

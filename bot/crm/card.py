@@ -1,0 +1,211 @@
+"""The identity card: one view of a customer, read in one call by every action."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from bot.crm import models as m
+from bot.crm.db import session_scope
+
+
+@dataclass(frozen=True)
+class ReadingView:
+    date: date
+    value: Decimal
+    source: str
+
+
+@dataclass(frozen=True)
+class SupplyView:
+    supply_id: str
+    type: str
+    address: str
+    city: str
+    postcode: str
+    tariff: str
+    unit_price_eur: Decimal
+    status: str
+    start_date: date
+    end_date: date | None
+    readings: tuple[ReadingView, ...]
+
+    @property
+    def last_reading(self) -> ReadingView | None:
+        return self.readings[-1] if self.readings else None
+
+    @property
+    def unit(self) -> str:
+        return "kWh" if self.type == "electricity" else "Smc"
+
+
+@dataclass(frozen=True)
+class BillView:
+    number: str
+    supply_id: str
+    supply_type: str
+    period_start: date
+    period_end: date
+    issue_date: date
+    due_date: date
+    amount_eur: Decimal
+    status: str
+    estimated: bool
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("unpaid", "overdue")
+
+    def is_overdue(self, today: date) -> bool:
+        return self.status == "overdue" or (self.status == "unpaid" and self.due_date < today)
+
+
+@dataclass(frozen=True)
+class TicketView:
+    ticket_id: str
+    kind: str
+    status: str
+    subject: str
+    channel: str
+    opened_at: datetime
+    updated_at: datetime | None
+    eta: date | None
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("open", "in_progress")
+
+
+@dataclass(frozen=True)
+class InteractionView:
+    at: datetime
+    channel: str
+    topic: str
+    outcome: str
+    summary: str
+    conversation_id: str | None
+
+
+@dataclass(frozen=True)
+class OutageView:
+    outage_id: str
+    type: str
+    postcodes: tuple[str, ...]
+    started_at: datetime
+    expected_end: datetime
+    description: str
+
+
+@dataclass(frozen=True)
+class IdentityCard:
+    customer_code: str
+    first_name: str
+    last_name: str
+    language: str
+    persona: str
+    vip: bool
+    email: str | None
+    phone: str | None
+    preferred_channel: str
+    paperless: bool
+    direct_debit_iban: str | None
+    supplies: tuple[SupplyView, ...]
+    bills: tuple[BillView, ...]  # newest first
+    tickets: tuple[TicketView, ...]  # newest first
+    interactions: tuple[InteractionView, ...]  # newest first
+    outages: tuple[OutageView, ...] = field(default=())  # active, at one of their postcodes
+
+    @property
+    def open_bills(self) -> list[BillView]:
+        return [b for b in self.bills if b.open]
+
+    @property
+    def open_tickets(self) -> list[TicketView]:
+        return [t for t in self.tickets if t.open]
+
+    def supply(self, supply_id: str) -> SupplyView | None:
+        return next((s for s in self.supplies if s.supply_id == supply_id), None)
+
+    @property
+    def active_supplies(self) -> list[SupplyView]:
+        return [s for s in self.supplies if s.status == "active"]
+
+
+def active_outages(session, postcodes: set[str], now: datetime) -> list[m.Outage]:
+    if not postcodes:
+        return []
+    rows = session.execute(
+        select(m.Outage)
+        .join(m.OutagePostcode)
+        .where(m.OutagePostcode.postcode.in_(sorted(postcodes)))
+        .where(m.Outage.resolved_at.is_(None))
+        .where(m.Outage.started_at <= now)
+        .where(m.Outage.expected_end >= now - timedelta(hours=12))
+        .options(selectinload(m.Outage.postcodes))
+    ).scalars().unique().all()
+    return list(rows)
+
+
+def outage_view(o: m.Outage) -> OutageView:
+    return OutageView(
+        o.outage_id, o.type, tuple(p.postcode for p in o.postcodes), o.started_at,
+        o.expected_end, o.description,
+    )
+
+
+def read_identity_card(customer_code: str, now: datetime | None = None) -> IdentityCard | None:
+    """Synchronous read; actions use `load_identity_card`, which keeps the event loop free."""
+    now = now or datetime.now(timezone.utc)
+    with session_scope() as session:
+        c = session.execute(
+            select(m.Customer)
+            .where(m.Customer.customer_code == customer_code)
+            .options(
+                selectinload(m.Customer.supplies).selectinload(m.Supply.readings),
+                selectinload(m.Customer.bills).selectinload(m.Bill.supply),
+                selectinload(m.Customer.tickets),
+                selectinload(m.Customer.interactions),
+            )
+        ).scalar_one_or_none()
+        if c is None:
+            return None
+        supplies = tuple(
+            SupplyView(
+                s.supply_id, s.type, s.address, s.city, s.postcode, s.tariff, s.unit_price_eur,
+                s.status, s.start_date, s.end_date,
+                tuple(ReadingView(r.date, r.value, r.source)
+                      for r in sorted(s.readings, key=lambda r: (r.date, r.id))),
+            )
+            for s in sorted(c.supplies, key=lambda s: s.supply_id)
+        )
+        bills = tuple(
+            BillView(b.number, b.supply.supply_id, b.supply.type, b.period_start, b.period_end,
+                     b.issue_date, b.due_date, b.amount_eur, b.status, b.estimated)
+            for b in sorted(c.bills, key=lambda b: (b.period_end, b.number), reverse=True)
+        )
+        tickets = tuple(
+            TicketView(t.ticket_id, t.kind, t.status, t.subject, t.channel, t.opened_at,
+                       t.updated_at, t.eta)
+            for t in sorted(c.tickets, key=lambda t: t.opened_at, reverse=True)
+        )
+        interactions = tuple(
+            InteractionView(i.at, i.channel, i.topic, i.outcome, i.summary, i.conversation_id)
+            for i in sorted(c.interactions, key=lambda i: i.at, reverse=True)
+        )
+        postcodes = {s.postcode for s in c.supplies if s.status == "active"}
+        outages = tuple(outage_view(o) for o in active_outages(session, postcodes, now))
+        return IdentityCard(
+            c.customer_code, c.first_name, c.last_name, c.language, c.persona, c.vip, c.email,
+            c.phone, c.preferred_channel, c.paperless, c.direct_debit_iban, supplies, bills,
+            tickets, interactions, outages,
+        )
+
+
+async def load_identity_card(customer_code: str) -> IdentityCard | None:
+    """The identity card of a customer, read in a worker thread (never blocks the loop)."""
+    return await asyncio.to_thread(read_identity_card, customer_code)

@@ -1,0 +1,278 @@
+"""SQLAlchemy models of the customer history (the "identity card") and what the bot writes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    Index,
+)
+from sqlalchemy.orm import declarative_base, relationship
+from sqlalchemy.types import TypeDecorator
+
+Base = declarative_base()
+
+LANGUAGES = ("it", "en")
+PERSONAS = ("family", "digital", "senior", "business")
+CHANNELS = ("web", "whatsapp", "telegram", "messenger", "phone", "email", "store")
+SUPPLY_TYPES = ("electricity", "gas")
+SUPPLY_STATUSES = ("active", "closed", "pending")
+READING_SOURCES = ("actual", "estimated", "self")
+BILL_STATUSES = ("paid", "unpaid", "overdue")
+TICKET_KINDS = ("outage", "complaint", "request", "callback")
+TICKET_STATUSES = ("open", "in_progress", "resolved", "closed")
+OUTCOMES = ("resolved", "handover", "abandoned")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware datetimes on every backend: stored as naive UTC, read back as UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; times must be timezone-aware")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id = Column(Integer, primary_key=True)
+    customer_code = Column(String(8), nullable=False, unique=True)
+    first_name = Column(String(100), nullable=False)
+    last_name = Column(String(100), nullable=False)
+    language = Column(String(2), nullable=False)
+    persona = Column(String(16), nullable=False)
+    vip = Column(Boolean, nullable=False, default=False)
+    email = Column(String(254))
+    phone = Column(String(20))
+    tax_code = Column(String(16))
+    preferred_channel = Column(String(16), nullable=False)
+    paperless = Column(Boolean, nullable=False, default=False)
+    direct_debit_iban = Column(String(34))
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    identities = relationship("Identity", back_populates="customer", cascade="all, delete-orphan")
+    supplies = relationship("Supply", back_populates="customer", cascade="all, delete-orphan")
+    bills = relationship("Bill", back_populates="customer", cascade="all, delete-orphan")
+    tickets = relationship("Ticket", back_populates="customer", cascade="all, delete-orphan")
+    interactions = relationship(
+        "Interaction", back_populates="customer", cascade="all, delete-orphan"
+    )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class Identity(Base):
+    """A customer's identity on a channel: (channel, external_id) → customer."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_ext"),)
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    channel = Column(String(16), nullable=False)
+    external_id = Column(String(128), nullable=False)
+    verified = Column(Boolean, nullable=False, default=False)
+    linked_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+    customer = relationship("Customer", back_populates="identities")
+
+
+class Supply(Base):
+    __tablename__ = "supplies"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    supply_id = Column(String(20), nullable=False, unique=True)
+    type = Column(String(16), nullable=False)
+    address = Column(String(200), nullable=False)
+    city = Column(String(100), nullable=False)
+    postcode = Column(String(5), nullable=False, index=True)
+    tariff = Column(String(100), nullable=False)
+    unit_price_eur = Column(Numeric(10, 4), nullable=False)
+    status = Column(String(16), nullable=False)
+    start_date = Column(Date, nullable=False)
+    end_date = Column(Date)
+
+    customer = relationship("Customer", back_populates="supplies")
+    readings = relationship(
+        "Reading", back_populates="supply", cascade="all, delete-orphan", order_by="Reading.date"
+    )
+
+
+class Reading(Base):
+    __tablename__ = "readings"
+    __table_args__ = (UniqueConstraint("supply_pk", "date", "source", name="uq_reading"),)
+
+    id = Column(Integer, primary_key=True)
+    supply_pk = Column(Integer, ForeignKey("supplies.id", ondelete="CASCADE"), nullable=False)
+    date = Column(Date, nullable=False)
+    value = Column(Numeric(12, 3), nullable=False)
+    source = Column(String(16), nullable=False)
+    received_at = Column(UTCDateTime)
+    channel = Column(String(16))
+
+    supply = relationship("Supply", back_populates="readings")
+
+
+class Bill(Base):
+    __tablename__ = "bills"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    supply_pk = Column(Integer, ForeignKey("supplies.id", ondelete="CASCADE"), nullable=False)
+    number = Column(String(32), nullable=False, unique=True)
+    period_start = Column(Date, nullable=False)
+    period_end = Column(Date, nullable=False)
+    issue_date = Column(Date, nullable=False)
+    due_date = Column(Date, nullable=False)
+    amount_eur = Column(Numeric(10, 2), nullable=False)
+    status = Column(String(16), nullable=False)
+    estimated = Column(Boolean, nullable=False, default=False)
+
+    customer = relationship("Customer", back_populates="bills")
+    supply = relationship("Supply")
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    ticket_id = Column(String(20), nullable=False, unique=True)
+    kind = Column(String(16), nullable=False)
+    status = Column(String(16), nullable=False)
+    subject = Column(String(300), nullable=False)
+    channel = Column(String(16), nullable=False)
+    opened_at = Column(UTCDateTime, nullable=False)
+    updated_at = Column(UTCDateTime)
+    eta = Column(Date)
+    description = Column(Text)
+    callback_phone = Column(String(20))
+    callback_slot = Column(String(100))
+    skill = Column(String(32))
+    conversation_id = Column(String(128))
+
+    customer = relationship("Customer", back_populates="tickets")
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "at", "channel", "topic", name="uq_interaction"),
+        Index("ix_interaction_customer_at", "customer_id", "at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    at = Column(UTCDateTime, nullable=False)
+    channel = Column(String(16), nullable=False)
+    topic = Column(String(64), nullable=False)
+    outcome = Column(String(16), nullable=False)
+    summary = Column(Text, nullable=False, default="")
+    conversation_id = Column(String(128))
+
+    customer = relationship("Customer", back_populates="interactions")
+
+
+class Outage(Base):
+    __tablename__ = "outages"
+
+    id = Column(Integer, primary_key=True)
+    outage_id = Column(String(20), nullable=False, unique=True)
+    type = Column(String(16), nullable=False)
+    started_at = Column(UTCDateTime, nullable=False)
+    expected_end = Column(UTCDateTime, nullable=False)
+    description = Column(Text, nullable=False)
+    resolved_at = Column(UTCDateTime)
+
+    postcodes = relationship(
+        "OutagePostcode", back_populates="outage", cascade="all, delete-orphan"
+    )
+
+
+class OutagePostcode(Base):
+    __tablename__ = "outage_postcodes"
+    __table_args__ = (UniqueConstraint("outage_pk", "postcode", name="uq_outage_postcode"),)
+
+    id = Column(Integer, primary_key=True)
+    outage_pk = Column(Integer, ForeignKey("outages.id", ondelete="CASCADE"), nullable=False)
+    postcode = Column(String(5), nullable=False, index=True)
+
+    outage = relationship("Outage", back_populates="postcodes")
+
+
+class OneTimeCode(Base):
+    """A one-time code sent to the contact on file to verify a customer in a conversation."""
+
+    __tablename__ = "one_time_codes"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    conversation_id = Column(String(128), nullable=False)
+    code_hash = Column(String(128), nullable=False)
+    sent_to = Column(String(16), nullable=False)  # "email" or "sms"
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    expires_at = Column(UTCDateTime, nullable=False)
+    used_at = Column(UTCDateTime)
+
+
+class VerificationState(Base):
+    """Failed one-time-code attempts per customer; too many lock verification for a while."""
+
+    __tablename__ = "verification_states"
+
+    customer_id = Column(
+        Integer, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    failed_attempts = Column(Integer, nullable=False, default=0)
+    locked_until = Column(UTCDateTime)
+
+
+class OutboxMessage(Base):
+    """Messages the product "sends" (e-mail, SMS); the embedded profile only records them."""
+
+    __tablename__ = "outbox"
+
+    id = Column(Integer, primary_key=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    medium = Column(String(16), nullable=False)
+    destination = Column(String(254), nullable=False)
+    subject = Column(String(200), nullable=False)
+    body = Column(Text, nullable=False)
+
+
+class Counter(Base):
+    """Named counters for human-readable ids (ticket numbers)."""
+
+    __tablename__ = "counters"
+
+    name = Column(String(32), primary_key=True)
+    value = Column(Integer, nullable=False, default=0)

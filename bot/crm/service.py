@@ -1,0 +1,351 @@
+"""What the bot does to the customer history: verification, readings, tickets, contact data.
+
+Functions here are synchronous and each is one transaction; actions call them through
+`bot.crm.run` (a worker thread), so the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from functools import partial
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import select, update
+
+from bot.crm import models as m
+from bot.crm.db import session_scope
+from bot.crm.validation import mask_email, mask_phone
+from bot.settings import get_settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a synchronous history function in a worker thread."""
+    return await asyncio.to_thread(partial(fn, *args, **kwargs))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def customer_exists(customer_code: str) -> bool:
+    with session_scope() as s:
+        return s.execute(
+            select(m.Customer.id).where(m.Customer.customer_code == customer_code)
+        ).first() is not None
+
+
+def customer_for_identity(channel: str, external_id: str) -> str | None:
+    """The customer code linked to (channel, external id), if verified."""
+    with session_scope() as s:
+        row = s.execute(
+            select(m.Customer.customer_code)
+            .join(m.Identity)
+            .where(m.Identity.channel == channel, m.Identity.external_id == external_id,
+                   m.Identity.verified.is_(True))
+        ).first()
+        return row[0] if row else None
+
+
+def link_identity(customer_code: str, channel: str, external_id: str) -> None:
+    with session_scope() as s:
+        customer = s.execute(
+            select(m.Customer).where(m.Customer.customer_code == customer_code)
+        ).scalar_one()
+        ident = s.execute(
+            select(m.Identity).where(m.Identity.channel == channel,
+                                     m.Identity.external_id == external_id)
+        ).scalar_one_or_none()
+        if ident is None:
+            s.add(m.Identity(customer_id=customer.id, channel=channel, external_id=external_id,
+                             verified=True))
+        else:
+            ident.customer_id, ident.verified, ident.linked_at = customer.id, True, _now()
+
+
+# --- one-time codes ------------------------------------------------------------------------
+
+def _hash_code(customer_code: str, code: str) -> str:
+    key = get_settings().customer_token_secret.encode()
+    return hmac.new(key, f"{customer_code}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class OtpIssued:
+    sent: bool  # False when the code is unknown or there is no contact on file
+    masked_destination: str = ""
+    locked_until: datetime | None = None
+
+
+def _lock_of(s, customer_id: int) -> m.VerificationState:
+    state = s.get(m.VerificationState, customer_id)
+    if state is None:
+        state = m.VerificationState(customer_id=customer_id, failed_attempts=0)
+        s.add(state)
+    return state
+
+
+def issue_otp(customer_code: str, conversation_id: str) -> OtpIssued:
+    """Send a 6-digit code to the e-mail (else phone) on file; unknown codes send nothing."""
+    settings = get_settings()
+    now = _now()
+    with session_scope() as s:
+        c = s.execute(
+            select(m.Customer).where(m.Customer.customer_code == customer_code)
+        ).scalar_one_or_none()
+        if c is None or not (c.email or c.phone):
+            return OtpIssued(False)
+        state = _lock_of(s, c.id)
+        if state.locked_until and state.locked_until > now:
+            return OtpIssued(False, locked_until=state.locked_until)
+        s.execute(
+            update(m.OneTimeCode)
+            .where(m.OneTimeCode.customer_id == c.id, m.OneTimeCode.used_at.is_(None))
+            .values(used_at=now)
+        )
+        code = f"{secrets.randbelow(10**6):06d}"
+        medium, destination = ("email", c.email) if c.email else ("sms", c.phone)
+        s.add(m.OneTimeCode(
+            customer_id=c.id, conversation_id=conversation_id,
+            code_hash=_hash_code(customer_code, code), sent_to=medium, created_at=now,
+            expires_at=now + timedelta(minutes=settings.otp_ttl_minutes),
+        ))
+        body = (f"Luce Nord Energia: il tuo codice di verifica è {code}. "
+                f"Your verification code is {code}. "
+                f"Valido {settings.otp_ttl_minutes} minuti / valid {settings.otp_ttl_minutes} minutes.")
+        _send(s, medium, destination, "Codice di verifica / Verification code", body)
+        masked = mask_email(destination) if medium == "email" else mask_phone(destination)
+        return OtpIssued(True, masked)
+
+
+def _send(s, medium: str, destination: str, subject: str, body: str) -> None:
+    """The embedded profile's "sending": the outbox table and var/outbox.log."""
+    s.add(m.OutboxMessage(medium=medium, destination=destination, subject=subject, body=body))
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.outbox_log, "a", encoding="utf-8") as fh:
+        fh.write(f"{_now().isoformat(timespec='seconds')}\t{medium}\t{destination}\t{body}\n")
+
+
+@dataclass(frozen=True)
+class OtpCheck:
+    ok: bool
+    attempts_left: int = 0
+    locked_until: datetime | None = None
+    expired: bool = False
+
+
+def check_otp(customer_code: str, conversation_id: str, code: str) -> OtpCheck:
+    """Check a typed code; three wrong codes lock verification of this customer."""
+    settings = get_settings()
+    now = _now()
+    code = "".join(ch for ch in (code or "") if ch.isdigit())
+    with session_scope() as s:
+        c = s.execute(
+            select(m.Customer).where(m.Customer.customer_code == customer_code)
+        ).scalar_one_or_none()
+        if c is None:
+            return OtpCheck(False, 0, expired=True)
+        state = _lock_of(s, c.id)
+        if state.locked_until and state.locked_until > now:
+            return OtpCheck(False, 0, locked_until=state.locked_until)
+        otp = s.execute(
+            select(m.OneTimeCode)
+            .where(m.OneTimeCode.customer_id == c.id,
+                   m.OneTimeCode.conversation_id == conversation_id,
+                   m.OneTimeCode.used_at.is_(None))
+            .order_by(m.OneTimeCode.created_at.desc())
+        ).scalars().first()
+        if otp is None or otp.expires_at < now:
+            return OtpCheck(False, settings.otp_max_attempts - state.failed_attempts, expired=True)
+        if hmac.compare_digest(otp.code_hash, _hash_code(customer_code, code)):
+            otp.used_at = now
+            state.failed_attempts, state.locked_until = 0, None
+            return OtpCheck(True)
+        state.failed_attempts += 1
+        if state.failed_attempts >= settings.otp_max_attempts:
+            state.failed_attempts = 0
+            state.locked_until = now + timedelta(minutes=settings.otp_lock_minutes)
+            otp.used_at = now
+            return OtpCheck(False, 0, locked_until=state.locked_until)
+        return OtpCheck(False, settings.otp_max_attempts - state.failed_attempts)
+
+
+# --- meter readings ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReadingCheck:
+    ok: bool
+    problem: str = ""  # "lower", "implausible", "not_a_number", "unknown_supply"
+    last_value: Decimal | None = None
+    last_date: date | None = None
+    max_value: Decimal | None = None
+    consumption: Decimal | None = None
+
+
+DAILY_FLOOR = {"electricity": Decimal(40), "gas": Decimal(20)}
+
+
+def check_reading(customer_code: str, supply_id: str, value: Decimal | None,
+                  today: date | None = None) -> ReadingCheck:
+    """Validate a self-reading against the last one and a plausible consumption."""
+    today = today or datetime.now(timezone.utc).date()
+    if value is None:
+        return ReadingCheck(False, "not_a_number")
+    with session_scope() as s:
+        supply = s.execute(
+            select(m.Supply).join(m.Customer)
+            .where(m.Supply.supply_id == supply_id, m.Customer.customer_code == customer_code)
+        ).scalar_one_or_none()
+        if supply is None:
+            return ReadingCheck(False, "unknown_supply")
+        readings = sorted(supply.readings, key=lambda r: (r.date, r.id))
+        if not readings:
+            return ReadingCheck(True)
+        last = readings[-1]
+        if value < last.value:
+            return ReadingCheck(False, "lower", last.value, last.date)
+        days = max((today - last.date).days, 1)
+        daily = DAILY_FLOOR[supply.type]
+        if len(readings) >= 2:
+            span = max((readings[-1].date - readings[0].date).days, 1)
+            avg = (readings[-1].value - readings[0].value) / span
+            daily = max(daily, avg * 4)
+        max_value = last.value + (daily * days).quantize(Decimal("1"))
+        if value > max_value:
+            return ReadingCheck(False, "implausible", last.value, last.date, max_value)
+        return ReadingCheck(True, "", last.value, last.date, consumption=value - last.value)
+
+
+def store_reading(customer_code: str, supply_id: str, value: Decimal, channel: str,
+                  today: date | None = None) -> ReadingCheck:
+    check = check_reading(customer_code, supply_id, value, today)
+    if not check.ok:
+        return check
+    today = today or datetime.now(timezone.utc).date()
+    with session_scope() as s:
+        supply = s.execute(select(m.Supply).where(m.Supply.supply_id == supply_id)).scalar_one()
+        existing = s.execute(
+            select(m.Reading).where(m.Reading.supply_pk == supply.id, m.Reading.date == today,
+                                    m.Reading.source == "self")
+        ).scalar_one_or_none()
+        if existing:
+            existing.value, existing.received_at, existing.channel = value, _now(), channel
+        else:
+            s.add(m.Reading(supply_pk=supply.id, date=today, value=value, source="self",
+                            received_at=_now(), channel=channel))
+    return check
+
+
+# --- tickets -------------------------------------------------------------------------------
+
+def _next_ticket_id(s, year: int) -> str:
+    name = f"ticket-{year}"
+    counter = s.get(m.Counter, name, with_for_update=True)
+    if counter is None:
+        highest = 0
+        for (tid,) in s.execute(select(m.Ticket.ticket_id).where(
+                m.Ticket.ticket_id.like(f"T-{year}-%"))):
+            highest = max(highest, int(tid.rsplit("-", 1)[1]))
+        counter = m.Counter(name=name, value=max(highest, 500000))
+        s.add(counter)
+        s.flush()
+    counter.value += 1
+    s.flush()
+    return f"T-{year}-{counter.value:06d}"
+
+
+@dataclass(frozen=True)
+class TicketOpened:
+    ticket_id: str
+    eta: date | None
+
+
+def open_ticket(customer_code: str, kind: str, subject: str, channel: str, *,
+                description: str = "", eta_days: int | None = None,
+                callback_phone: str | None = None, callback_slot: str | None = None,
+                skill: str | None = None, conversation_id: str | None = None) -> TicketOpened:
+    now = _now()
+    with session_scope() as s:
+        customer = s.execute(
+            select(m.Customer).where(m.Customer.customer_code == customer_code)
+        ).scalar_one()
+        ticket_id = _next_ticket_id(s, now.year)
+        eta = (now + timedelta(days=eta_days)).date() if eta_days is not None else None
+        s.add(m.Ticket(
+            customer_id=customer.id, ticket_id=ticket_id, kind=kind, status="open",
+            subject=subject[:300], channel=channel, opened_at=now, updated_at=now, eta=eta,
+            description=description[:4000], callback_phone=callback_phone,
+            callback_slot=callback_slot, skill=skill, conversation_id=conversation_id,
+        ))
+        return TicketOpened(ticket_id, eta)
+
+
+# --- contact data, paperless, direct debit -------------------------------------------------
+
+def _customer(s, customer_code: str) -> m.Customer:
+    return s.execute(
+        select(m.Customer).where(m.Customer.customer_code == customer_code)
+    ).scalar_one()
+
+
+def set_email(customer_code: str, email: str) -> None:
+    with session_scope() as s:
+        _customer(s, customer_code).email = email
+
+
+def set_phone(customer_code: str, phone: str) -> None:
+    with session_scope() as s:
+        _customer(s, customer_code).phone = phone
+
+
+def set_paperless(customer_code: str) -> None:
+    with session_scope() as s:
+        _customer(s, customer_code).paperless = True
+
+
+def set_iban(customer_code: str, iban: str) -> None:
+    with session_scope() as s:
+        _customer(s, customer_code).direct_debit_iban = iban
+
+
+# --- interactions --------------------------------------------------------------------------
+
+def record_interaction(customer_code: str, channel: str, topic: str, outcome: str,
+                       summary: str = "", conversation_id: str | None = None) -> None:
+    """Append an interaction, or update this conversation's record of the same topic."""
+    now = _now()
+    with session_scope() as s:
+        customer = _customer(s, customer_code)
+        existing = None
+        if conversation_id:
+            existing = s.execute(
+                select(m.Interaction).where(
+                    m.Interaction.customer_id == customer.id,
+                    m.Interaction.conversation_id == conversation_id,
+                    m.Interaction.topic == topic,
+                    m.Interaction.at >= now - timedelta(hours=2),
+                )
+            ).scalars().first()
+        if existing:
+            existing.outcome, existing.summary = outcome, summary or existing.summary
+        else:
+            s.add(m.Interaction(customer_id=customer.id, at=now, channel=channel, topic=topic,
+                                outcome=outcome, summary=summary,
+                                conversation_id=conversation_id))
+
+
+def outages_at(postcodes: list[str]) -> list:
+    from bot.crm.card import active_outages, outage_view
+
+    with session_scope() as s:
+        return [outage_view(o) for o in active_outages(s, set(postcodes), _now())]

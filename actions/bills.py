@@ -1,0 +1,119 @@
+"""Bills: what is due, why the last bill is what it is, how to pay."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+from rasa_sdk.events import SlotSet
+
+from actions.common import SkillAction, language_of, record
+from bot import i18n
+from bot.settings import get_settings
+
+
+def _bill_line(dispatcher, bill, lang, today) -> None:
+    dispatcher.utter_message(
+        response="utter_bill_line_overdue" if bill.is_overdue(today) else "utter_bill_line",
+        number=bill.number, supply=i18n.supply(bill.supply_type, lang),
+        amount=i18n.money(bill.amount_eur, lang), due_date=i18n.day(bill.due_date, lang))
+
+
+class ActionCheckBill(SkillAction):
+    intent = "check_bill"
+
+    async def handle(self, dispatcher, tracker, card):
+        lang = language_of(tracker)
+        today = datetime.now(timezone.utc).date()
+        due = sorted(card.open_bills, key=lambda b: b.due_date)
+        if not due:
+            if card.bills:
+                last = card.bills[0]
+                dispatcher.utter_message(response="utter_no_bills_due", number=last.number,
+                                         amount=i18n.money(last.amount_eur, lang))
+            else:
+                dispatcher.utter_message(response="utter_no_bills_at_all")
+            await record(tracker, card, self.intent, "resolved")
+            return []
+        total = sum((b.amount_eur for b in due), Decimal(0))
+        dispatcher.utter_message(response="utter_bills_due", count=len(due),
+                                 total=i18n.money(total, lang))
+        for bill in due:
+            _bill_line(dispatcher, bill, lang, today)
+        dispatcher.utter_message(response="utter_offer_payment_link")
+        await record(tracker, card, self.intent, "resolved")
+        return [SlotSet("offer", "pay_bill")]
+
+
+class ActionExplainBill(SkillAction):
+    intent = "explain_bill"
+
+    async def handle(self, dispatcher, tracker, card):
+        lang = language_of(tracker)
+        if not card.bills:
+            dispatcher.utter_message(response="utter_no_bills_at_all")
+            return []
+        last = card.bills[0]
+        previous = [b for b in card.bills[1:] if b.supply_id == last.supply_id][:11]
+        supply = card.supply(last.supply_id)
+        average = (sum((b.amount_eur for b in previous), Decimal(0)) / len(previous)
+                   if previous else last.amount_eur)
+        consumption, avg_consumption = _consumptions(supply, last)
+        params = dict(
+            supply=i18n.supply(last.supply_type, lang), number=last.number,
+            period=f"{i18n.day(last.period_start, lang)} – {i18n.day(last.period_end, lang)}",
+            amount=i18n.money(last.amount_eur, lang),
+            average=i18n.money(average.quantize(Decimal("0.01")), lang),
+            consumption=i18n.number(consumption, lang),
+            avg_consumption=i18n.number(avg_consumption, lang),
+            unit=supply.unit if supply else "kWh",
+            unit_price=i18n.money(supply.unit_price_eur, lang) if supply else "",
+        )
+        percent = ((last.amount_eur / average - 1) * 100).quantize(Decimal("1"), ROUND_HALF_UP) \
+            if average else Decimal(0)
+        if percent >= 15:
+            dispatcher.utter_message(response="utter_explain_bill_higher", percent=percent,
+                                     **params)
+        else:
+            dispatcher.utter_message(response="utter_explain_bill_normal", **params)
+        offer = None
+        if last.estimated:
+            dispatcher.utter_message(response="utter_explain_bill_estimated")
+            offer = "submit_meter_reading"
+        await record(tracker, card, self.intent, "resolved")
+        return [SlotSet("offer", offer)]
+
+
+def _consumptions(supply, bill):
+    """Consumption of the bill's period and the average monthly consumption before it."""
+    if supply is None or len(supply.readings) < 2:
+        return Decimal(0), Decimal(0)
+    readings = [r for r in supply.readings if r.date <= bill.period_end]
+    if len(readings) < 2:
+        return Decimal(0), Decimal(0)
+    last = readings[-1].value - readings[-2].value
+    earlier = readings[:-1]
+    avg = ((earlier[-1].value - earlier[0].value) / (len(earlier) - 1)) if len(earlier) > 1 else last
+    return last.quantize(Decimal("1")), avg.quantize(Decimal("1"))
+
+
+class ActionPayBill(SkillAction):
+    intent = "pay_bill"
+    needs_identity = False
+
+    async def handle(self, dispatcher, tracker, card):
+        lang = language_of(tracker)
+        if card is None:
+            dispatcher.utter_message(response="utter_pay_options")
+            return []
+        due = sorted(card.open_bills, key=lambda b: b.due_date)
+        if not due:
+            dispatcher.utter_message(response="utter_pay_nothing_due")
+        for bill in due:
+            dispatcher.utter_message(response="utter_pay_link", number=bill.number,
+                                     amount=i18n.money(bill.amount_eur, lang),
+                                     link=get_settings().payment_base_url + bill.number)
+        if not due:
+            dispatcher.utter_message(response="utter_pay_options")
+        await record(tracker, card, self.intent, "resolved")
+        return []

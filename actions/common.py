@@ -1,0 +1,123 @@
+"""What every action shares: who the customer is, their language, and the skill template."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.crm.card import IdentityCard, load_identity_card
+from bot.crm.service import record_interaction, run
+
+log = logging.getLogger(__name__)
+
+# Rasa input channel name -> the channel names of the customer history.
+CHANNELS = {
+    "rest": "web", "socketio": "web", "cmdline": "web", "whatsapp": "whatsapp",
+    "twilio": "whatsapp", "telegram": "telegram", "facebook": "messenger",
+    "messenger": "messenger",
+}
+MESSAGING = {"whatsapp", "telegram", "messenger"}
+
+# The action that serves each skill intent (for pending requests and accepted offers).
+SKILL_ACTIONS = {
+    "check_bill": "action_check_bill",
+    "explain_bill": "action_explain_bill",
+    "pay_bill": "action_pay_bill",
+    "submit_meter_reading": "action_submit_meter_reading",
+    "report_outage": "action_report_outage",
+    "ticket_status": "action_ticket_status",
+    "activate_ebill": "action_activate_ebill",
+    "update_contact": "action_update_contact",
+    "setup_direct_debit": "action_setup_direct_debit",
+    "contract_info": "action_contract_info",
+    "file_complaint": "action_file_complaint",
+    "request_callback": "action_request_callback",
+    "move_home": "action_move_home",
+    "request_human": "action_request_human",
+}
+
+
+def channel_of(tracker: Tracker) -> str:
+    return CHANNELS.get(tracker.get_latest_input_channel() or "rest", "web")
+
+
+def language_of(tracker: Tracker) -> str:
+    return tracker.get_slot("language") or "it"
+
+
+def verified_customer(tracker: Tracker) -> Optional[str]:
+    """The customer code, only when the identity was verified (token, one-time code, channel)."""
+    if tracker.get_slot("verified") is True:
+        return tracker.get_slot("customer_code")
+    return None
+
+
+def latest_entity(tracker: Tracker, name: str) -> Optional[str]:
+    values = [e.get("value") for e in tracker.latest_message.get("entities", [])
+              if e.get("entity") == name and e.get("value")]
+    return str(values[-1]) if values else None
+
+
+async def record(tracker: Tracker, card: IdentityCard, topic: str, outcome: str,
+                 summary: str = "") -> None:
+    """Write this conversation's interaction to the customer history (never fails the reply)."""
+    try:
+        await run(record_interaction, card.customer_code, channel_of(tracker), topic, outcome,
+                  summary, tracker.sender_id)
+    except Exception:  # the history must not break the conversation
+        log.exception("could not record the interaction")
+
+
+class SkillAction(Action):
+    """A skill: checks identity (asks for verification when needed), reads the identity card
+    once, and answers with the domain's responses. Subclasses implement `handle`."""
+
+    intent: str = ""
+    needs_identity: bool = True
+
+    def name(self) -> Text:
+        return SKILL_ACTIONS[self.intent]
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        events: List[EventType] = [SlotSet("misunderstandings", 0), SlotSet("offer", None)]
+        try:
+            code = verified_customer(tracker)
+            card = await load_identity_card(code) if code else None
+            if self.needs_identity and card is None:
+                return events + await self.ask_verification(dispatcher, tracker)
+            return events + (await self.handle(dispatcher, tracker, card) or [])
+        except Exception:
+            log.exception("action %s failed", self.name())
+            dispatcher.utter_message(response="utter_technical_problem")
+            return events
+
+    async def ask_verification(self, dispatcher: CollectingDispatcher,
+                               tracker: Tracker) -> List[EventType]:
+        dispatcher.utter_message(response="utter_need_verification")
+        return await start_verification(dispatcher, tracker, self.intent)
+
+    async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard]) -> List[EventType]:
+        raise NotImplementedError
+
+
+async def start_verification(dispatcher: CollectingDispatcher, tracker: Tracker,
+                             pending_intent: Optional[str]) -> List[EventType]:
+    """Start the verify form; a customer code already in the message is used at once."""
+    from actions.identity import send_code
+
+    events: List[EventType] = [SlotSet("pending_intent", pending_intent),
+                               SlotSet("code_input", None), SlotSet("otp_input", None),
+                               SlotSet("otp_sent_for", None)]
+    code = latest_entity(tracker, "customer_code")
+    if code:
+        sent = await send_code(dispatcher, tracker, code.upper())
+        if sent is None:  # verification locked: said so, no form
+            return events
+        events += sent
+    return events + [FollowupAction("verify_form")]

@@ -1,0 +1,30 @@
+"""Contract: tariff, supply codes (POD/PDR), start and end dates, per supply."""
+
+from __future__ import annotations
+
+from actions.common import SkillAction, language_of, record
+from bot import i18n
+
+
+class ActionContractInfo(SkillAction):
+    intent = "contract_info"
+
+    async def handle(self, dispatcher, tracker, card):
+        lang = language_of(tracker)
+        if not card.supplies:
+            dispatcher.utter_message(response="utter_no_active_supply")
+            return []
+        dispatcher.utter_message(response="utter_contract_supplies")
+        for s in card.supplies:
+            params = dict(supply=i18n.supply(s.type, lang),
+                          code_name="POD" if s.type == "electricity" else "PDR",
+                          supply_id=s.supply_id, address=f"{s.address}, {s.city}",
+                          tariff=s.tariff, unit_price=i18n.money(s.unit_price_eur, lang),
+                          unit=s.unit, start_date=i18n.day(s.start_date, lang))
+            if s.end_date:
+                dispatcher.utter_message(response="utter_contract_line_end",
+                                         end_date=i18n.day(s.end_date, lang), **params)
+            else:
+                dispatcher.utter_message(response="utter_contract_line", **params)
+        await record(tracker, card, self.intent, "resolved")
+        return []

@@ -1,0 +1,249 @@
+"""Conversation actions: context on every message, greeting, fallback, yes/no, feedback."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import (
+    CHANNELS,
+    MESSAGING,
+    SKILL_ACTIONS,
+    channel_of,
+    language_of,
+    latest_entity,
+    start_verification,
+    verified_customer,
+)
+from bot import i18n
+from bot.crm.card import load_identity_card
+from bot.crm.nba import next_best_action, unresolved_recent_contact
+from bot.crm.service import customer_for_identity, run
+from bot.language import detect
+from bot.tokens import customer_from_token
+
+log = logging.getLogger(__name__)
+
+IDENTITY_SLOTS = ("customer_code", "verified", "auth_method", "first_name", "persona", "vip")
+
+
+class ActionUpdateContext(Action):
+    """Runs on every user message (custom slot mapping): who is writing, in which language.
+
+    A valid customer token identifies the customer; an invalid or expired one makes the
+    conversation anonymous again. On messaging apps a verified (channel, user id) link does.
+    A customer code typed in the chat never identifies anybody by itself.
+    """
+
+    def name(self) -> Text:
+        return "action_update_context"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        events: List[EventType] = []
+        metadata = tracker.latest_message.get("metadata") or {}
+        token = metadata.get("customer_token") if isinstance(metadata, dict) else None
+        code, method = None, None
+        try:
+            if token:
+                code, method = customer_from_token(token), "token"
+            else:
+                channel = channel_of(tracker)
+                if channel in MESSAGING:
+                    code = await run(customer_for_identity, channel, tracker.sender_id)
+                    method = "channel"
+            current = tracker.get_slot("customer_code")
+            if code and (code != current or tracker.get_slot("verified") is not True):
+                card = await load_identity_card(code)
+                if card is not None:
+                    events += [
+                        SlotSet("customer_code", code), SlotSet("verified", True),
+                        SlotSet("auth_method", method), SlotSet("first_name", card.first_name),
+                        SlotSet("persona", card.persona), SlotSet("vip", card.vip),
+                    ]
+                    if tracker.get_slot("language_source") != "user":
+                        events += [SlotSet("language", card.language),
+                                   SlotSet("language_source", "profile")]
+                    return events
+            if token and not code and tracker.get_slot("auth_method") == "token":
+                events += [SlotSet(name, None) for name in IDENTITY_SLOTS]
+                events.append(SlotSet("verified", False))
+        except Exception:
+            log.exception("could not read the customer's identity")
+        if tracker.get_slot("language_source") not in ("profile", "user"):
+            detected = detect(tracker.latest_message.get("text"))
+            if detected:
+                events += [SlotSet("language", detected), SlotSet("language_source", "detected")]
+        return events
+
+
+class ActionGreet(Action):
+    """Greets by name with the single most relevant next best action."""
+
+    def name(self) -> Text:
+        return "action_greet"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        code = verified_customer(tracker)
+        lang = language_of(tracker)
+        try:
+            card = await load_identity_card(code) if code else None
+        except Exception:
+            log.exception("could not read the identity card")
+            card = None
+        if card is None:
+            dispatcher.utter_message(response="utter_greet_anonymous")
+            return [SlotSet("offer", None)]
+        dispatcher.utter_message(response="utter_greet_known", first_name=card.first_name)
+        now = datetime.now(timezone.utc)
+        offer = None
+        nba = next_best_action(card, now)
+        if nba is not None:
+            offer = nba_message(dispatcher, nba, lang)
+        recent = unresolved_recent_contact(card, channel_of(tracker), now)
+        if recent is not None:
+            dispatcher.utter_message(
+                response="utter_recent_contact",
+                when=i18n.relative_day(recent.at, now.astimezone(i18n.ROME).date(), lang),
+                channel=i18n.channel(recent.channel, lang), topic=i18n.topic(recent.topic, lang),
+            )
+            offer = f"recent:{recent.topic}"
+        if nba is None and recent is None:
+            dispatcher.utter_message(response="utter_how_can_i_help")
+        return [SlotSet("offer", offer)]
+
+
+def nba_message(dispatcher: CollectingDispatcher, nba, lang: str):
+    """Say the next best action; returns the offer the customer may accept with "yes"."""
+    if nba.kind == "outage":
+        o = nba.params["outage"]
+        dispatcher.utter_message(response="utter_nba_outage", supply=i18n.supply(o.type, lang),
+                                 postcode=", ".join(o.postcodes),
+                                 expected_end=i18n.moment(o.expected_end, lang))
+        return None
+    if nba.kind == "overdue_bill":
+        b = nba.params["bill"]
+        dispatcher.utter_message(response="utter_nba_overdue_bill",
+                                 amount=i18n.money(b.amount_eur, lang),
+                                 due_date=i18n.day(b.due_date, lang))
+        return "pay_bill"
+    if nba.kind == "ticket_news":
+        t = nba.params["ticket"]
+        dispatcher.utter_message(response="utter_nba_ticket_news", ticket_id=t.ticket_id,
+                                 subject=t.subject, status=i18n.status(t.status, lang))
+        return "ticket_status"
+    if nba.kind == "reading_window":
+        dispatcher.utter_message(response="utter_nba_reading_window")
+        return "submit_meter_reading"
+    dispatcher.utter_message(response="utter_nba_paperless")
+    return "activate_ebill"
+
+
+class ActionGoodbye(Action):
+    def name(self) -> Text:
+        return "action_goodbye"
+
+    async def run(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(response="utter_goodbye")
+        return [SlotSet("offer", "rating")]
+
+
+class ActionGiveFeedback(Action):
+    def name(self) -> Text:
+        return "action_give_feedback"
+
+    async def run(self, dispatcher, tracker, domain):
+        rating = latest_entity(tracker, "rating") or tracker.get_slot("rating")
+        try:
+            value = int(float(rating)) if rating is not None else None
+        except ValueError:
+            value = None
+        if value is None or not 1 <= value <= 5:
+            dispatcher.utter_message(response="utter_feedback_comment")
+            return [SlotSet("offer", None)]
+        if value <= 2:
+            dispatcher.utter_message(response="utter_feedback_sorry", rating=value)
+            return [SlotSet("rating", value), SlotSet("offer", "request_human")]
+        dispatcher.utter_message(response="utter_feedback_thanks", rating=value)
+        return [SlotSet("rating", value), SlotSet("offer", None)]
+
+
+class ActionChangeLanguage(Action):
+    def name(self) -> Text:
+        return "action_change_language"
+
+    async def run(self, dispatcher, tracker, domain):
+        wanted = latest_entity(tracker, "language")
+        if wanted not in ("it", "en"):
+            wanted = "en" if language_of(tracker) == "it" else "it"
+        dispatcher.utter_message(response="utter_language_switched", language=wanted)
+        return [SlotSet("language", wanted), SlotSet("language_source", "user")]
+
+
+class ActionDefaultFallback(Action):
+    """Low confidence: an honest "I did not understand" with the menu; after two in a row
+    (one for seniors, business customers and VIPs) the offer of a person."""
+
+    def name(self) -> Text:
+        return "action_default_fallback"
+
+    async def run(self, dispatcher, tracker, domain):
+        text = (tracker.latest_message.get("text") or "").strip()
+        if not text:
+            dispatcher.utter_message(response="utter_empty_message")
+            return []
+        count = int(tracker.get_slot("misunderstandings") or 0) + 1
+        patient = tracker.get_slot("persona") in ("senior", "business") or tracker.get_slot("vip")
+        limit = 1 if patient else 2
+        if count >= limit:
+            dispatcher.utter_message(response="utter_offer_human_after_misunderstanding")
+            return [SlotSet("misunderstandings", 0), SlotSet("offer", "request_human")]
+        dispatcher.utter_message(response="utter_did_not_understand")
+        return [SlotSet("misunderstandings", count)]
+
+
+class ActionAffirm(Action):
+    """"Yes" accepts what the bot just offered (pay now, send a reading, a person...)."""
+
+    def name(self) -> Text:
+        return "action_affirm"
+
+    async def run(self, dispatcher, tracker, domain):
+        offer = tracker.get_slot("offer") or ""
+        if offer.startswith("recent:"):
+            offer = offer.split(":", 1)[1]
+        if offer in SKILL_ACTIONS:
+            return [SlotSet("offer", None), FollowupAction(SKILL_ACTIONS[offer])]
+        dispatcher.utter_message(response="utter_how_can_i_help")
+        return [SlotSet("offer", None)]
+
+
+class ActionDeny(Action):
+    def name(self) -> Text:
+        return "action_deny"
+
+    async def run(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(response="utter_ok_something_else")
+        return [SlotSet("offer", None)]
+
+
+class ActionInform(Action):
+    """A piece of data outside any form: a customer code starts verification."""
+
+    def name(self) -> Text:
+        return "action_inform"
+
+    async def run(self, dispatcher, tracker, domain):
+        if latest_entity(tracker, "customer_code") and not verified_customer(tracker):
+            return await start_verification(dispatcher, tracker, tracker.get_slot("pending_intent"))
+        dispatcher.utter_message(response="utter_how_can_i_help")
+        return []
+
+
+__all__ = ["CHANNELS"]

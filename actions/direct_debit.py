@@ -1,0 +1,62 @@
+"""Direct debit: validate the IBAN checksum, store it, confirm it masked."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import SkillAction, latest_entity, record, verified_customer
+from bot.crm.card import load_identity_card
+from bot.crm.service import run, set_iban
+from bot.crm.validation import mask_iban, normalise_iban
+
+
+async def store_iban(dispatcher, tracker, iban: str) -> None:
+    code = verified_customer(tracker)
+    await run(set_iban, code, iban)
+    dispatcher.utter_message(response="utter_direct_debit_done", masked=mask_iban(iban))
+    await record(tracker, await load_identity_card(code), "setup_direct_debit", "resolved")
+
+
+class ActionSetupDirectDebit(SkillAction):
+    intent = "setup_direct_debit"
+
+    async def handle(self, dispatcher, tracker, card):
+        given = latest_entity(tracker, "iban")
+        if given and normalise_iban(given):
+            await store_iban(dispatcher, tracker, normalise_iban(given))
+            return []
+        if given:
+            dispatcher.utter_message(response="utter_iban_not_valid", value=given[:40])
+        elif card.direct_debit_iban:
+            dispatcher.utter_message(response="utter_direct_debit_current",
+                                     masked=mask_iban(card.direct_debit_iban))
+        return [SlotSet("iban_input", None), FollowupAction("direct_debit_form")]
+
+
+class ValidateDirectDebitForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_direct_debit_form"
+
+    async def validate_iban_input(self, value: Any, dispatcher: CollectingDispatcher,
+                                  tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        iban = normalise_iban(str(value or ""))
+        if iban is None:
+            dispatcher.utter_message(response="utter_iban_not_valid", value=str(value)[:40])
+            return {"iban_input": None}
+        return {"iban_input": iban}
+
+
+class ActionDirectDebitSubmit(Action):
+    def name(self) -> Text:
+        return "action_direct_debit_submit"
+
+    async def run(self, dispatcher, tracker, domain):
+        iban = tracker.get_slot("iban_input")
+        if verified_customer(tracker) and iban:
+            await store_iban(dispatcher, tracker, iban)
+        return [SlotSet("iban_input", None)]

@@ -1,0 +1,99 @@
+"""Verification of anonymous customers: customer code, then a one-time code sent on file."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import MESSAGING, SKILL_ACTIONS, channel_of, language_of
+from bot import i18n
+from bot.crm.card import load_identity_card
+from bot.crm.service import check_otp, issue_otp, link_identity, run
+
+CODE = re.compile(r"\bC\d{7}\b", re.IGNORECASE)
+LOCKED = "LOCKED"
+
+
+async def send_code(dispatcher: CollectingDispatcher, tracker: Tracker,
+                    customer_code: str) -> Optional[List[EventType]]:
+    """Send a one-time code; the same reply whether or not the customer code exists."""
+    issued = await run(issue_otp, customer_code, tracker.sender_id)
+    if issued.locked_until:
+        dispatcher.utter_message(response="utter_verification_locked",
+                                 until=i18n.moment(issued.locked_until, language_of(tracker)))
+        return None
+    dispatcher.utter_message(response="utter_otp_sent")
+    return [SlotSet("code_input", customer_code), SlotSet("otp_sent_for", customer_code)]
+
+
+class ValidateVerifyForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_verify_form"
+
+    async def validate_code_input(self, value: Any, dispatcher: CollectingDispatcher,
+                                  tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        text = str(value or "")
+        match = CODE.search(text)
+        if not match:
+            dispatcher.utter_message(response="utter_code_not_valid", value=text[:40])
+            return {"code_input": None}
+        code = match.group(0).upper()
+        if tracker.get_slot("otp_sent_for") == code:
+            return {"code_input": code}
+        sent = await send_code(dispatcher, tracker, code)
+        if sent is None:
+            return {"code_input": code, "otp_input": LOCKED}
+        return {event["name"]: event["value"] for event in sent}
+
+    async def validate_otp_input(self, value: Any, dispatcher: CollectingDispatcher,
+                                 tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        code = tracker.get_slot("code_input")
+        if value == LOCKED:
+            return {"otp_input": LOCKED}
+        result = await run(check_otp, code, tracker.sender_id, str(value or ""))
+        if result.ok:
+            card = await load_identity_card(code)
+            channel = channel_of(tracker)
+            if channel in MESSAGING:
+                await run(link_identity, code, channel, tracker.sender_id)
+            slots = {"otp_input": "ok", "customer_code": code, "verified": True,
+                     "auth_method": "otp", "first_name": card.first_name,
+                     "persona": card.persona, "vip": card.vip}
+            if tracker.get_slot("language_source") != "user":
+                slots.update(language=card.language, language_source="profile")
+            return slots
+        if result.locked_until:
+            dispatcher.utter_message(response="utter_verification_locked",
+                                     until=i18n.moment(result.locked_until, language_of(tracker)))
+            return {"otp_input": LOCKED}
+        if result.expired:
+            dispatcher.utter_message(response="utter_otp_expired")
+            return {"code_input": None, "otp_input": None, "otp_sent_for": None}
+        dispatcher.utter_message(response="utter_otp_wrong", attempts_left=result.attempts_left)
+        return {"otp_input": None}
+
+
+class ActionVerifyDone(Action):
+    """After the verify form: greet the verified customer and resume what they asked for."""
+
+    def name(self) -> Text:
+        return "action_verify_done"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        events: List[EventType] = [SlotSet("code_input", None), SlotSet("otp_input", None),
+                                   SlotSet("otp_sent_for", None), SlotSet("pending_intent", None)]
+        if tracker.get_slot("verified") is not True:
+            return events
+        dispatcher.utter_message(response="utter_verified")
+        pending = tracker.get_slot("pending_intent")
+        if pending in SKILL_ACTIONS:
+            events.append(FollowupAction(SKILL_ACTIONS[pending]))
+        else:
+            events.append(FollowupAction("action_greet"))
+        return events

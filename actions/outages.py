@@ -1,0 +1,71 @@
+"""Outages: gas emergencies first, known outages without duplicates, otherwise a fault ticket."""
+
+from __future__ import annotations
+
+from rasa_sdk.events import SlotSet
+
+from actions.common import SkillAction, channel_of, language_of, record
+from bot import i18n
+from bot.crm.service import open_ticket, run
+from bot.safety import smells_of_gas
+from bot.settings import get_settings
+
+
+class ActionReportOutage(SkillAction):
+    intent = "report_outage"
+    needs_identity = False
+
+    async def run(self, dispatcher, tracker, domain):
+        # A smell of gas gets the emergency number before anything else, identified or not.
+        if smells_of_gas(tracker.latest_message.get("text")):
+            dispatcher.utter_message(response="utter_gas_emergency",
+                                     number=get_settings().gas_emergency_number)
+        return await super().run(dispatcher, tracker, domain)
+
+    async def handle(self, dispatcher, tracker, card):
+        lang = language_of(tracker)
+        if card is None:
+            dispatcher.utter_message(response="utter_outage_anonymous")
+            return await self.ask_verification_quietly(dispatcher, tracker)
+        wanted = next((e.get("value") for e in tracker.latest_message.get("entities", [])
+                       if e.get("entity") == "supply_type"), None)
+        if smells_of_gas(tracker.latest_message.get("text")):
+            wanted = "gas"
+        supplies = [s for s in card.active_supplies if wanted in (None, s.type)] \
+            or card.active_supplies
+        if not supplies:
+            dispatcher.utter_message(response="utter_no_active_supply")
+            return []
+        for outage in card.outages:
+            if any(s.type == outage.type for s in supplies):
+                postcode = next(s.postcode for s in supplies if s.postcode in outage.postcodes)
+                dispatcher.utter_message(
+                    response="utter_outage_known", supply=i18n.supply(outage.type, lang),
+                    postcode=postcode, description=outage.description,
+                    expected_end=i18n.moment(outage.expected_end, lang))
+                await record(tracker, card, self.intent, "resolved")
+                return []
+        existing = [t for t in card.open_tickets if t.kind == "outage"]
+        if existing:
+            t = existing[0]
+            dispatcher.utter_message(response="utter_outage_ticket_exists", ticket_id=t.ticket_id,
+                                     status=i18n.status(t.status, lang))
+            await record(tracker, card, self.intent, "resolved")
+            return []
+        supply = supplies[0]
+        text = tracker.latest_message.get("text") or ""
+        ticket = await run(open_ticket, card.customer_code, "outage",
+                           f"Guasto {i18n.supply(supply.type, 'it')} {supply.supply_id}",
+                           channel_of(tracker), description=text[:1000], eta_days=1,
+                           skill="technical", conversation_id=tracker.sender_id)
+        dispatcher.utter_message(response="utter_outage_ticket_opened", ticket_id=ticket.ticket_id,
+                                 supply=i18n.supply(supply.type, lang),
+                                 address=f"{supply.address}, {supply.city}",
+                                 eta=i18n.day(ticket.eta, lang))
+        await record(tracker, card, self.intent, "resolved")
+        return [SlotSet("offer", None)]
+
+    async def ask_verification_quietly(self, dispatcher, tracker):
+        from actions.common import start_verification
+
+        return await start_verification(dispatcher, tracker, self.intent)

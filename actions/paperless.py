@@ -1,0 +1,26 @@
+"""Paperless billing: says so when already on; otherwise switches to the e-mail on file."""
+
+from __future__ import annotations
+
+from actions.common import SkillAction, record
+from bot.crm.service import run, set_paperless
+from bot.crm.validation import mask_email
+
+
+class ActionActivateEbill(SkillAction):
+    intent = "activate_ebill"
+
+    async def handle(self, dispatcher, tracker, card):
+        if card.paperless and card.email:
+            dispatcher.utter_message(response="utter_already_paperless",
+                                     email=mask_email(card.email))
+        elif not card.email:
+            dispatcher.utter_message(response="utter_paperless_no_email")
+            await record(tracker, card, self.intent, "resolved")
+            return []
+        else:
+            await run(set_paperless, card.customer_code)
+            dispatcher.utter_message(response="utter_paperless_activated",
+                                     email=mask_email(card.email))
+        await record(tracker, card, self.intent, "resolved")
+        return []

@@ -1,0 +1,169 @@
+"""`python -m bot run`: set up and start the whole product, stop it cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bot.settings import ROOT, get_settings
+
+TRAINING_INPUTS = ("config.yml", "domain", "data")
+
+
+def fingerprint() -> str:
+    """A hash of everything the model is trained from."""
+    digest = hashlib.sha256()
+    for name in TRAINING_INPUTS:
+        path = ROOT / name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            digest.update(str(f.relative_to(ROOT)).encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_path() -> Path:
+    return ROOT / "models" / f"sportello-{fingerprint()}.tar.gz"
+
+
+def ensure_model(force: bool = False) -> Path:
+    """Train only when the data or config changed (the model is named after their hash)."""
+    target = model_path()
+    if target.exists() and not force:
+        return target
+    target.parent.mkdir(exist_ok=True)
+    print(f"training the model ({target.name}); this takes a few minutes...", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "rasa", "train", "--config", "config.yml", "--domain", "domain",
+         "--data", "data", "--out", "models", "--fixed-model-name", target.name[:-7]],
+        cwd=ROOT, check=True, env=rasa_env(),
+    )
+    return target
+
+
+def endpoints_file() -> str:
+    return "endpoints.production.yml" if get_settings().profile == "production" else "endpoints.yml"
+
+
+def rasa_env() -> dict[str, str]:
+    """The environment of the Rasa processes: endpoints.yml reads these variables."""
+    s = get_settings()
+    env = dict(os.environ)
+    env.setdefault("SPORTELLO_VAR_DIR", str(s.var_dir))
+    env.setdefault("ACTION_SERVER_URL", s.action_server_url)
+    env.setdefault("PYTHONPATH", str(ROOT))
+    env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    s.var_dir.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def rasa_command(model: Path, port: int = 5005) -> list[str]:
+    s = get_settings()
+    return [sys.executable, "-m", "rasa", "run", "--model", str(model), "--port", str(port),
+            "--endpoints", endpoints_file(), "--credentials", "credentials.yml",
+            "--enable-api", "--auth-token", s.rasa_token, "--cors", "*"]
+
+
+def action_command(port: int = 5055) -> list[str]:
+    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{' '.join(proc.args[:4])} exited with code {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 15
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def banner() -> str:
+    from bot.crm.seed import DEMO
+
+    s = get_settings()
+    lines = [
+        "",
+        "Sportello is running (profile: %s)." % s.profile,
+        f"  REST:       POST {s.rasa_url}/webhooks/rest/webhook"
+        '  {"sender": "me", "message": "ciao", "metadata": {"customer_token": "..."}}',
+        f"  socket.io:  {s.rasa_url}/socket.io  (events user_uttered / bot_uttered)",
+        f"  HTTP API:   {s.rasa_url}  (token auth)",
+        "  Terminal:   make shell",
+        "  A customer token for a demo customer: .venv/bin/python -m bot token C1000001",
+        "  One-time codes 'sent' to customers:  .venv/bin/python -m bot outbox",
+        "Demo customers:",
+    ]
+    lines += [f"  {code}  {what}" for code, what in DEMO.items()]
+    lines.append("Ctrl-C stops everything.")
+    return "\n".join(lines)
+
+
+def run(with_shell: bool = False) -> int:
+    from bot.crm.db import migrate
+    from bot.crm.seed import is_empty, seed_demo
+
+    os.chdir(ROOT)
+    migrate()
+    if is_empty():
+        print(f"loading demo data: {seed_demo()} customers", flush=True)
+    model = ensure_model()
+    env = rasa_env()
+    procs: list[subprocess.Popen] = []
+
+    def _terminate(signum, frame):  # SIGTERM behaves like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        actions = subprocess.Popen(action_command(), cwd=ROOT, env=env, start_new_session=True)
+        procs.append(actions)
+        wait_until_up("http://127.0.0.1:5055/health", actions)
+        if with_shell:
+            shell = subprocess.Popen(
+                [sys.executable, "-m", "rasa", "shell", "--model", str(model),
+                 "--endpoints", endpoints_file()], cwd=ROOT, env=env)
+            return shell.wait()
+        rasa = subprocess.Popen(rasa_command(model), cwd=ROOT, env=env, start_new_session=True)
+        procs.append(rasa)
+        wait_until_up(f"{get_settings().rasa_url}/", rasa)
+        print(banner(), flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        print("a process stopped unexpectedly; stopping the rest", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        stop(procs)

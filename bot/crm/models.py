@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 
 from sqlalchemy import (
     Boolean,
@@ -55,6 +56,31 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc)
+
+
+class Money(TypeDecorator):
+    """Exact decimals everywhere: NUMERIC on PostgreSQL, text on SQLite (which has no decimal)."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int = 10, scale: int = 2):
+        super().__init__(precision, scale)
+        self.precision, self.scale = precision, scale
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = Decimal(value)
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else Decimal(value)
 
 
 class Customer(Base):
@@ -116,7 +142,7 @@ class Supply(Base):
     city = Column(String(100), nullable=False)
     postcode = Column(String(5), nullable=False, index=True)
     tariff = Column(String(100), nullable=False)
-    unit_price_eur = Column(Numeric(10, 4), nullable=False)
+    unit_price_eur = Column(Money(10, 4), nullable=False)
     status = Column(String(16), nullable=False)
     start_date = Column(Date, nullable=False)
     end_date = Column(Date)
@@ -134,7 +160,7 @@ class Reading(Base):
     id = Column(Integer, primary_key=True)
     supply_pk = Column(Integer, ForeignKey("supplies.id", ondelete="CASCADE"), nullable=False)
     date = Column(Date, nullable=False)
-    value = Column(Numeric(12, 3), nullable=False)
+    value = Column(Money(12, 3), nullable=False)
     source = Column(String(16), nullable=False)
     received_at = Column(UTCDateTime)
     channel = Column(String(16))
@@ -153,7 +179,7 @@ class Bill(Base):
     period_end = Column(Date, nullable=False)
     issue_date = Column(Date, nullable=False)
     due_date = Column(Date, nullable=False)
-    amount_eur = Column(Numeric(10, 2), nullable=False)
+    amount_eur = Column(Money(10, 2), nullable=False)
     status = Column(String(16), nullable=False)
     estimated = Column(Boolean, nullable=False, default=False)
 

@@ -323,12 +323,12 @@ def build_document(today: date | None = None, seed: int = SEED, generated: int =
 
     outages = [
         {"outage_id": f"O-{today.year}-0042", "type": "electricity", "postcodes": ["24121", "24122"],
-         "started_at": _iso(b.at(0, 7, 30)),
+         "started_at": _iso(b.at(0, 0, 5)),
          "expected_end": _iso(b.at(-1, 13, 0)),
          "description": "Guasto alla cabina secondaria"},
         {"outage_id": f"O-{today.year}-0043", "type": "gas", "postcodes": ["10121"],
-         "started_at": _iso(b.at(0, 6, 0)),
-         "expected_end": _iso(b.at(0, 22, 0)),
+         "started_at": _iso(b.at(0, 0, 5)),
+         "expected_end": _iso(b.at(-1, 6, 0)),
          "description": "Lavori urgenti sulla rete di distribuzione"},
     ]
     return {"customers": customers, "outages": outages}

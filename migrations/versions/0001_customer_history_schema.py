@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 02:44:11.818019
+Create Date: 2026-11-23 02:53:31.244956
 """
 from alembic import op
 import sqlalchemy as sa
@@ -120,7 +120,7 @@ def upgrade() -> None:
     sa.Column('city', sa.String(length=100), nullable=False),
     sa.Column('postcode', sa.String(length=5), nullable=False),
     sa.Column('tariff', sa.String(length=100), nullable=False),
-    sa.Column('unit_price_eur', sa.Numeric(precision=10, scale=4), nullable=False),
+    sa.Column('unit_price_eur', bot.crm.models.Money(precision=10, scale=4), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('start_date', sa.Date(), nullable=False),
     sa.Column('end_date', sa.Date(), nullable=True),
@@ -167,7 +167,7 @@ def upgrade() -> None:
     sa.Column('period_end', sa.Date(), nullable=False),
     sa.Column('issue_date', sa.Date(), nullable=False),
     sa.Column('due_date', sa.Date(), nullable=False),
-    sa.Column('amount_eur', sa.Numeric(precision=10, scale=2), nullable=False),
+    sa.Column('amount_eur', bot.crm.models.Money(precision=10, scale=2), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('estimated', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='CASCADE'),
@@ -179,7 +179,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('supply_pk', sa.Integer(), nullable=False),
     sa.Column('date', sa.Date(), nullable=False),
-    sa.Column('value', sa.Numeric(precision=12, scale=3), nullable=False),
+    sa.Column('value', bot.crm.models.Money(precision=12, scale=3), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('received_at', bot.crm.models.UTCDateTime(), nullable=True),
     sa.Column('channel', sa.String(length=16), nullable=True),

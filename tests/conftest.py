@@ -1,0 +1,82 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), settings per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def use_database(monkeypatch, url: str, var_dir: Path) -> None:
+    """Point Sportello's settings at `url` for this test."""
+    from bot.crm import db
+    from bot.settings import reset_settings
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("SPORTELLO_VAR_DIR", str(var_dir))
+    reset_settings()
+    db.get_engine.cache_clear()
+
+
+def create_pg_database() -> str:
+    name = f"sportello_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def pg_url(name: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, monkeypatch, tmp_path):
+    """A fresh, migrated customer-history database on each backend."""
+    from bot.crm import db
+    from bot.crm.db import migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'crm.db'}"
+        use_database(monkeypatch, url, tmp_path / "var")
+        migrate(url)
+        yield url
+    else:
+        name = create_pg_database()
+        url = pg_url(name)
+        use_database(monkeypatch, url, tmp_path / "var")
+        migrate(url)
+        yield url
+        db.get_engine(url).dispose()
+        db.get_engine.cache_clear()
+        drop_pg_database(name)
+    from bot.settings import reset_settings
+
+    reset_settings()
+
+
+@pytest.fixture
+def sqlite_db(monkeypatch, tmp_path):
+    from bot.crm.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    use_database(monkeypatch, url, tmp_path / "var")
+    migrate(url)
+    return url

@@ -5,24 +5,16 @@ from __future__ import annotations
 from typing import Any, Dict, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SkillAction, channel_of, record, verified_customer
+from actions.common import channel_of, record, verified_customer
 from bot.crm.card import load_identity_card
 from bot.crm.service import open_ticket, run
 from bot.crm.validation import mask_phone, normalise_phone
 
 ON_FILE = "on_file"
-
-
-class ActionRequestCallback(SkillAction):
-    intent = "request_callback"
-
-    async def handle(self, dispatcher, tracker, card):
-        return [SlotSet("callback_phone", None), SlotSet("callback_slot", None),
-                FollowupAction("callback_form")]
 
 
 class ActionAskCallbackPhone(Action):

@@ -27,15 +27,15 @@ SKILL_ACTIONS = {
     "check_bill": "action_check_bill",
     "explain_bill": "action_explain_bill",
     "pay_bill": "action_pay_bill",
-    "submit_meter_reading": "action_submit_meter_reading",
+    "submit_meter_reading": "meter_reading_form",
     "report_outage": "action_report_outage",
     "ticket_status": "action_ticket_status",
     "activate_ebill": "action_activate_ebill",
-    "update_contact": "action_update_contact",
-    "setup_direct_debit": "action_setup_direct_debit",
+    "update_contact": "contact_form",
+    "setup_direct_debit": "direct_debit_form",
     "contract_info": "action_contract_info",
-    "file_complaint": "action_file_complaint",
-    "request_callback": "action_request_callback",
+    "file_complaint": "complaint_form",
+    "request_callback": "callback_form",
     "move_home": "action_move_home",
     "request_human": "action_request_human",
 }
@@ -106,10 +106,11 @@ class SkillAction(Action):
         raise NotImplementedError
 
 
-async def start_verification(dispatcher: CollectingDispatcher, tracker: Tracker,
-                             pending_intent: Optional[str]) -> List[EventType]:
-    """Start the verify form; a customer code already in the message is used at once."""
-    from actions.identity import send_code
+async def prepare_verification(dispatcher: CollectingDispatcher, tracker: Tracker,
+                               pending_intent: Optional[str]) -> List[EventType]:
+    """Slots for the verify form (which rules run next); a customer code already in the
+    message gets its one-time code at once."""
+    from actions.identity import LOCKED, send_code
 
     events: List[EventType] = [SlotSet("pending_intent", pending_intent),
                                SlotSet("code_input", None), SlotSet("otp_input", None),
@@ -117,7 +118,14 @@ async def start_verification(dispatcher: CollectingDispatcher, tracker: Tracker,
     code = latest_entity(tracker, "customer_code")
     if code:
         sent = await send_code(dispatcher, tracker, code.upper())
-        if sent is None:  # verification locked: said so, no form
-            return events
+        if sent is None:  # verification locked, and said so: the form ends at once
+            return events + [SlotSet("code_input", code.upper()), SlotSet("otp_input", LOCKED)]
         events += sent
-    return events + [FollowupAction("verify_form")]
+    return events
+
+
+async def start_verification(dispatcher: CollectingDispatcher, tracker: Tracker,
+                             pending_intent: Optional[str]) -> List[EventType]:
+    """For actions that find out themselves that verification is needed."""
+    return await prepare_verification(dispatcher, tracker, pending_intent) + [
+        FollowupAction("verify_form")]

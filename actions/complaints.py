@@ -5,22 +5,15 @@ from __future__ import annotations
 from typing import Any, Dict, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SkillAction, channel_of, record, verified_customer
+from actions.common import channel_of, record, verified_customer
 from bot.crm.card import load_identity_card
 from bot.crm.service import open_ticket, run
 
 MIN_LENGTH = 15
-
-
-class ActionFileComplaint(SkillAction):
-    intent = "file_complaint"
-
-    async def handle(self, dispatcher, tracker, card):
-        return [SlotSet("complaint_text", None), FollowupAction("complaint_form")]
 
 
 class ValidateComplaintForm(FormValidationAction):

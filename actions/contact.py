@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any, Dict, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SkillAction, latest_entity, record, verified_customer
+from actions.common import record, verified_customer
 from bot.crm.card import load_identity_card
 from bot.crm.service import run, set_email, set_phone
 from bot.crm.validation import is_valid_email, mask_email, mask_phone, normalise_phone
@@ -36,18 +36,6 @@ async def store_contact(dispatcher, tracker, kind: str, value: str) -> None:
         dispatcher.utter_message(response="utter_phone_updated", masked=mask_phone(value))
     card = await load_identity_card(code)
     await record(tracker, card, "update_contact", "resolved")
-
-
-class ActionUpdateContact(SkillAction):
-    intent = "update_contact"
-
-    async def handle(self, dispatcher, tracker, card):
-        given = latest_entity(tracker, "email") or latest_entity(tracker, "phone")
-        parsed = parse_contact(given) if given else None
-        if parsed:
-            await store_contact(dispatcher, tracker, *parsed)
-            return []
-        return [SlotSet("new_contact", None), FollowupAction("contact_form")]
 
 
 class ValidateContactForm(FormValidationAction):

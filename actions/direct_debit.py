@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any, Dict, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SkillAction, latest_entity, record, verified_customer
+from actions.common import record, verified_customer
 from bot.crm.card import load_identity_card
 from bot.crm.service import run, set_iban
 from bot.crm.validation import mask_iban, normalise_iban
@@ -22,20 +22,20 @@ async def store_iban(dispatcher, tracker, iban: str) -> None:
     await record(tracker, await load_identity_card(code), "setup_direct_debit", "resolved")
 
 
-class ActionSetupDirectDebit(SkillAction):
-    intent = "setup_direct_debit"
+class ActionAskIbanInput(Action):
+    """Asks for the IBAN, showing the current one (masked) when there is one."""
 
-    async def handle(self, dispatcher, tracker, card):
-        given = latest_entity(tracker, "iban")
-        if given and normalise_iban(given):
-            await store_iban(dispatcher, tracker, normalise_iban(given))
-            return []
-        if given:
-            dispatcher.utter_message(response="utter_iban_not_valid", value=given[:40])
-        elif card.direct_debit_iban:
+    def name(self) -> Text:
+        return "action_ask_iban_input"
+
+    async def run(self, dispatcher, tracker, domain):
+        card = await load_identity_card(verified_customer(tracker) or "")
+        if card and card.direct_debit_iban:
             dispatcher.utter_message(response="utter_direct_debit_current",
                                      masked=mask_iban(card.direct_debit_iban))
-        return [SlotSet("iban_input", None), FollowupAction("direct_debit_form")]
+        else:
+            dispatcher.utter_message(response="utter_ask_iban_input")
+        return []
 
 
 class ValidateDirectDebitForm(FormValidationAction):

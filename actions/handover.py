@@ -3,14 +3,25 @@ ticket and says so honestly."""
 
 from __future__ import annotations
 
+from rasa_sdk.events import SlotSet
+
 from actions.common import SkillAction, channel_of, record
 from bot.crm.service import open_ticket, run
 from bot.crm.validation import mask_phone
 
 
+FORM_SLOTS = ("code_input", "otp_input", "supply_choice", "reading_value", "new_contact",
+              "iban_input", "complaint_text", "callback_phone", "callback_slot")
+
+
 class ActionRequestHuman(SkillAction):
     intent = "request_human"
     needs_identity = False
+
+    async def run(self, dispatcher, tracker, domain):
+        # A form left half-way must not come back with stale answers.
+        events = await super().run(dispatcher, tracker, domain)
+        return events + [SlotSet(name, None) for name in FORM_SLOTS if tracker.get_slot(name)]
 
     async def handle(self, dispatcher, tracker, card):
         if card is None:

@@ -10,7 +10,7 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import MESSAGING, SKILL_ACTIONS, channel_of, language_of
+from actions.common import MESSAGING, SKILL_ACTIONS, channel_of, language_of, prepare_verification
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.service import check_otp, issue_otp, link_identity, run
@@ -97,3 +97,17 @@ class ActionVerifyDone(Action):
         else:
             events.append(FollowupAction("action_greet"))
         return events
+
+
+class ActionNeedVerification(Action):
+    """An anonymous customer asked for something personal: explain, then the verify form."""
+
+    def name(self) -> Text:
+        return "action_need_verification"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        dispatcher.utter_message(response="utter_need_verification")
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        return await prepare_verification(dispatcher, tracker,
+                                          intent if intent in SKILL_ACTIONS else None)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any, Dict, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SkillAction, channel_of, language_of, record, verified_customer
+from actions.common import channel_of, language_of, record, verified_customer
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.service import check_reading, run, store_reading
@@ -22,36 +22,9 @@ SUPPLY_WORDS = {
 }
 
 
-class ActionSubmitMeterReading(SkillAction):
-    intent = "submit_meter_reading"
-
-    async def handle(self, dispatcher, tracker, card):
-        supplies = card.active_supplies
-        if not supplies:
-            dispatcher.utter_message(response="utter_no_active_supply")
-            return []
-        events = [SlotSet("reading_value", None), SlotSet("supply_choice", None)]
-        if len(supplies) == 1:
-            events[1] = SlotSet("supply_choice", supplies[0].supply_id)
-        else:
-            wanted = tracker_supply_type(tracker)
-            match = [s for s in supplies if s.type == wanted]
-            if len(match) == 1:
-                events[1] = SlotSet("supply_choice", match[0].supply_id)
-        value = parse_reading(_entity(tracker, "meter_reading") or "")
-        if value is not None and events[1].get("value"):
-            events[0] = SlotSet("reading_value", str(_entity(tracker, "meter_reading")))
-        return events + [FollowupAction("meter_reading_form")]
-
-
-def _entity(tracker, name):
-    values = [e.get("value") for e in tracker.latest_message.get("entities", [])
-              if e.get("entity") == name]
-    return values[-1] if values else None
-
-
-def tracker_supply_type(tracker):
-    return _entity(tracker, "supply_type")
+def the_only_supply(card):
+    supplies = card.active_supplies if card else []
+    return supplies[0].supply_id if len(supplies) == 1 else None
 
 
 class ActionAskSupplyChoice(Action):
@@ -74,7 +47,7 @@ class ActionAskReadingValue(Action):
     async def run(self, dispatcher, tracker, domain):
         card = await load_identity_card(verified_customer(tracker))
         lang = language_of(tracker)
-        supply = card.supply(tracker.get_slot("supply_choice"))
+        supply = card.supply(tracker.get_slot("supply_choice") or the_only_supply(card))
         last = supply.last_reading
         dispatcher.utter_message(
             response="utter_ask_reading_value", supply=i18n.supply(supply.type, lang),
@@ -85,8 +58,16 @@ class ActionAskReadingValue(Action):
 
 
 class ValidateMeterReadingForm(FormValidationAction):
+    """Asks which supply only when there are several; explains every rejected reading."""
+
     def name(self) -> Text:
         return "validate_meter_reading_form"
+
+    async def required_slots(self, domain_slots, dispatcher, tracker, domain):
+        card = await load_identity_card(verified_customer(tracker) or "")
+        if the_only_supply(card):
+            return ["reading_value"]
+        return domain_slots
 
     async def validate_supply_choice(self, value: Any, dispatcher: CollectingDispatcher,
                                      tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -112,12 +93,12 @@ class ValidateMeterReadingForm(FormValidationAction):
         text = str(value or "").strip()
         number = parse_reading(text)
         code = verified_customer(tracker)
-        supply_id = tracker.get_slot("supply_choice")
+        card = await load_identity_card(code)
+        supply_id = tracker.get_slot("supply_choice") or the_only_supply(card)
         if number is None:
             dispatcher.utter_message(response="utter_reading_not_a_number", value=text[:40])
             return {"reading_value": None}
         check = await run(check_reading, code, supply_id, number)
-        card = await load_identity_card(code)
         unit = card.supply(supply_id).unit
         if check.problem == "lower":
             dispatcher.utter_message(
@@ -146,9 +127,10 @@ class ActionMeterReadingSubmit(Action):
         lang = language_of(tracker)
         code = verified_customer(tracker)
         value = parse_reading(tracker.get_slot("reading_value") or "")
-        supply_id = tracker.get_slot("supply_choice")
+        card = await load_identity_card(code) if code else None
+        supply_id = tracker.get_slot("supply_choice") or the_only_supply(card)
         events = [SlotSet("reading_value", None), SlotSet("supply_choice", None)]
-        if not code or value is None or not supply_id:
+        if not card or value is None or not supply_id:
             return events
         result = await run(store_reading, code, supply_id, value, channel_of(tracker))
         card = await load_identity_card(code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actions.common import SkillAction, channel_of, record, start_verification
+from actions.common import SkillAction, channel_of, prepare_verification, record
 from bot.crm.service import open_ticket, run
 from bot.crm.validation import mask_phone
 
@@ -15,7 +15,7 @@ class ActionMoveHome(SkillAction):
         dispatcher.utter_message(response="utter_moving_options")
         if card is None:
             dispatcher.utter_message(response="utter_moving_verify")
-            return await start_verification(dispatcher, tracker, self.intent)
+            return await prepare_verification(dispatcher, tracker, self.intent)
         if not card.phone:
             dispatcher.utter_message(response="utter_human_no_phone")
             return []

@@ -26,7 +26,9 @@ class ActionReportOutage(SkillAction):
         lang = language_of(tracker)
         if card is None:
             dispatcher.utter_message(response="utter_outage_anonymous")
-            return await self.ask_verification_quietly(dispatcher, tracker)
+            from actions.common import prepare_verification
+
+            return await prepare_verification(dispatcher, tracker, self.intent)
         wanted = next((e.get("value") for e in tracker.latest_message.get("entities", [])
                        if e.get("entity") == "supply_type"), None)
         if smells_of_gas(tracker.latest_message.get("text")):
@@ -64,8 +66,3 @@ class ActionReportOutage(SkillAction):
                                  eta=i18n.day(ticket.eta, lang))
         await record(tracker, card, self.intent, "resolved")
         return [SlotSet("offer", None)]
-
-    async def ask_verification_quietly(self, dispatcher, tracker):
-        from actions.common import start_verification
-
-        return await start_verification(dispatcher, tracker, self.intent)

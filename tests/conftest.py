@@ -80,3 +80,18 @@ def sqlite_db(monkeypatch, tmp_path):
     use_database(monkeypatch, url, tmp_path / "var")
     migrate(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def model_path():
+    """The trained model (trained once when the data or config changed)."""
+    from bot.runner import ensure_model
+
+    return ensure_model()
+
+
+@pytest.fixture(scope="session")
+def agent(model_path):
+    from bot.nlu_eval import load_agent
+
+    return load_agent(model_path)

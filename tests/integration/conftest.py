@@ -1,0 +1,161 @@
+"""The real stack for integration tests: the Rasa server with the trained model and the action
+server, on the embedded profile (SQLite) and on the production profile (PostgreSQL + Redis)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import create_pg_database, drop_pg_database, pg_url
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN_SECRET = "integration-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    profile: str
+    rasa_url: str
+    database_url: str
+    var_dir: Path
+
+    def talk(self, sender: str, text: str, token: str | None = None) -> list[dict]:
+        body = {"sender": sender, "message": text}
+        if token:
+            body["metadata"] = {"customer_token": token}
+        r = httpx.post(f"{self.rasa_url}/webhooks/rest/webhook", json=body, timeout=60)
+        r.raise_for_status()
+        return r.json()
+
+    def say(self, sender: str, text: str, token: str | None = None) -> str:
+        """The bot's reply texts, joined, for assertions."""
+        return "\n".join(m.get("text", "") for m in self.talk(sender, text, token))
+
+    def tracker(self, sender: str) -> dict:
+        r = httpx.get(f"{self.rasa_url}/conversations/{sender}/tracker",
+                      params={"token": "integration-rasa-token"}, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+
+def _wait(url: str, proc: subprocess.Popen, log: Path, timeout: float = 400) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{url} not up in {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+@pytest.fixture(scope="session", params=["embedded", "production"])
+def stack(request, model_path, tmp_path_factory):
+    from bot.crm import db
+    from bot.crm.db import migrate
+    from bot.crm.seed import seed_demo
+    from bot.settings import reset_settings
+
+    profile = request.param
+    var_dir = tmp_path_factory.mktemp(f"stack-{profile}")
+    rasa_port, action_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.update({
+        "SPORTELLO_PROFILE": profile,
+        "SPORTELLO_VAR_DIR": str(var_dir),
+        "CUSTOMER_TOKEN_SECRET": TOKEN_SECRET,
+        "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "RASA_URL": f"http://127.0.0.1:{rasa_port}",
+        "RASA_TOKEN": "integration-rasa-token",
+        "PYTHONPATH": str(ROOT),
+        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "RASA_TELEMETRY_ENABLED": "false",
+    })
+    databases = []
+    if profile == "embedded":
+        env["DATABASE_URL"] = f"sqlite:///{var_dir / 'sportello.db'}"
+    else:
+        crm_db, tracker_db = create_pg_database(), create_pg_database()
+        databases = [crm_db, tracker_db]
+        env["DATABASE_URL"] = pg_url(crm_db)
+        env.update({"PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
+                    "PG_PASSWORD": "", "RASA_TRACKER_DB": tracker_db,
+                    "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7"})
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    reset_settings()
+    db.get_engine.cache_clear()
+    migrate()
+    seed_demo()
+
+    from bot.runner import action_command, endpoints_file, rasa_command
+
+    action_log, rasa_log = var_dir / "actions.log", var_dir / "rasa.log"
+    actions = subprocess.Popen(action_command(action_port), cwd=ROOT, env=env,
+                               stdout=open(action_log, "w"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    rasa = subprocess.Popen(rasa_command(model_path, rasa_port), cwd=ROOT, env=env,
+                            stdout=open(rasa_log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    assert endpoints_file() == ("endpoints.production.yml" if profile == "production"
+                                else "endpoints.yml")
+    try:
+        _wait(f"http://127.0.0.1:{action_port}/health", actions, action_log)
+        _wait(f"http://127.0.0.1:{rasa_port}/", rasa, rasa_log)
+        yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir)
+    finally:
+        _stop(rasa)
+        _stop(actions)
+        db.get_engine.cache_clear()
+        for name in databases:
+            drop_pg_database(name)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        reset_settings()
+
+
+@pytest.fixture
+def sender():
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def token():
+    from bot.tokens import make_customer_token
+
+    def make(code: str, minutes: int = 30) -> str:
+        return make_customer_token(code, minutes, secret=TOKEN_SECRET)
+
+    return make

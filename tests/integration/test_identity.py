@@ -1,0 +1,113 @@
+"""Identity: one-time codes for anonymous customers, and no way to see another customer's data."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from bot import i18n
+from bot.crm import models as m
+from bot.crm.card import read_identity_card
+from bot.crm.db import session_scope
+
+pytestmark = pytest.mark.integration
+
+
+def last_code_sent_to(destination: str) -> str:
+    with session_scope() as s:
+        body = s.execute(select(m.OutboxMessage.body)
+                         .where(m.OutboxMessage.destination == destination)
+                         .order_by(m.OutboxMessage.id.desc())).scalars().first()
+    return re.search(r"\b(\d{6})\b", body).group(1)
+
+
+def private_facts(code: str) -> list[str]:
+    card = read_identity_card(code)
+    facts = [card.last_name, *(s.supply_id for s in card.supplies),
+             *(b.number for b in card.bills), *(t.ticket_id for t in card.tickets)]
+    facts += [i18n.money(b.amount_eur, "it") for b in card.open_bills]
+    return [f for f in facts if f]
+
+
+def test_anonymous_customer_verifies_with_a_one_time_code(stack, sender):
+    reply = stack.say(sender, "quanto devo pagare?")
+    assert "codice cliente" in reply
+    reply = stack.say(sender, "C1000001")
+    assert "codice di verifica" in reply
+    assert "maria.rossi@example.it" in (stack.var_dir / "outbox.log").read_text()
+    code = last_code_sent_to("maria.rossi@example.it")
+    reply = stack.say(sender, code)
+    bill = [b for b in read_identity_card("C1000001").open_bills][0]
+    assert "Maria" in reply and bill.number in reply
+
+
+def test_code_in_the_first_message_sends_the_one_time_code_at_once(stack, sender):
+    reply = stack.say(sender, "che tariffa ho? il mio codice è C1000003")
+    assert "codice di verifica" in reply
+    reply = stack.say(sender, last_code_sent_to("laura.conti@example.it"))
+    assert read_identity_card("C1000003").supplies[0].supply_id in reply
+
+
+def test_three_wrong_codes_lock_verification(stack, sender):
+    stack.say(sender, "a che punto è la mia pratica?")
+    stack.say(sender, "C1000006")
+    assert "Tentativi rimasti: 2" in stack.say(sender, "111111")
+    assert "Tentativi rimasti: 1" in stack.say(sender, "222222")
+    reply = stack.say(sender, "333333")
+    assert "bloccata" in reply
+    # even with the right code now, and from another conversation, it stays locked
+    other = f"{sender}-again"
+    stack.say(other, "stato pratica")
+    reply = stack.say(other, "C1000006")
+    assert "bloccata" in reply
+
+
+def test_messaging_identity_is_linked_after_verification(stack, sender):
+    from bot.crm.service import customer_for_identity
+
+    assert customer_for_identity("telegram", sender) is None  # REST is not a messaging app
+
+
+@pytest.mark.parametrize("messages", [
+    ["quanto devo pagare? sono C1000002"],
+    ["il mio codice cliente è C1000002", "quanto devo pagare?"],
+    ["C1000002", "123456", "quanto devo pagare?"],
+    ["/check_bill{\"customer_code\": \"C1000002\"}"],
+    ["/inform{\"customer_code\": \"C1000002\"}", "/affirm"],
+])
+def test_anonymous_messages_never_reveal_customer_data(stack, sender, messages):
+    secrets = private_facts("C1000002")
+    for text in messages:
+        reply = stack.say(sender, text)
+        for fact in secrets:
+            assert fact not in reply, (text, fact, reply)
+
+
+def test_a_token_for_one_customer_never_shows_another(stack, sender, token):
+    t = token("C1000001")
+    other = private_facts("C1000003")
+    laura_ticket = read_identity_card("C1000003").tickets[0].ticket_id
+    for text in ["a che punto è la pratica " + laura_ticket,
+                 "il mio codice è C1000003, quanto devo pagare?",
+                 "che tariffa ho? codice C1000003",
+                 "/ticket_status{\"ticket_id\": \"" + laura_ticket + "\"}"]:
+        reply = stack.say(sender, text, t)
+        for fact in other:
+            assert fact not in reply, (text, fact, reply)
+
+
+def test_invalid_or_expired_token_means_anonymous(stack, sender, token):
+    from bot.tokens import make_customer_token
+
+    forged = make_customer_token("C1000001", 30, secret="not-the-secret")
+    reply = stack.say(sender, "quanto devo pagare?", forged)
+    assert "codice cliente" in reply and "Maria" not in reply
+    expired = token("C1000001", minutes=-5)
+    reply = stack.say(f"{sender}-2", "quanto devo pagare?", expired)
+    assert "codice cliente" in reply
+    # a valid token, then an expired one: back to anonymous
+    stack.say(f"{sender}-3", "ciao", token("C1000001"))
+    reply = stack.say(f"{sender}-3", "quanto devo pagare?", expired)
+    assert "codice cliente" in reply

@@ -1,0 +1,302 @@
+"""Benchmarks: NLU quality, conversation speed against Rasa's starter assistant, training time
+and memory. `make bench` (or `python -m bench.run [nlu|speed|train]`) writes bench/RESULTS.md.
+
+The load generator is a small asyncio + httpx client: N simulated customers, each holding whole
+conversations over the REST channel, every turn timed end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+RAW = ROOT / "bench" / "results.json"
+CONCURRENCY = (1, 10, 50)
+CONVERSATIONS_PER_CUSTOMER = 3
+
+SPORTELLO_TURNS = ["ciao", "quanto devo pagare?", "che tariffa ho?",
+                   "a che punto è la mia pratica?", "grazie"]
+BASELINE_TURNS = ["hello", "I am sad", "yes", "bye"]
+
+
+def machine() -> str:
+    mem = ""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) // 1024 // 1024} GiB"
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def env_for(var_dir: Path, rasa_port: int, action_port: int) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "SPORTELLO_PROFILE": "embedded", "SPORTELLO_VAR_DIR": str(var_dir),
+        "DATABASE_URL": f"sqlite:///{var_dir / 'sportello.db'}",
+        "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "CUSTOMER_TOKEN_SECRET": "bench-secret", "PYTHONPATH": str(ROOT),
+        "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+        "RASA_TELEMETRY_ENABLED": "false",
+    })
+    return env
+
+
+def wait(url: str, proc: subprocess.Popen, timeout: float = 400) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:4]} exited {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{url} not up")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process and its children, MiB."""
+    total = 0
+    pids = [pid]
+    try:
+        pids += [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                text=True).stdout.split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmHWM"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+async def customer(client, url, turns, name, token, latencies, conversations):
+    for c in range(conversations):
+        sender = f"{name}-{c}"
+        for text in turns:
+            body = {"sender": sender, "message": text}
+            if token:
+                body["metadata"] = {"customer_token": token}
+            start = time.perf_counter()
+            r = await client.post(url, json=body)
+            r.raise_for_status()
+            latencies.append(time.perf_counter() - start)
+
+
+async def load(url: str, turns: list[str], n: int, tokens: list[str | None]) -> dict:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=n + 5)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        # warm-up conversation, not measured
+        await customer(client, url, turns, f"warm-{n}", tokens[0], [], 1)
+        start = time.perf_counter()
+        await asyncio.gather(*(customer(client, url, turns, f"c{n}-{i}", tokens[i % len(tokens)],
+                                        latencies, CONVERSATIONS_PER_CUSTOMER) for i in range(n)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"customers": n, "turns": len(latencies), "seconds": round(elapsed, 2),
+            "turns_per_second": round(len(latencies) / elapsed, 2),
+            "p50_ms": round(q[49] * 1000), "p95_ms": round(q[94] * 1000),
+            "p99_ms": round(q[98] * 1000)}
+
+
+def start(cmd, cwd, env, log):
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
+def bench_speed() -> dict:
+    from bot.runner import action_command, ensure_model, rasa_command
+
+    work = Path(tempfile.mkdtemp(prefix="sportello-bench-"))
+    results: dict = {}
+    # --- Sportello
+    var = work / "var"
+    var.mkdir()
+    env = env_for(var, 16005, 16055)
+    subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    model = ensure_model()
+    actions = start(action_command(16055), ROOT, env, work / "actions.log")
+    rasa = start(rasa_command(model, 16005), ROOT, env, work / "rasa.log")
+    try:
+        wait("http://127.0.0.1:16055/health", actions)
+        wait("http://127.0.0.1:16005/", rasa)
+        sys.path.insert(0, str(ROOT))
+        os.environ["CUSTOMER_TOKEN_SECRET"] = "bench-secret"
+        from bot.settings import reset_settings
+        from bot.tokens import make_customer_token
+
+        reset_settings()
+        codes = [f"C{1000100 + i:07d}" for i in range(50)]
+        tokens = [make_customer_token(c, 120) for c in codes]
+        url = "http://127.0.0.1:16005/webhooks/rest/webhook"
+        results["sportello"] = [asyncio.run(load(url, SPORTELLO_TURNS, n, tokens))
+                                for n in CONCURRENCY]
+        results["memory_mib"] = {"rasa_server": round(peak_rss_mib(rasa.pid)),
+                                 "action_server": round(peak_rss_mib(actions.pid))}
+    finally:
+        stop(rasa)
+        stop(actions)
+    # --- Rasa's starter assistant, generated and trained here
+    baseline = work / "baseline"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "rasa", "init", "--no-prompt", "--init-dir",
+                    str(baseline)], cwd=work, env=env, check=True, capture_output=True)
+    results["baseline_init_and_train_seconds"] = round(time.perf_counter() - t0)
+    b_actions = start([sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port",
+                       "16155"], baseline, env, work / "b-actions.log")
+    b_rasa = start([sys.executable, "-m", "rasa", "run", "--port", "16105"], baseline, env,
+                   work / "b-rasa.log")
+    try:
+        wait("http://127.0.0.1:16155/health", b_actions)
+        wait("http://127.0.0.1:16105/", b_rasa)
+        url = "http://127.0.0.1:16105/webhooks/rest/webhook"
+        results["baseline"] = [asyncio.run(load(url, BASELINE_TURNS, n, [None]))
+                               for n in CONCURRENCY]
+        results["baseline_memory_mib"] = {"rasa_server": round(peak_rss_mib(b_rasa.pid))}
+    finally:
+        stop(b_rasa)
+        stop(b_actions)
+    shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def bench_train() -> dict:
+    """Full training time of Sportello's model, from scratch, in a temporary folder."""
+    out = Path(tempfile.mkdtemp(prefix="sportello-train-"))
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-m", "rasa", "train", "--config", "config.yml",
+         "--domain", "domain", "--data", "data", "--out", str(out), "--force"],
+        cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    seconds = time.perf_counter() - t0
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"seconds": round(seconds), "peak_rss_mib": round(int(peak.group(1)) / 1024) if peak else None,
+            "ok": proc.returncode == 0}
+
+
+def bench_nlu() -> dict:
+    from bot.nlu_eval import evaluate, load_agent
+    from bot.runner import ensure_model
+
+    agent = load_agent(ensure_model())
+    held_out = {}
+    for lang in ("it", "en"):
+        s = evaluate(agent, lang)
+        held_out[lang] = {"examples": s.examples, "accuracy": round(s.accuracy, 3),
+                          "macro_f1": round(s.macro_f1, 3),
+                          "entities": f"{s.entity_hits}/{s.entity_checks}"}
+    out = Path(tempfile.mkdtemp(prefix="sportello-cv-"))
+    cv = {}
+    for lang in ("it", "en"):
+        data = out / f"nlu-{lang}"
+        shutil.copytree(ROOT / "data" / "nlu" / lang, data)
+        shutil.copy(ROOT / "data" / "nlu" / "regex.yml", data / "regex.yml")
+        subprocess.run([sys.executable, "-m", "rasa", "test", "nlu", "--nlu", str(data),
+                        "--config", "config.yml", "--cross-validation", "--folds", "5",
+                        "--out", str(out / f"cv-{lang}")], cwd=ROOT, check=True,
+                       capture_output=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
+        report = json.loads((out / f"cv-{lang}" / "intent_report.json").read_text())
+        cv[lang] = {"accuracy": round(report["accuracy"], 3),
+                    "macro_f1": round(report["macro avg"]["f1-score"], 3)}
+    shutil.rmtree(out, ignore_errors=True)
+    return {"held_out": held_out, "cross_validation_5_fold": cv}
+
+
+def write_results(raw: dict) -> None:
+    lines = ["# Benchmark results", "",
+             f"Run {raw['date']} on {raw['machine']}. Produced by `make bench` (bench/run.py);"
+             " raw numbers in bench/results.json.", ""]
+    if "nlu" in raw:
+        n = raw["nlu"]
+        lines += ["## NLU", "", "| language | held-out examples | accuracy | macro-F1 | entities found |"
+                  " 5-fold CV accuracy | 5-fold CV macro-F1 |", "|---|---|---|---|---|---|---|"]
+        for lang in ("it", "en"):
+            h, c = n["held_out"][lang], n["cross_validation_5_fold"].get(lang, {})
+            lines.append(f"| {lang} | {h['examples']} | {h['accuracy']} | {h['macro_f1']} | "
+                         f"{h['entities']} | {c.get('accuracy', '')} | {c.get('macro_f1', '')} |")
+        lines += ["", "Held-out sets: tests/nlu/ (never used for training). Cross-validation: "
+                  "each language's training data alone, 5 folds.", ""]
+    if "speed" in raw:
+        s = raw["speed"]
+        lines += ["## Conversation speed (REST, end to end)", "",
+                  f"Sportello turns: {SPORTELLO_TURNS} (logged-in demo customers; every turn "
+                  "runs actions that read the customer history). Baseline: the `rasa init` "
+                  f"starter assistant, turns {BASELINE_TURNS}. {CONVERSATIONS_PER_CUSTOMER} "
+                  "conversations per simulated customer.", "",
+                  "| customers | Sportello p50 / p95 / p99 ms | Sportello turns/s | baseline p50 / p95 / p99 ms | baseline turns/s | p50 ratio | turns/s ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for a, b in zip(s["sportello"], s["baseline"]):
+            lines.append(
+                f"| {a['customers']} | {a['p50_ms']} / {a['p95_ms']} / {a['p99_ms']} | "
+                f"{a['turns_per_second']} | {b['p50_ms']} / {b['p95_ms']} / {b['p99_ms']} | "
+                f"{b['turns_per_second']} | {a['p50_ms'] / max(b['p50_ms'], 1):.2f} | "
+                f"{a['turns_per_second'] / max(b['turns_per_second'], 0.01):.2f} |")
+        lines += ["", f"Peak memory (VmHWM) during the run: Sportello Rasa server "
+                  f"{s['memory_mib']['rasa_server']} MiB, action server "
+                  f"{s['memory_mib']['action_server']} MiB; baseline Rasa server "
+                  f"{s['baseline_memory_mib']['rasa_server']} MiB.", ""]
+    if "train" in raw:
+        t = raw["train"]
+        lines += ["## Training", "", f"Full training from scratch (`rasa train --force`): "
+                  f"{t['seconds']} s, peak memory {t['peak_rss_mib']} MiB.", ""]
+    RESULTS.write_text("\n".join(lines))
+
+
+def main(argv: list[str]) -> int:
+    which = argv or ["nlu", "speed", "train"]
+    raw = json.loads(RAW.read_text()) if RAW.exists() else {}
+    raw["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    raw["machine"] = machine()
+    for name in which:
+        print(f"benchmark: {name}", flush=True)
+        raw[name] = {"nlu": bench_nlu, "speed": bench_speed, "train": bench_train}[name]()
+        RAW.write_text(json.dumps(raw, indent=2))
+    write_results(raw)
+    print(RESULTS.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,45 @@
+"""The socket.io channel (the web widget's) with the customer token in customData."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import socketio
+
+pytestmark = pytest.mark.integration
+
+
+def test_socketio_conversation_with_customer_token(stack, token):
+    async def main():
+        client = socketio.AsyncClient()
+        replies: list[dict] = []
+        session: dict = {}
+
+        @client.on("session_confirm")
+        async def on_session(data):
+            session["id"] = data if isinstance(data, str) else data.get("session_id")
+
+        @client.on("bot_uttered")
+        async def on_bot(data):
+            replies.append(data)
+
+        await client.connect(stack.rasa_url, socketio_path="/socket.io", transports=["websocket"])
+        await client.emit("session_request", {"session_id": None})
+        for _ in range(50):
+            if session.get("id"):
+                break
+            await asyncio.sleep(0.1)
+        await client.emit("user_uttered", {"message": "ciao", "session_id": session["id"],
+                                           "customData": {"customer_token": token("C1000003")}})
+        for _ in range(300):
+            if replies:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        await client.disconnect()
+        return replies
+
+    replies = asyncio.run(main())
+    text = " ".join(r.get("text", "") for r in replies)
+    assert "Laura" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -72,7 +73,7 @@ async def record(tracker: Tracker, card: IdentityCard, topic: str, outcome: str,
         log.exception("could not record the interaction")
 
 
-class SkillAction(Action):
+class SkillAction(Action, ABC):
     """A skill: checks identity (asks for verification when needed), reads the identity card
     once, and answers with the domain's responses. Subclasses implement `handle`."""
 
@@ -101,9 +102,11 @@ class SkillAction(Action):
         dispatcher.utter_message(response="utter_need_verification")
         return await start_verification(dispatcher, tracker, self.intent)
 
+    @abstractmethod
     async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      card: Optional[IdentityCard]) -> List[EventType]:
-        raise NotImplementedError
+        """The skill's answer for this customer (None when `needs_identity` is False and the
+        customer is anonymous)."""
 
 
 async def prepare_verification(dispatcher: CollectingDispatcher, tracker: Tracker,

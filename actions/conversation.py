@@ -25,6 +25,8 @@ from bot.crm.card import load_identity_card
 from bot.crm.nba import next_best_action, unresolved_recent_contact
 from bot.crm.service import customer_for_identity, run
 from bot.language import detect
+from bot.safety import smells_of_gas
+from bot.settings import get_settings
 from bot.tokens import customer_from_token
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,8 @@ class ActionUpdateContext(Action):
         except Exception:
             log.exception("could not read the customer's identity")
         if tracker.get_slot("language_source") not in ("profile", "user"):
-            detected = detect(tracker.latest_message.get("text"))
+            text = tracker.latest_message.get("text") or ""
+            detected = None if text.startswith("/") else detect(text)
             if detected:
                 events += [SlotSet("language", detected), SlotSet("language_source", "detected")]
         return events
@@ -194,10 +197,14 @@ class ActionDefaultFallback(Action):
         return "action_default_fallback"
 
     async def run(self, dispatcher, tracker, domain):
+        metadata = tracker.latest_message.get("metadata") or {}
         text = (tracker.latest_message.get("text") or "").strip()
-        if not text:
+        if not text or metadata.get("empty_message"):
             dispatcher.utter_message(response="utter_empty_message")
             return []
+        if smells_of_gas(text):  # whatever the classifier thought
+            dispatcher.utter_message(response="utter_gas_emergency",
+                                     number=get_settings().gas_emergency_number)
         count = int(tracker.get_slot("misunderstandings") or 0) + 1
         patient = tracker.get_slot("persona") in ("senior", "business") or tracker.get_slot("vip")
         limit = 1 if patient else 2

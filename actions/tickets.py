@@ -18,7 +18,7 @@ class ActionTicketStatus(SkillAction):
             if mine:
                 tickets = mine
             else:
-                dispatcher.utter_message(response="utter_ticket_not_yours", ticket_id=asked[:20])
+                dispatcher.utter_message(response="utter_ticket_not_yours")
         if not tickets:
             dispatcher.utter_message(response="utter_no_open_tickets")
             await record(tracker, card, self.intent, "resolved")

@@ -2,7 +2,8 @@
 
 Posts to `/webhooks/rest/webhook` carry `{"sender", "message", "metadata"}`; the metadata
 (e.g. `customer_token`) is stored with the user message, where the actions read it.
-Messages longer than `MAX_MESSAGE_CHARS` are cut, so a huge paste cannot stall the NLU.
+Incoming text is normalised by `connectors.text.normalise` (size cap, empty messages, payloads
+naming unknown intents), the same for every channel.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Dict, Optional, Text
 from rasa.core.channels.rest import RestInput
 from sanic.request import Request
 
-MAX_MESSAGE_CHARS = 2000
+from connectors.text import normalise
 
 
 class MetadataRestInput(RestInput):
@@ -23,10 +24,12 @@ class MetadataRestInput(RestInput):
     def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
         body = request.json if isinstance(request.json, dict) else {}
         metadata = body.get("metadata")
-        return metadata if isinstance(metadata, dict) else None
+        metadata = dict(metadata) if isinstance(metadata, dict) else {}
+        _, flags = normalise(body.get("message"))
+        metadata.update(flags)
+        return metadata or None
 
     def _extract_message(self, req: Request) -> Optional[Text]:
-        message = super()._extract_message(req)
-        if isinstance(message, str) and len(message) > MAX_MESSAGE_CHARS:
-            return message[:MAX_MESSAGE_CHARS]
-        return message
+        body = req.json if isinstance(req.json, dict) else {}
+        text, _ = normalise(body.get("message"))
+        return text

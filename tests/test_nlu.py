@@ -79,3 +79,19 @@ def test_customer_code_is_not_a_meter_reading(agent):
     parsed = asyncio.run(agent.parse_message("C1234567"))
     entities = {e["entity"] for e in parsed["entities"]}
     assert entities == {"customer_code"}
+
+
+@pytest.mark.parametrize("text", ["zxqv blorp fnord", "qwerty asdf zxcv",
+                                  "Wie hoch ist meine Rechnung im Oktober, bitte?"])
+def test_unknown_words_go_to_the_fallback(agent, text):
+    import asyncio
+
+    assert asyncio.run(agent.parse_message(text))["intent"]["name"] == "nlu_fallback"
+
+
+@pytest.mark.parametrize("text,intent", [("quanto devo pagre", "check_bill"),
+                                         ("C1000001", "inform"), ("482913", "inform")])
+def test_typos_codes_and_numbers_pass_the_vocabulary_guard(agent, text, intent):
+    import asyncio
+
+    assert asyncio.run(agent.parse_message(text))["intent"]["name"] == intent

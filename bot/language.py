@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-CONFIDENCE = 0.8
+CONFIDENCE = 0.8  # lingua alone
+AGREEING_CONFIDENCE = 0.6  # lingua together with the function-word vote
+FUNCTION_WORDS = {
+    "en": {"the", "a", "an", "is", "are", "i", "you", "my", "me", "what", "how", "can", "do",
+           "for", "to", "of", "and", "please", "it", "this", "have", "why", "when", "with"},
+    "it": {"il", "lo", "la", "le", "gli", "un", "una", "è", "sono", "io", "mi", "ti", "che",
+           "come", "per", "di", "del", "della", "e", "non", "ho", "perché", "quando", "con"},
+}
 # Openers too short for any statistical detector; everything else goes to lingua.
 SHORT_WORDS = {
     "hi": "en", "hello": "en", "hey": "en", "thanks": "en", "thx": "en", "yes": "en",
@@ -26,10 +33,15 @@ def detect(text: str | None) -> str | None:
     words = re.findall(r"[^\W\d_]+", (text or "").lower())
     if not words:
         return None
-    if len(words) == 1 and words[0] in SHORT_WORDS:
-        return SHORT_WORDS[words[0]]
+    if len(words) == 1:  # one word says little, except a few unmistakable ones
+        return SHORT_WORDS.get(words[0])
     values = _detector().compute_language_confidence_values(" ".join(words)[:500])
     best = values[0]
-    if best.value < CONFIDENCE:
-        return None
-    return "en" if best.language.name == "ENGLISH" else "it"
+    guess = "en" if best.language.name == "ENGLISH" else "it"
+    if best.value >= CONFIDENCE:
+        return guess
+    votes = {lang: sum(w in vocab for w in words) for lang, vocab in FUNCTION_WORDS.items()}
+    other = "it" if guess == "en" else "en"
+    if best.value >= AGREEING_CONFIDENCE and votes[guess] > votes[other]:
+        return guess
+    return None

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
@@ -48,6 +48,9 @@ class ActionUpdateContext(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         events: List[EventType] = []
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if tracker.get_slot("offer") and intent not in ("affirm", "deny"):
+            events.append(SlotSet("offer", None))  # an offer is answered at once or not at all
         metadata = tracker.latest_message.get("metadata") or {}
         token = metadata.get("customer_token") if isinstance(metadata, dict) else None
         code, method = None, None
@@ -116,7 +119,7 @@ class ActionGreet(Action):
                 when=i18n.relative_day(recent.at, now.astimezone(i18n.ROME).date(), lang),
                 channel=i18n.channel(recent.channel, lang), topic=i18n.topic(recent.topic, lang),
             )
-            offer = f"recent:{recent.topic}"
+            offer = recent.topic if recent.topic in SKILL_ACTIONS else offer
         if nba is None and recent is None:
             dispatcher.utter_message(response="utter_how_can_i_help")
         return [SlotSet("offer", offer)]
@@ -154,7 +157,7 @@ class ActionGoodbye(Action):
 
     async def run(self, dispatcher, tracker, domain):
         dispatcher.utter_message(response="utter_goodbye")
-        return [SlotSet("offer", "rating")]
+        return [SlotSet("offer", None)]
 
 
 class ActionGiveFeedback(Action):
@@ -185,7 +188,8 @@ class ActionChangeLanguage(Action):
         wanted = latest_entity(tracker, "language")
         if wanted not in ("it", "en"):
             wanted = "en" if language_of(tracker) == "it" else "it"
-        dispatcher.utter_message(response="utter_language_switched", language=wanted)
+        # The confirmation (utter_language_switched, next in the rule) comes after the slot is
+        # set, so it is said in the new language.
         return [SlotSet("language", wanted), SlotSet("language_source", "user")]
 
 
@@ -194,7 +198,7 @@ class ActionDefaultFallback(Action):
     (one for seniors, business customers and VIPs) the offer of a person."""
 
     def name(self) -> Text:
-        return "action_default_fallback"
+        return "action_nlu_fallback"
 
     async def run(self, dispatcher, tracker, domain):
         metadata = tracker.latest_message.get("metadata") or {}
@@ -216,17 +220,12 @@ class ActionDefaultFallback(Action):
 
 
 class ActionAffirm(Action):
-    """"Yes" accepts what the bot just offered (pay now, send a reading, a person...)."""
+    """A "yes" with nothing to accept (offers are accepted by rules on the `offer` slot)."""
 
     def name(self) -> Text:
         return "action_affirm"
 
     async def run(self, dispatcher, tracker, domain):
-        offer = tracker.get_slot("offer") or ""
-        if offer.startswith("recent:"):
-            offer = offer.split(":", 1)[1]
-        if offer in SKILL_ACTIONS:
-            return [SlotSet("offer", None), FollowupAction(SKILL_ACTIONS[offer])]
         dispatcher.utter_message(response="utter_how_can_i_help")
         return [SlotSet("offer", None)]
 

@@ -33,6 +33,7 @@ class Stack:
     rasa_url: str
     database_url: str
     var_dir: Path
+    env: dict
 
     def talk(self, sender: str, text: str, token: str | None = None) -> list[dict]:
         body = {"sender": sender, "message": text}
@@ -131,7 +132,7 @@ def stack(request, model_path, tmp_path_factory):
     try:
         _wait(f"http://127.0.0.1:{action_port}/health", actions, action_log)
         _wait(f"http://127.0.0.1:{rasa_port}/", rasa, rasa_log)
-        yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir)
+        yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir, env)
     finally:
         _stop(rasa)
         _stop(actions)

@@ -95,3 +95,22 @@ def test_typos_codes_and_numbers_pass_the_vocabulary_guard(agent, text, intent):
     import asyncio
 
     assert asyncio.run(agent.parse_message(text))["intent"]["name"] == intent
+
+
+CONVERSATION = {"greet", "goodbye", "thank_you", "affirm", "deny", "bot_challenge", "help",
+                "out_of_scope", "inform", "change_language", "give_feedback"}
+
+
+@pytest.mark.parametrize("language", ["it", "en"])
+def test_training_data_per_language_and_skill(language):
+    from pathlib import Path
+
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    counts = {}
+    for f in Path(f"data/nlu/{language}").glob("*.yml"):
+        for ex in load_data(str(f)).intent_examples:
+            counts[ex.get("intent")] = counts.get(ex.get("intent"), 0) + 1
+    assert set(counts) == INTENTS
+    for intent, n in counts.items():
+        assert n >= (20 if intent in CONVERSATION else 40), (intent, n)

@@ -1,0 +1,113 @@
+"""Custom actions against a real database (no Rasa server): identity, forms' validation."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
+
+from bot.crm import models as m
+from bot.crm.db import session_scope
+
+
+def tracker(slots=None, text="", intent="inform", channel="rest", sender="conv-1",
+            metadata=None, entities=None) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 1.0},
+              "entities": entities or [], "metadata": metadata or {}}
+    events = [{"event": "user", "text": text, "input_channel": channel, "parse_data": latest,
+               "metadata": metadata or {}}]
+    return Tracker(sender, slots or {}, latest, events, False, None, {}, "action_listen")
+
+
+@pytest.fixture
+def seeded(sqlite_db):
+    from bot.crm.seed import seed_demo
+
+    seed_demo()
+    return sqlite_db
+
+
+def responses(dispatcher: CollectingDispatcher) -> list[str]:
+    return [m.get("response") for m in dispatcher.messages]
+
+
+def test_update_context_trusts_tokens_not_typed_codes(seeded):
+    from actions.conversation import ActionUpdateContext
+    from bot.tokens import make_customer_token
+
+    action = ActionUpdateContext()
+    d = CollectingDispatcher()
+    events = asyncio.run(action.run(d, tracker(text="sono C1000001",
+                                               entities=[{"entity": "customer_code",
+                                                          "value": "C1000001"}]), {}))
+    assert not any(e["name"] == "verified" and e["value"] for e in events)
+    events = asyncio.run(action.run(d, tracker(text="ciao", metadata={
+        "customer_token": make_customer_token("C1000004")}), {}))
+    slots = {e["name"]: e["value"] for e in events}
+    assert slots["customer_code"] == "C1000004" and slots["verified"] is True
+    assert slots["language"] == "en" and slots["language_source"] == "profile"
+    forged = make_customer_token("C1000004", secret="forged")
+    events = asyncio.run(action.run(d, tracker(text="ciao", metadata={"customer_token": forged},
+                                               slots={"auth_method": "token",
+                                                      "customer_code": "C1000004",
+                                                      "verified": True}), {}))
+    slots = {e["name"]: e["value"] for e in events}
+    assert slots["verified"] is False and slots["customer_code"] is None
+
+
+def test_verification_on_a_messaging_channel_links_the_identity(seeded):
+    from actions.identity import ValidateVerifyForm
+    from bot.crm.service import customer_for_identity
+
+    form = ValidateVerifyForm()
+    d = CollectingDispatcher()
+    t = tracker(text="C1000001", channel="telegram", sender="481516999")
+    result = asyncio.run(form.validate_code_input("C1000001", d, t, {}))
+    assert result["code_input"] == "C1000001" and "utter_otp_sent" in responses(d)
+    with session_scope() as s:
+        body = s.execute(select(m.OutboxMessage.body).order_by(m.OutboxMessage.id.desc())).scalar()
+    code = re.search(r"\b\d{6}\b", body).group(0)
+    t = tracker(text=code, channel="telegram", sender="481516999", slots={"code_input": "C1000001"})
+    result = asyncio.run(form.validate_otp_input(code, d, t, {}))
+    assert result["verified"] is True and result["customer_code"] == "C1000001"
+    assert customer_for_identity("telegram", "481516999") == "C1000001"
+    assert customer_for_identity("telegram", "someone-else") is None
+
+
+def test_unknown_customer_code_gets_the_same_answer_and_no_message(seeded):
+    from actions.identity import ValidateVerifyForm
+
+    d = CollectingDispatcher()
+    result = asyncio.run(ValidateVerifyForm().validate_code_input("C9999999", d, tracker(), {}))
+    assert responses(d) == ["utter_otp_sent"] and result["code_input"] == "C9999999"
+    with session_scope() as s:
+        assert s.execute(select(m.OutboxMessage)).first() is None
+
+
+def test_meter_reading_form_explains_rejections(seeded):
+    from actions.meter_reading import ValidateMeterReadingForm
+    from bot.crm.card import read_identity_card
+
+    card = read_identity_card("C1000001")
+    supply = card.active_supplies[0]
+    slots = {"verified": True, "customer_code": "C1000001", "supply_choice": supply.supply_id}
+    form = ValidateMeterReadingForm()
+    for value, response in [("dodici", "utter_reading_not_a_number"),
+                            (str(int(supply.last_reading.value) - 1), "utter_reading_lower"),
+                            ("99999999", "utter_reading_implausible")]:
+        d = CollectingDispatcher()
+        result = asyncio.run(form.validate_reading_value(value, d, tracker(slots=slots), {}))
+        assert result == {"reading_value": None} and responses(d) == [response]
+
+
+def test_contact_and_iban_validation():
+    from actions.contact import parse_contact
+
+    assert parse_contact("la mail è Mario.Rossi@Example.it") == ("email", "mario.rossi@example.it")
+    assert parse_contact("347 765 4321") == ("phone", "+393477654321")
+    assert parse_contact("pippo") is None
+    assert parse_contact("mario@") is None

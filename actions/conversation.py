@@ -17,13 +17,14 @@ from actions.common import (
     channel_of,
     language_of,
     latest_entity,
+    record,
     start_verification,
     verified_customer,
 )
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.nba import next_best_action, unresolved_recent_contact
-from bot.crm.service import customer_for_identity, run
+from bot.crm.service import conversation_recorded, customer_for_identity, run
 from bot.language import detect
 from bot.safety import smells_of_gas
 from bot.settings import get_settings
@@ -157,6 +158,13 @@ class ActionGoodbye(Action):
 
     async def run(self, dispatcher, tracker, domain):
         dispatcher.utter_message(response="utter_goodbye")
+        code = verified_customer(tracker)
+        try:
+            if code and not await run(conversation_recorded, tracker.sender_id):
+                card = await load_identity_card(code)
+                await record(tracker, card, "goodbye", "resolved")
+        except Exception:
+            log.exception("could not record the conversation")
         return [SlotSet("offer", None)]
 
 

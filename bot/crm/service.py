@@ -344,6 +344,13 @@ def record_interaction(customer_code: str, channel: str, topic: str, outcome: st
                                 conversation_id=conversation_id))
 
 
+def conversation_recorded(conversation_id: str) -> bool:
+    """Whether this conversation already wrote an interaction to the history."""
+    with session_scope() as s:
+        return s.execute(select(m.Interaction.id).where(
+            m.Interaction.conversation_id == conversation_id)).first() is not None
+
+
 def outages_at(postcodes: list[str]) -> list:
     from bot.crm.card import active_outages, outage_view
 

@@ -267,3 +267,10 @@ def test_goodbye_asks_for_rating_and_feedback_is_thanked(stack, sender):
     assert "da 1 a 5" in joined or "Prego" in joined
     reply = stack.say(sender, "/give_feedback{\"rating\": \"5\"}")
     assert "5/5" in reply
+
+
+def test_a_conversation_without_a_request_is_recorded_too(stack, sender, token):
+    stack.say(sender, "ciao", token("C1000003"))
+    stack.say(sender, "arrivederci", token("C1000003"))
+    card = read_identity_card("C1000003")
+    assert any(i.conversation_id == sender and i.topic == "goodbye" for i in card.interactions)

@@ -67,14 +67,22 @@ def rasa_env() -> dict[str, str]:
     return env
 
 
-def rasa_command(model: Path, port: int = 5005) -> list[str]:
+def _port(url: str, default: int) -> int:
+    from urllib.parse import urlparse
+
+    return urlparse(url).port or default
+
+
+def rasa_command(model: Path, port: int | None = None) -> list[str]:
     s = get_settings()
+    port = port or _port(s.rasa_url, 5005)
     return [sys.executable, "-m", "rasa", "run", "--model", str(model), "--port", str(port),
             "--endpoints", endpoints_file(), "--credentials", "credentials.yml",
             "--enable-api", "--auth-token", s.rasa_token, "--cors", "*"]
 
 
-def action_command(port: int = 5055) -> list[str]:
+def action_command(port: int | None = None) -> list[str]:
+    port = port or _port(get_settings().action_server_url, 5055)
     return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
 
 
@@ -148,7 +156,8 @@ def run(with_shell: bool = False) -> int:
     try:
         actions = subprocess.Popen(action_command(), cwd=ROOT, env=env, start_new_session=True)
         procs.append(actions)
-        wait_until_up("http://127.0.0.1:5055/health", actions)
+        action_port = _port(get_settings().action_server_url, 5055)
+        wait_until_up(f"http://127.0.0.1:{action_port}/health", actions)
         if with_shell:
             shell = subprocess.Popen(
                 [sys.executable, "-m", "rasa", "shell", "--model", str(model),

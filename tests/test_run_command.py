@@ -1,0 +1,64 @@
+"""`python -m bot run` (behind `make run`): sets up, starts, answers, and Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.integration.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is as good as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path):
+    rasa_port, action_port = free_port(), free_port()
+    env = dict(os.environ, SPORTELLO_VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite",
+               RASA_URL=f"http://127.0.0.1:{rasa_port}",
+               ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}/webhook",
+               PYTHONPATH=str(ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1")
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 400
+        while "Ctrl-C stops everything" not in log.read_text():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        text = log.read_text()
+        assert "loading demo data" in text and "C1000001" in text and "training" not in text
+        reply = httpx.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
+                           json={"sender": "run-test", "message": "ciao"}, timeout=60).json()
+        assert reply and "assistente virtuale" in reply[0]["text"]
+        servers = children(proc.pid)
+        assert len(servers) == 2
+        grandchildren = [c for s in servers for c in children(s)]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        time.sleep(1)
+        assert [p for p in servers + grandchildren if alive(p)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -62,3 +62,28 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_model_is_trained_only_when_data_or_config_change(tmp_path, monkeypatch):
+    import shutil
+
+    from bot import runner
+
+    for name in ("config.yml", "domain", "data"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    monkeypatch.setattr(runner, "ROOT", tmp_path)
+    first = runner.fingerprint()
+    assert runner.fingerprint() == first
+    (tmp_path / "models").mkdir()
+    runner.model_path().write_bytes(b"model")
+    monkeypatch.setattr(runner.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("trained although nothing changed")))
+    assert runner.ensure_model() == runner.model_path()
+    with open(tmp_path / "data" / "nlu" / "it" / "bills.yml", "a") as f:
+        f.write("    - quanto pago di luce questo mese\n")
+    assert runner.fingerprint() != first
+    trained = []
+    monkeypatch.setattr(runner.subprocess, "run", lambda cmd, **k: trained.append(cmd))
+    runner.ensure_model()
+    assert trained and "train" in trained[0]

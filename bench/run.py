@@ -177,6 +177,7 @@ def bench_speed() -> dict:
         stop(actions)
     # --- Rasa's starter assistant, generated and trained here
     baseline = work / "baseline"
+    baseline.mkdir()
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "rasa", "init", "--no-prompt", "--init-dir",
                     str(baseline)], cwd=work, env=env, check=True, capture_output=True)

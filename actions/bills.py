@@ -36,8 +36,8 @@ class ActionCheckBill(SkillAction):
             await record(tracker, card, self.intent, "resolved")
             return []
         total = sum((b.amount_eur for b in due), Decimal(0))
-        dispatcher.utter_message(response="utter_bills_due", count=len(due),
-                                 total=i18n.money(total, lang))
+        dispatcher.utter_message(response="utter_bills_due" if len(due) > 1 else "utter_one_bill_due",
+                                 count=len(due), total=i18n.money(total, lang))
         for bill in due:
             _bill_line(dispatcher, bill, lang, today)
         dispatcher.utter_message(response="utter_offer_payment_link")

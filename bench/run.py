@@ -64,20 +64,6 @@ def env_for(var_dir: Path, rasa_port: int, action_port: int) -> dict:
     return env
 
 
-def wait(url: str, proc: subprocess.Popen, timeout: float = 400) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:4]} exited {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"{url} not up")
-
-
 def peak_rss_mib(pid: int) -> float:
     """Peak resident memory (VmHWM) of a process and its children, MiB."""
     total = 0
@@ -133,17 +119,8 @@ def start(cmd, cwd, env, log):
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-
-
 def bench_speed() -> dict:
-    from bot.runner import action_command, ensure_model, rasa_command
+    from bot.runner import action_command, ensure_model, rasa_command, stop, wait_until_up
 
     work = Path(tempfile.mkdtemp(prefix="sportello-bench-"))
     results: dict = {}
@@ -157,8 +134,8 @@ def bench_speed() -> dict:
     actions = start(action_command(16055), ROOT, env, work / "actions.log")
     rasa = start(rasa_command(model, 16005), ROOT, env, work / "rasa.log")
     try:
-        wait("http://127.0.0.1:16055/health", actions)
-        wait("http://127.0.0.1:16005/", rasa)
+        wait_until_up("http://127.0.0.1:16055/health", actions)
+        wait_until_up("http://127.0.0.1:16005/", rasa)
         sys.path.insert(0, str(ROOT))
         os.environ["CUSTOMER_TOKEN_SECRET"] = "bench-secret"
         from bot.settings import reset_settings
@@ -173,8 +150,7 @@ def bench_speed() -> dict:
         results["memory_mib"] = {"rasa_server": round(peak_rss_mib(rasa.pid)),
                                  "action_server": round(peak_rss_mib(actions.pid))}
     finally:
-        stop(rasa)
-        stop(actions)
+        stop([rasa, actions])
     # --- Rasa's starter assistant, generated and trained here
     baseline = work / "baseline"
     baseline.mkdir()
@@ -187,15 +163,14 @@ def bench_speed() -> dict:
     b_rasa = start([sys.executable, "-m", "rasa", "run", "--port", "16105"], baseline, env,
                    work / "b-rasa.log")
     try:
-        wait("http://127.0.0.1:16155/health", b_actions)
-        wait("http://127.0.0.1:16105/", b_rasa)
+        wait_until_up("http://127.0.0.1:16155/health", b_actions)
+        wait_until_up("http://127.0.0.1:16105/", b_rasa)
         url = "http://127.0.0.1:16105/webhooks/rest/webhook"
         results["baseline"] = [asyncio.run(load(url, BASELINE_TURNS, n, [None]))
                                for n in CONCURRENCY]
         results["baseline_memory_mib"] = {"rasa_server": round(peak_rss_mib(b_rasa.pid))}
     finally:
-        stop(b_rasa)
-        stop(b_actions)
+        stop([b_rasa, b_actions])
     shutil.rmtree(work, ignore_errors=True)
     return results
 

@@ -86,18 +86,22 @@ def action_command(port: int | None = None) -> list[str]:
     return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 400,
+                  log: Path | None = None) -> None:
+    """Wait until `url` answers; fail at once, with the log's tail, if `proc` dies."""
+    tail = (lambda: "\n" + log.read_text()[-4000:]) if log else (lambda: "")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{' '.join(proc.args[:4])} exited with code {proc.returncode}")
+            raise RuntimeError(
+                f"{' '.join(map(str, proc.args[:4]))} exited with code {proc.returncode}{tail()}")
         try:
             if httpx.get(url, timeout=2).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(1)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s{tail()}")
 
 
 def stop(procs: list[subprocess.Popen]) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,30 +52,6 @@ class Stack:
         return r.json()
 
 
-def _wait(url: str, proc: subprocess.Popen, log: Path, timeout: float = 400) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"{url} not up in {timeout}s:\n{log.read_text()[-4000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-
-
 @pytest.fixture(scope="session", params=["embedded", "production"])
 def stack(request, model_path, tmp_path_factory):
     from bot.crm import db
@@ -118,7 +92,7 @@ def stack(request, model_path, tmp_path_factory):
     migrate()
     seed_demo()
 
-    from bot.runner import action_command, endpoints_file, rasa_command
+    from bot.runner import action_command, endpoints_file, rasa_command, stop, wait_until_up
 
     action_log, rasa_log = var_dir / "actions.log", var_dir / "rasa.log"
     actions = subprocess.Popen(action_command(action_port), cwd=ROOT, env=env,
@@ -130,12 +104,11 @@ def stack(request, model_path, tmp_path_factory):
     assert endpoints_file() == ("endpoints.production.yml" if profile == "production"
                                 else "endpoints.yml")
     try:
-        _wait(f"http://127.0.0.1:{action_port}/health", actions, action_log)
-        _wait(f"http://127.0.0.1:{rasa_port}/", rasa, rasa_log)
+        wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, log=action_log)
+        wait_until_up(f"http://127.0.0.1:{rasa_port}/", rasa, log=rasa_log)
         yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir, env)
     finally:
-        _stop(rasa)
-        _stop(actions)
+        stop([rasa, actions])
         db.get_engine.cache_clear()
         for name in databases:
             drop_pg_database(name)

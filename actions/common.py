@@ -39,6 +39,8 @@ SKILL_ACTIONS = {
     "request_callback": "callback_form",
     "move_home": "action_move_home",
     "request_human": "action_request_human",
+    # not an intent: the written request offered when no agent is available
+    "handover_ticket": "action_handover_ticket",
 }
 
 

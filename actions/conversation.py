@@ -203,7 +203,7 @@ class ActionChangeLanguage(Action):
 
 class ActionDefaultFallback(Action):
     """Low confidence: an honest "I did not understand" with the menu; after two in a row
-    (one for seniors, business customers and VIPs) the offer of a person."""
+    (one for seniors, business customers and VIPs) a person takes over."""
 
     def name(self) -> Text:
         return "action_nlu_fallback"
@@ -218,13 +218,31 @@ class ActionDefaultFallback(Action):
             dispatcher.utter_message(response="utter_gas_emergency",
                                      number=get_settings().gas_emergency_number)
         count = int(tracker.get_slot("misunderstandings") or 0) + 1
-        patient = tracker.get_slot("persona") in ("senior", "business") or tracker.get_slot("vip")
+        important = tracker.get_slot("persona") == "business" or bool(tracker.get_slot("vip"))
+        patient = important or tracker.get_slot("persona") == "senior"
         limit = 1 if patient else 2
-        if count >= limit:
-            dispatcher.utter_message(response="utter_offer_human_after_misunderstanding")
-            return [SlotSet("misunderstandings", 0), SlotSet("offer", "request_human")]
+        if count >= limit:  # a person takes over
+            from actions.handover import hand_over
+
+            dispatcher.utter_message(response="utter_misunderstood_handover")
+            return await hand_over(dispatcher, tracker, "vip" if important else "misunderstanding")
         dispatcher.utter_message(response="utter_did_not_understand")
         return [SlotSet("misunderstandings", count)]
+
+
+class ActionOutOfScope(Action):
+    """Something the bot cannot do: said honestly; a business or VIP customer gets a person."""
+
+    def name(self) -> Text:
+        return "action_out_of_scope"
+
+    async def run(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(response="utter_out_of_scope")
+        if tracker.get_slot("persona") == "business" or tracker.get_slot("vip"):
+            from actions.handover import hand_over
+
+            return await hand_over(dispatcher, tracker, "vip")
+        return []
 
 
 class ActionAffirm(Action):

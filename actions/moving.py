@@ -1,10 +1,8 @@
-"""Moving home: explains trasloco, voltura, subentro, disdetta; a sales advisor follows up."""
+"""Moving home: explains trasloco, voltura, subentro, disdetta; then a sales advisor takes over."""
 
 from __future__ import annotations
 
-from actions.common import SkillAction, channel_of, prepare_verification, record
-from bot.crm.service import open_ticket, run
-from bot.crm.validation import mask_phone
+from actions.common import SkillAction, prepare_verification
 
 
 class ActionMoveHome(SkillAction):
@@ -16,16 +14,8 @@ class ActionMoveHome(SkillAction):
         if card is None:
             dispatcher.utter_message(response="utter_moving_verify")
             return await prepare_verification(dispatcher, tracker, self.intent)
-        if not card.phone:
-            dispatcher.utter_message(response="utter_human_no_phone")
-            return []
-        # Until the live handover lands, the commercial team calls back.
-        ticket = await run(open_ticket, card.customer_code, "request",
-                           "Trasloco / voltura / subentro / disdetta", channel_of(tracker),
-                           description=tracker.latest_message.get("text") or "",
-                           callback_phone=card.phone, eta_days=1, skill="commercial",
-                           conversation_id=tracker.sender_id)
-        dispatcher.utter_message(response="utter_moving_handover", ticket_id=ticket.ticket_id,
-                                 masked=mask_phone(card.phone))
-        await record(tracker, card, self.intent, "handover")
-        return []
+        # Moving needs a sales advisor: a person takes over.
+        from actions.handover import hand_over
+
+        dispatcher.utter_message(response="utter_moving_advisor")
+        return await hand_over(dispatcher, tracker, "move_home", card)

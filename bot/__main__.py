@@ -43,10 +43,51 @@ def _cmd_seed(args) -> int:
     if args.if_empty and not is_empty():
         print("database already holds customers; demo data not loaded")
         return 0
+    from bot.desk.demo import DEMO_USERS, seed_desk_users
+
     n = seed_demo()
     print(f"demo data loaded: {n} customers")
     for code, what in DEMO.items():
         print(f"  {code}  {what}")
+    seed_desk_users()
+    print("demo desk users (username / password / role / skills):")
+    for username, password, role, _, skills, languages in DEMO_USERS:
+        print(f"  {username} / {password} / {role} / {','.join(skills) or '-'} ({','.join(languages)})")
+    return 0
+
+
+def _cmd_add_user(args) -> int:
+    import getpass
+    import os
+
+    from bot.crm.db import migrate
+    from bot.desk.auth import UserError, add_user
+
+    migrate()
+    password = os.environ.get("DESK_NEW_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("password: ")
+            if password != getpass.getpass("again: "):
+                print("the passwords differ", file=sys.stderr)
+                return 1
+    try:
+        add_user(args.username, password, args.role, args.name,
+                 [s for s in args.skills.split(",") if s], [x for x in args.languages.split(",") if x],
+                 replace=args.replace)
+    except UserError as exc:
+        print(f"user not created: {exc}", file=sys.stderr)
+        return 1
+    print(f"user {args.username} ({args.role}) saved")
+    return 0
+
+
+def _cmd_desk(args) -> int:
+    from bot.desk.app import serve
+
+    serve(port=args.port)
     return 0
 
 
@@ -123,6 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("card", help="print a customer's identity card")
     p.add_argument("customer_code")
     p.set_defaults(fn=_cmd_card)
+    p = sub.add_parser("add-user", help="create a desk user (password from the prompt, stdin "
+                                        "or DESK_NEW_PASSWORD)")
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=["agent", "cx_lead", "admin"])
+    p.add_argument("--name", help="display name (default: the username)")
+    p.add_argument("--skills", default="", help="agents: billing,technical,commercial")
+    p.add_argument("--languages", default="it", help="e.g. it,en")
+    p.add_argument("--replace", action="store_true", help="update an existing user")
+    p.set_defaults(fn=_cmd_add_user)
+    p = sub.add_parser("desk", help="run the desk web app alone")
+    p.add_argument("--port", type=int)
+    p.set_defaults(fn=_cmd_desk)
     p = sub.add_parser("train", help="train the model if the data or config changed")
     p.add_argument("--force", action="store_true")
     p.set_defaults(fn=_cmd_train)

@@ -86,6 +86,20 @@ def action_command(port: int | None = None) -> list[str]:
     return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
 
 
+def desk_command(port: int | None = None) -> list[str]:
+    port = port or _port(get_settings().desk_url, 5006)
+    return [sys.executable, "-m", "bot", "desk", "--port", str(port)]
+
+
+def ensure_events_database() -> None:
+    """Production: Rasa's SQL event broker needs its database to exist."""
+    s = get_settings()
+    if s.events_database_url.startswith("postgresql"):
+        from bot.crm.db import ensure_pg_database
+
+        ensure_pg_database(s.events_database_url)
+
+
 def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 400,
                   log: Path | None = None) -> None:
     """Wait until `url` answers; fail at once, with the log's tail, if `proc` dies."""
@@ -137,6 +151,11 @@ def banner() -> str:
         "Demo customers:",
     ]
     lines += [f"  {code}  {what}" for code, what in DEMO.items()]
+    from bot.desk.demo import DEMO_USERS
+
+    lines.append(f"Agent desk: {s.desk_url}/  (live chat hours: {s.desk_hours}; DESK_HOURS)")
+    lines += [f"  {u} / {pw}  {role}, {','.join(sk) or '-'} ({','.join(lg)})"
+              for u, pw, role, _, sk, lg in DEMO_USERS]
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
 
@@ -145,10 +164,15 @@ def run(with_shell: bool = False) -> int:
     from bot.crm.db import migrate
     from bot.crm.seed import is_empty, seed_demo
 
+    from bot.desk.demo import has_desk_users, seed_desk_users
+
     os.chdir(ROOT)
     migrate()
     if is_empty():
         print(f"loading demo data: {seed_demo()} customers", flush=True)
+    if not has_desk_users():
+        print(f"creating the demo desk users: {seed_desk_users()}", flush=True)
+    ensure_events_database()
     model = ensure_model()
     env = rasa_env()
     procs: list[subprocess.Popen] = []
@@ -169,7 +193,10 @@ def run(with_shell: bool = False) -> int:
             return shell.wait()
         rasa = subprocess.Popen(rasa_command(model), cwd=ROOT, env=env, start_new_session=True)
         procs.append(rasa)
+        desk = subprocess.Popen(desk_command(), cwd=ROOT, env=env, start_new_session=True)
+        procs.append(desk)
         wait_until_up(f"{get_settings().rasa_url}/", rasa)
+        wait_until_up(f"{get_settings().desk_url}/health", desk)
         print(banner(), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

@@ -34,6 +34,16 @@ class Settings:
     payment_base_url: str = "https://pay.lucenordenergia.example/bill/"
     gas_emergency_number: str = "800 900 999"
     timezone: str = "Europe/Rome"
+    desk_url: str = "http://127.0.0.1:5006"
+    desk_cookie_secure: bool = True
+    desk_session_hours: int = 12
+    # Business hours of the live chat, per day of week, Europe/Rome ("mon-fri 08:00-20:00, ...").
+    desk_hours: str = "mon-fri 08:00-20:00, sat 09:00-13:00"
+    handover_max_wait_seconds: int = 600
+    agent_reply_timeout_seconds: int = 180
+    agent_max_chats: int = 3
+    handover_default_handling_seconds: int = 300
+    events_database_url: str = ""
     extra: dict = field(default_factory=dict)
 
     @property
@@ -68,7 +78,31 @@ def get_settings() -> Settings:
             "PAYMENT_BASE_URL", "https://pay.lucenordenergia.example/bill/"
         ),
         gas_emergency_number=os.environ.get("GAS_EMERGENCY_NUMBER", "800 900 999"),
+        desk_url=os.environ.get("DESK_URL", "http://127.0.0.1:5006"),
+        desk_cookie_secure=_bool(os.environ.get("DESK_COOKIE_SECURE"), True),
+        desk_session_hours=int(os.environ.get("DESK_SESSION_HOURS", "12")),
+        desk_hours=os.environ.get("DESK_HOURS", "mon-fri 08:00-20:00, sat 09:00-13:00"),
+        handover_max_wait_seconds=int(os.environ.get("HANDOVER_MAX_WAIT_SECONDS", "600")),
+        agent_reply_timeout_seconds=int(os.environ.get("AGENT_REPLY_TIMEOUT_SECONDS", "180")),
+        agent_max_chats=int(os.environ.get("AGENT_MAX_CHATS", "3")),
+        handover_default_handling_seconds=int(
+            os.environ.get("HANDOVER_DEFAULT_HANDLING_SECONDS", "300")),
+        events_database_url=_events_url(profile, var_dir),
     )
+
+
+def _events_url(profile: str, var_dir: Path) -> str:
+    """Where Rasa's SQL event broker writes (endpoints*.yml): the desk and the conversation log
+    read the event stream from there."""
+    if os.environ.get("EVENTS_DATABASE_URL"):
+        return os.environ["EVENTS_DATABASE_URL"]
+    if profile == "production":
+        user = os.environ.get("PG_USER", "postgres")
+        password = os.environ.get("PG_PASSWORD", "")
+        auth = f"{user}:{password}" if password else user
+        return (f"postgresql://{auth}@{os.environ.get('PG_HOST', '127.0.0.1')}:"
+                f"{os.environ.get('PG_PORT', '5432')}/{os.environ.get('RASA_EVENTS_DB', 'rasa_events')}")
+    return f"sqlite:///{var_dir / 'rasa-events.db'}"
 
 
 def reset_settings() -> None:

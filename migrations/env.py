@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from bot.crm.models import Base
+import bot.handover.models  # noqa: F401  (desk and handover tables)
 from bot.settings import get_settings
 
 config = context.config

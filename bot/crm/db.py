@@ -72,3 +72,20 @@ def migrate(url: str | None = None) -> None:
     if url.startswith("sqlite"):
         make_engine(url).dispose()  # creates the folder of the file
     command.upgrade(alembic_config(url), "head")
+
+
+def ensure_pg_database(url: str) -> None:
+    """Create the PostgreSQL database of `url` if it does not exist yet."""
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                          future=True)
+    try:
+        with admin.connect() as c:
+            exists = c.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s",
+                                       (target.database,)).first()
+            if not exists:
+                c.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
+    finally:
+        admin.dispose()

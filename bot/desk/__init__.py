@@ -1,0 +1,1 @@
+"""The desk: the web app of agents (live handover) and CX leads (review console)."""

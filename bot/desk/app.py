@@ -1,0 +1,480 @@
+"""The desk web app (Sanic): login, the agents' queue and live conversations.
+
+Every route but `/login`, `/health` and `/static` needs a login; every state-changing request
+needs the session's CSRF token (header `X-CSRF-Token` or form field `csrf_token`); the login form
+has its own CSRF token bound to a short-lived cookie. Live updates go to the browser over a
+WebSocket: the queue (new arrivals), the customer's messages, conversations taken away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import unicodedata
+from datetime import datetime, timezone
+from functools import wraps
+from pathlib import Path
+from typing import Any, Callable
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sanic import Request, Sanic, response
+from sanic.exceptions import NotFound
+
+from bot.crm.service import run
+from bot.desk import auth, stream
+from bot.desk.rasa_api import RasaAPI, RasaError
+from bot.handover import service as queue
+from bot.handover.models import Handover
+from bot.settings import get_settings
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "desk_session"
+LOGIN_COOKIE = "desk_login_csrf"
+PUBLIC = {"/login", "/health"}
+CANCEL_WORDS = {"annulla", "annullare", "cancel", "stop", "basta cosi", "lascia stare",
+                "lascia perdere", "never mind", "nevermind"}
+POLL_SECONDS = 0.2
+CHECK_SECONDS = 2.0
+OFFLINE_GRACE_SECONDS = 5.0
+
+templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                        autoescape=select_autoescape(["html"]))
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", (text or "").lower().strip(" .!"))
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def handover_row(h: Handover) -> dict[str, Any]:
+    return {"id": h.id, "conversation_id": h.conversation_id, "customer": h.customer_name or None,
+            "customer_code": h.customer_code, "language": h.language, "reason": h.reason,
+            "skill": h.skill, "channel": h.channel, "state": h.state, "priority": h.priority,
+            "persona": h.persona, "vip": h.vip, "created_at": _iso(h.created_at),
+            "queued_at": _iso(h.queued_at), "assigned_at": _iso(h.assigned_at),
+            "summary": h.summary}
+
+
+def _cookie(resp, name: str, value: str, max_age: int) -> None:
+    resp.cookies[name] = value
+    c = resp.cookies[name]
+    c["httponly"] = True
+    c["samesite"] = "Strict"
+    c["path"] = "/"
+    c["max-age"] = max_age
+    if get_settings().desk_cookie_secure:
+        c["secure"] = True
+
+
+def _page(name: str, status: int = 200, **context) -> response.HTTPResponse:
+    return response.html(templates.get_template(name).render(**context), status=status)
+
+
+class Hub:
+    """Open WebSockets per desk user, and what is pushed to them."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[int, set] = {}
+
+    def add(self, user_id: int, ws) -> None:
+        self.sockets.setdefault(user_id, set()).add(ws)
+
+    def remove(self, user_id: int, ws) -> bool:
+        """True when that was the user's last open page."""
+        self.sockets.get(user_id, set()).discard(ws)
+        return not self.sockets.get(user_id)
+
+    async def send(self, user_id: int, message: dict) -> None:
+        data = json.dumps(message, default=str)
+        for ws in list(self.sockets.get(user_id, ())):
+            try:
+                await ws.send(data)
+            except Exception:  # a closed page; its handler removes it
+                pass
+
+    async def broadcast(self, message: dict) -> None:
+        for user_id in list(self.sockets):
+            await self.send(user_id, message)
+
+
+def create_app(name: str = "sportello_desk") -> Sanic:
+    app = Sanic(name)
+    app.config.WEBSOCKET_PING_INTERVAL = 10
+    app.config.WEBSOCKET_PING_TIMEOUT = 10
+    app.static("/static", str(HERE / "static"), name="static")
+    hub = Hub()
+    app.ctx.hub = hub
+
+    # ---- authentication -------------------------------------------------------------------
+
+    def login_required(roles: tuple[str, ...] = ("agent", "cx_lead", "admin"),
+                       api: bool = True) -> Callable:
+        def decorate(handler):
+            @wraps(handler)
+            async def wrapped(request: Request, *args, **kwargs):
+                login = await run(auth.session_login, request.cookies.get(SESSION_COOKIE))
+                if login is None:
+                    if api:
+                        return response.json({"error": "login required"}, status=401)
+                    return response.redirect("/login")
+                if login.role not in roles:
+                    return response.json({"error": "not allowed for your role"}, status=403)
+                if request.method not in ("GET", "HEAD", "OPTIONS"):
+                    given = request.headers.get("x-csrf-token") or (
+                        request.form.get("csrf_token") if request.form else None)
+                    if not auth.csrf_ok(login.csrf_token, given):
+                        return response.json({"error": "missing or wrong CSRF token"}, status=403)
+                request.ctx.login = login
+                return await handler(request, *args, **kwargs)
+            return wrapped
+        return decorate
+
+    @app.get("/health")
+    async def health(request):
+        return response.json({"status": "ok"})
+
+    @app.get("/login")
+    async def login_page(request):
+        token = secrets.token_urlsafe(24)
+        resp = _page("login.html", csrf_token=token, error=None)
+        _cookie(resp, LOGIN_COOKIE, token, 900)
+        return resp
+
+    @app.post("/login")
+    async def login_submit(request):
+        form = request.form or {}
+        expected = request.cookies.get(LOGIN_COOKIE)
+        if not expected or not auth.csrf_ok(expected, form.get("csrf_token")):
+            return response.json({"error": "missing or wrong CSRF token; reload the page"},
+                                 status=403)
+        user_id = await run(auth.authenticate, form.get("username", ""), form.get("password", ""))
+        if user_id is None:
+            token = secrets.token_urlsafe(24)
+            resp = _page("login.html", status=401, csrf_token=token,
+                         error="Wrong username or password.")
+            _cookie(resp, LOGIN_COOKIE, token, 900)
+            return resp
+        token, _ = await run(auth.start_session, user_id)
+        resp = response.redirect("/")
+        _cookie(resp, SESSION_COOKIE, token, get_settings().desk_session_hours * 3600)
+        del resp.cookies[LOGIN_COOKIE]
+        return resp
+
+    @app.post("/logout")
+    @login_required(api=False)
+    async def logout(request):
+        await run(auth.end_session, request.cookies.get(SESSION_COOKIE))
+        await run(queue.set_presence, request.ctx.login.user_id, "offline")
+        resp = response.redirect("/login")
+        del resp.cookies[SESSION_COOKIE]
+        return resp
+
+    # ---- pages ------------------------------------------------------------------------------
+
+    @app.get("/")
+    @login_required(api=False)
+    async def home(request):
+        return response.redirect("/desk")
+
+    @app.get("/desk")
+    @login_required(api=False)
+    async def desk_page(request):
+        return _page("desk.html", login=request.ctx.login)
+
+    # ---- API --------------------------------------------------------------------------------
+
+    @app.get("/api/me")
+    @login_required()
+    async def me(request):
+        login = request.ctx.login
+        user = await run(_user, login.user_id)
+        return response.json({"username": login.username, "display_name": login.display_name,
+                              "role": login.role, "skills": login.skills,
+                              "languages": login.languages, "presence": user["presence"]})
+
+    @app.post("/api/presence")
+    @login_required(roles=("agent",))
+    async def presence(request):
+        value = (request.json or {}).get("presence")
+        if value not in ("online", "away", "offline"):
+            return response.json({"error": "presence: online, away or offline"}, status=400)
+        await run(queue.set_presence, request.ctx.login.user_id, value)
+        return response.json({"presence": value})
+
+    @app.get("/api/queue")
+    @login_required()
+    async def queue_api(request):
+        login = request.ctx.login
+        waiting = await run(queue.queue_for, login.user_id)
+        mine = await run(queue.assigned_to, login.user_id)
+        return response.json({"queue": [handover_row(h) for h in waiting],
+                              "mine": [handover_row(h) for h in mine],
+                              "now": _iso(queue.now())})
+
+    async def _mine(request, hid: int) -> Handover | response.HTTPResponse:
+        h = await run(queue.get, hid)
+        if h is None:
+            return response.json({"error": "no such handover"}, status=404)
+        login = request.ctx.login
+        if login.role != "admin" and h.agent_id != login.user_id:
+            return response.json({"error": "this conversation is not assigned to you"},
+                                 status=403)
+        return h
+
+    @app.get("/api/handovers/<hid:int>")
+    @login_required(roles=("agent", "admin"))
+    async def handover_detail(request, hid: int):
+        h = await _mine(request, hid)
+        if not isinstance(h, Handover):
+            return h
+        pack = json.loads(h.context_pack or "{}")
+        since = [line for line in await _live_lines(app, h)]
+        return response.json({"handover": handover_row(h), "pack": pack, "live": since,
+                              "transitions": [{"state": t.state, "at": _iso(t.at),
+                                               "note": t.note} for t in h.transitions]})
+
+    @app.post("/api/handovers/<hid:int>/claim")
+    @login_required(roles=("agent",))
+    async def claim(request, hid: int):
+        login = request.ctx.login
+        active = await run(queue.assigned_to, login.user_id)
+        if len(active) >= get_settings().agent_max_chats:
+            return response.json({"error": "you already have the maximum number of chats"},
+                                 status=409)
+        try:
+            h = await run(queue.claim, hid, login.user_id)
+        except queue.Conflict as exc:
+            return response.json({"error": str(exc)}, status=409)
+        await hub.broadcast({"type": "queue"})
+        return response.json({"handover": handover_row(h)})
+
+    @app.post("/api/handovers/<hid:int>/messages")
+    @login_required(roles=("agent",))
+    async def agent_message(request, hid: int):
+        text = str((request.json or {}).get("text") or "").strip()
+        if not text:
+            return response.json({"error": "empty message"}, status=400)
+        if len(text) > 4000:
+            return response.json({"error": "message longer than 4000 characters"}, status=400)
+        h = await _mine(request, hid)
+        if not isinstance(h, Handover):
+            return h
+        login = request.ctx.login
+        try:
+            await run(queue.note_agent_message, hid, login.user_id)
+            await app.ctx.rasa.send_agent_message(h.conversation_id, text, login.display_name,
+                                                  login.username)
+        except queue.Conflict as exc:
+            return response.json({"error": str(exc)}, status=409)
+        except RasaError as exc:
+            log.error("agent message not delivered: %s", exc)
+            return response.json({"error": "the message could not be delivered; try again"},
+                                 status=502)
+        return response.json({"sent": True})
+
+    async def _end(request, hid: int, outcome: str, action: str):
+        h = await _mine(request, hid)
+        if not isinstance(h, Handover):
+            return h
+        try:
+            await run(queue.finish, hid, "closed", outcome, request.ctx.login.user_id)
+        except queue.Conflict as exc:
+            return response.json({"error": str(exc)}, status=409)
+        try:
+            await app.ctx.rasa.resume_with(h.conversation_id, action)
+        except RasaError as exc:
+            log.error("could not hand conversation %s back: %s", h.id, exc)
+            return response.json({"error": "closed, but the bot could not be told; "
+                                           "it resumes with the customer's next message"},
+                                 status=502)
+        await hub.broadcast({"type": "queue"})
+        return response.json({"closed": True, "outcome": outcome})
+
+    @app.post("/api/handovers/<hid:int>/handback")
+    @login_required(roles=("agent",))
+    async def handback(request, hid: int):
+        return await _end(request, hid, "handed_back", "action_handover_back")
+
+    @app.post("/api/handovers/<hid:int>/close")
+    @login_required(roles=("agent",))
+    async def close(request, hid: int):
+        return await _end(request, hid, "resolved", "action_handover_resolved")
+
+    @app.websocket("/ws")
+    async def live(request, ws):
+        login = await run(auth.session_login, request.cookies.get(SESSION_COOKIE))
+        origin = request.headers.get("origin")
+        host = request.headers.get("host")
+        if login is None or (origin and origin.split("://", 1)[-1] != host):
+            await ws.close(code=4401, reason="login required")
+            return
+        hub.add(login.user_id, ws)
+        try:
+            await ws.send(json.dumps({"type": "hello", "user": login.username}))
+            while True:
+                message = await ws.recv()
+                if message is None:
+                    break
+        finally:
+            if hub.remove(login.user_id, ws) and login.role == "agent":
+                app.add_task(_offline_later(app, login.user_id))
+
+    @app.exception(NotFound)
+    async def not_found(request, exc):
+        return response.json({"error": "not found"}, status=404)
+
+    @app.after_server_start
+    async def start_background(app, loop):
+        app.ctx.rasa = RasaAPI()
+        app.ctx.last_event_id = await run(stream.latest_id)
+        app.ctx.stopping = False
+        app.add_task(_follow_stream(app))
+        app.add_task(_watch_timeouts(app))
+
+    @app.before_server_stop
+    async def stop_background(app, loop):
+        app.ctx.stopping = True
+        await app.ctx.rasa.close()
+
+    return app
+
+
+def _user(user_id: int) -> dict:
+    from bot.crm.db import session_scope
+    from bot.handover.models import DeskUser
+
+    with session_scope() as db:
+        u = db.get(DeskUser, user_id)
+        return {"presence": u.presence if u else "offline"}
+
+
+async def _offline_later(app: Sanic, user_id: int) -> None:
+    """The agent's browser went away: offline, unless a page comes back within a few seconds."""
+    await asyncio.sleep(OFFLINE_GRACE_SECONDS)
+    if not app.ctx.hub.sockets.get(user_id):
+        await run(queue.set_presence, user_id, "offline")
+
+
+async def _live_lines(app: Sanic, h: Handover) -> list[dict]:
+    """The conversation since the handover, from the tracker (for a page opened later)."""
+    from bot.handover.pack import transcript
+
+    try:
+        tracker = await app.ctx.rasa.tracker(h.conversation_id)
+    except RasaError:
+        return []
+    start = h.created_at.timestamp()
+    return transcript([e for e in tracker.get("events", []) if (e.get("timestamp") or 0) >= start])
+
+
+def _line(event: dict) -> dict | None:
+    from bot.handover.pack import transcript
+
+    lines = transcript([event])
+    return lines[0] if lines else None
+
+
+async def _follow_stream(app: Sanic) -> None:
+    hub: Hub = app.ctx.hub
+    signature = None
+    while not app.ctx.stopping:
+        try:
+            events = await run(stream.read_after, app.ctx.last_event_id)
+            for e in events:
+                app.ctx.last_event_id = e.id
+                await _on_event(app, e)
+            current = await run(_queue_signature)
+            if current != signature:
+                if signature is not None:
+                    await hub.broadcast({"type": "queue"})
+                signature = current
+        except Exception:  # the stream must keep flowing
+            log.exception("event stream")
+            await asyncio.sleep(1)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _queue_signature() -> tuple:
+    from sqlalchemy import select
+
+    from bot.crm.db import session_scope
+    from bot.handover.models import OPEN_STATES
+
+    with session_scope() as db:
+        return tuple(db.execute(select(Handover.id, Handover.state, Handover.agent_id)
+                                .where(Handover.state.in_(OPEN_STATES))
+                                .order_by(Handover.id)).all())
+
+
+async def _on_event(app: Sanic, e: stream.StreamEvent) -> None:
+    kind = e.data.get("event")
+    if kind not in ("user", "bot"):
+        return
+    h = await run(queue.open_for_conversation, e.sender_id)
+    if h is None:
+        return
+    when = datetime.fromtimestamp(e.data.get("timestamp") or 0, timezone.utc)
+    if when < h.created_at:
+        return
+    if kind == "user":
+        await run(queue.note_customer_message, e.sender_id, when)
+        intent = ((e.data.get("parse_data") or {}).get("intent") or {}).get("name")
+        if h.state == "queued" and (intent == "deny" or _fold(e.data.get("text")) in CANCEL_WORDS):
+            await _give_back(app, h, "abandoned", "cancelled by the customer",
+                             "action_handover_cancelled")
+            return
+    line = _line(e.data)
+    if line and h.state == "assigned" and h.agent_id:
+        await app.ctx.hub.send(h.agent_id, {"type": "message", "handover_id": h.id, **line})
+
+
+async def _give_back(app: Sanic, h: Handover, state: str, outcome: str, action: str) -> None:
+    try:
+        await run(queue.finish, h.id, state, outcome)
+    except queue.Conflict:
+        return
+    try:
+        await app.ctx.rasa.resume_with(h.conversation_id, action)
+    except RasaError as exc:
+        log.error("could not resume conversation of handover %s: %s", h.id, exc)
+    await app.ctx.hub.broadcast({"type": "queue"})
+
+
+async def _watch_timeouts(app: Sanic) -> None:
+    s = get_settings()
+    while not app.ctx.stopping:
+        try:
+            for h in await run(queue.waiting_too_long, s.handover_max_wait_seconds):
+                await _give_back(app, h, "fallback", "maximum wait reached",
+                                 "action_handover_timeout")
+            for h in await run(queue.unanswered, s.agent_reply_timeout_seconds):
+                agent = h.agent_id
+                try:
+                    await run(queue.requeue, h.id, "agent did not answer in time")
+                except queue.Conflict:
+                    continue
+                if agent:
+                    await app.ctx.hub.send(agent, {"type": "taken_away", "handover_id": h.id,
+                                                   "why": "you did not answer in time"})
+                await app.ctx.hub.broadcast({"type": "queue"})
+        except Exception:
+            log.exception("timeouts")
+        await asyncio.sleep(CHECK_SECONDS)
+
+
+def serve(host: str = "127.0.0.1", port: int | None = None) -> None:
+    from urllib.parse import urlparse
+
+    from bot.crm.db import migrate
+
+    migrate()
+    port = port or urlparse(get_settings().desk_url).port or 5006
+    app = create_app()
+    app.run(host=host, port=port, access_log=False, motd=False, workers=1)

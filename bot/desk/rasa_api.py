@@ -1,0 +1,67 @@
+"""The desk's side of Rasa's HTTP API: agent messages into the customer's own channel, handing a
+conversation back to the bot, and reading a conversation's events."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from bot.settings import get_settings
+
+
+class RasaError(RuntimeError):
+    pass
+
+
+class RasaAPI:
+    def __init__(self, base_url: str | None = None, token: str | None = None) -> None:
+        s = get_settings()
+        self.base_url = (base_url or s.rasa_url).rstrip("/")
+        self.token = token or s.rasa_token
+        self.client = httpx.AsyncClient(timeout=30)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def _post(self, path: str, body: Any, **params: str) -> dict:
+        try:
+            r = await self.client.post(f"{self.base_url}{path}", json=body,
+                                       params={"token": self.token, **params})
+        except httpx.HTTPError as exc:
+            raise RasaError(f"the Rasa server does not answer: {exc}") from exc
+        if r.status_code >= 400:
+            raise RasaError(f"Rasa refused {path}: {r.status_code} {r.text[:300]}")
+        return r.json()
+
+    async def tracker(self, conversation_id: str) -> dict:
+        try:
+            r = await self.client.get(f"{self.base_url}/conversations/{conversation_id}/tracker",
+                                      params={"token": self.token, "include_events": "ALL"})
+        except httpx.HTTPError as exc:
+            raise RasaError(f"the Rasa server does not answer: {exc}") from exc
+        if r.status_code >= 400:
+            raise RasaError(f"Rasa refused the tracker: {r.status_code}")
+        return r.json()
+
+    async def send_agent_message(self, conversation_id: str, text: str, agent_name: str,
+                                 agent_username: str) -> None:
+        """A bot utterance with the agent in its metadata: delivered to the customer's latest
+        channel and kept in the transcript."""
+        event = {"event": "bot", "text": text, "timestamp": time.time(),
+                 "metadata": {"agent": agent_name, "agent_username": agent_username}}
+        await self._post(f"/conversations/{conversation_id}/tracker/events", event,
+                         output_channel="latest", execute_side_effects="true",
+                         include_events="NONE")
+
+    async def resume_with(self, conversation_id: str, action: str) -> None:
+        """Give the conversation back to the bot and let `action` speak first."""
+        await self._post(f"/conversations/{conversation_id}/tracker/events",
+                         {"event": "resume", "timestamp": time.time()}, include_events="NONE")
+        await self._post(f"/conversations/{conversation_id}/execute", {"name": action},
+                         output_channel="latest", include_events="NONE")
+        # The bot listens again, so the customer's next message is handled as usual.
+        await self._post(f"/conversations/{conversation_id}/tracker/events",
+                         {"event": "action", "name": "action_listen", "timestamp": time.time()},
+                         include_events="NONE")

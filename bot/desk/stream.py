@@ -1,0 +1,59 @@
+"""Rasa's event stream, as the SQL event broker writes it (table `events`: id, sender_id, data).
+
+The desk reads new rows a few times a second: customers' messages reach the agent's screen
+without touching the Rasa server."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from bot.settings import get_settings
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    id: int
+    sender_id: str
+    data: dict[str, Any]
+
+
+@lru_cache(maxsize=4)
+def _engine(url: str):
+    connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+    return create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _url(url: str | None) -> str:
+    return url or get_settings().events_database_url
+
+
+def latest_id(url: str | None = None) -> int:
+    try:
+        with _engine(_url(url)).connect() as c:
+            return int(c.execute(text("SELECT COALESCE(MAX(id), 0) FROM events")).scalar_one())
+    except (OperationalError, ProgrammingError):  # Rasa has not created the table yet
+        return 0
+
+
+def read_after(last_id: int, limit: int = 500, url: str | None = None) -> list[StreamEvent]:
+    try:
+        with _engine(_url(url)).connect() as c:
+            rows = c.execute(text("SELECT id, sender_id, data FROM events WHERE id > :last "
+                                  "ORDER BY id LIMIT :limit"),
+                             {"last": last_id, "limit": limit}).all()
+    except (OperationalError, ProgrammingError):
+        return []
+    events = []
+    for row in rows:
+        try:
+            data = json.loads(row[2])
+        except (TypeError, ValueError):
+            data = {}
+        events.append(StreamEvent(int(row[0]), row[1] or "", data))
+    return events

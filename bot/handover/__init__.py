@@ -1,0 +1,1 @@
+"""Live handover to human agents: the state machine, the queue, routing and business hours."""

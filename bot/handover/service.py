@@ -93,7 +93,7 @@ def expected_wait_seconds(position: int, agents: int, handling: float | None = N
     agent)` seconds on average (handling = the recent mean handling time); the customer waits
     for `position` such places, and never less than a minute."""
     handling = recent_handling_seconds() if handling is None else handling
-    throughput = max(agents, 1) * get_settings().agent_max_chats / handling
+    throughput = max(agents, 1) * get_settings().agent_max_chats / max(handling, 1.0)
     return int(max(60, round(position / throughput)))
 
 

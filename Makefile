@@ -15,6 +15,7 @@ train: setup
 
 test: setup
 	@scripts/services
+	@scripts/chromium
 	.venv/bin/python -m pytest
 
 bench: setup

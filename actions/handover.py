@@ -15,6 +15,7 @@ hands back or closes, when the customer cancels, or when the wait runs too long.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Text
 
@@ -133,12 +134,16 @@ class ActionHandoverTicket(Action):
         return events
 
 
-class _DeskAction(Action):
+class _DeskAction(Action, ABC):
     """Run by the desk through Rasa's HTTP API, after it resumed the conversation."""
 
     response: str = ""
     then: Optional[str] = None
     offer: Optional[str] = None
+
+    @abstractmethod
+    def name(self) -> Text:
+        """The action's name in the domain."""
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:

@@ -17,6 +17,8 @@ from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_SECRET = "integration-test-secret"
+AGENT_REPLY_TIMEOUT = 20  # seconds; short, so that the tests can see it happen
+HANDOVER_MAX_WAIT = 40
 
 
 def free_port() -> int:
@@ -32,6 +34,19 @@ class Stack:
     database_url: str
     var_dir: Path
     env: dict
+    desk_url: str = ""
+    processes: dict = None  # name -> [Popen, command, health url, log]
+
+    def restart(self, name: str) -> None:
+        """Stop one of the stack's processes and start it again, as an operator would."""
+        from bot.runner import stop, wait_until_up
+
+        proc, command, health, log = self.processes[name]
+        stop([proc])
+        proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=open(log, "a"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name][0] = proc
+        wait_until_up(health, proc, log=log)
 
     def talk(self, sender: str, text: str, token: str | None = None) -> list[dict]:
         body = {"sender": sender, "message": text}
@@ -61,7 +76,7 @@ def stack(request, model_path, tmp_path_factory):
 
     profile = request.param
     var_dir = tmp_path_factory.mktemp(f"stack-{profile}")
-    rasa_port, action_port = free_port(), free_port()
+    rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
     env = dict(os.environ)
     env.update({
         "SPORTELLO_PROFILE": profile,
@@ -69,6 +84,10 @@ def stack(request, model_path, tmp_path_factory):
         "CUSTOMER_TOKEN_SECRET": TOKEN_SECRET,
         "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
         "RASA_URL": f"http://127.0.0.1:{rasa_port}",
+        "DESK_URL": f"http://127.0.0.1:{desk_port}",
+        "DESK_HOURS": "mon-sun 00:00-24:00",
+        "AGENT_REPLY_TIMEOUT_SECONDS": str(AGENT_REPLY_TIMEOUT),
+        "HANDOVER_MAX_WAIT_SECONDS": str(HANDOVER_MAX_WAIT),
         "RASA_TOKEN": "integration-rasa-token",
         "PYTHONPATH": str(ROOT),
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
@@ -79,11 +98,13 @@ def stack(request, model_path, tmp_path_factory):
     if profile == "embedded":
         env["DATABASE_URL"] = f"sqlite:///{var_dir / 'sportello.db'}"
     else:
-        crm_db, tracker_db = create_pg_database(), create_pg_database()
-        databases = [crm_db, tracker_db]
+        crm_db, tracker_db, events_db = (create_pg_database(), create_pg_database(),
+                                         create_pg_database())
+        databases = [crm_db, tracker_db, events_db]
         env["DATABASE_URL"] = pg_url(crm_db)
         env.update({"PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
                     "PG_PASSWORD": "", "RASA_TRACKER_DB": tracker_db,
+                    "RASA_EVENTS_DB": events_db,
                     "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7"})
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -91,8 +112,12 @@ def stack(request, model_path, tmp_path_factory):
     db.get_engine.cache_clear()
     migrate()
     seed_demo()
+    from bot.desk.demo import seed_desk_users
 
-    from bot.runner import action_command, endpoints_file, rasa_command, stop, wait_until_up
+    seed_desk_users()
+
+    from bot.runner import (action_command, desk_command, endpoints_file, rasa_command, stop,
+                            wait_until_up)
 
     action_log, rasa_log = var_dir / "actions.log", var_dir / "rasa.log"
     actions = subprocess.Popen(action_command(action_port), cwd=ROOT, env=env,
@@ -101,14 +126,25 @@ def stack(request, model_path, tmp_path_factory):
     rasa = subprocess.Popen(rasa_command(model_path, rasa_port), cwd=ROOT, env=env,
                             stdout=open(rasa_log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
+    desk_log = var_dir / "desk.log"
+    desk = subprocess.Popen(desk_command(desk_port), cwd=ROOT, env=env,
+                            stdout=open(desk_log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    processes = {  # restarted by Stack.restart
+        "rasa": [rasa, rasa_command(model_path, rasa_port), f"http://127.0.0.1:{rasa_port}/",
+                 rasa_log],
+        "desk": [desk, desk_command(desk_port), f"http://127.0.0.1:{desk_port}/health", desk_log],
+    }
     assert endpoints_file() == ("endpoints.production.yml" if profile == "production"
                                 else "endpoints.yml")
     try:
         wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, log=action_log)
         wait_until_up(f"http://127.0.0.1:{rasa_port}/", rasa, log=rasa_log)
-        yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir, env)
+        wait_until_up(f"http://127.0.0.1:{desk_port}/health", desk, log=desk_log)
+        yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir, env,
+                    f"http://127.0.0.1:{desk_port}", processes)
     finally:
-        stop([rasa, actions])
+        stop([processes["desk"][0], processes["rasa"][0], actions])
         db.get_engine.cache_clear()
         for name in databases:
             drop_pg_database(name)

@@ -200,37 +200,6 @@ def test_callback_with_phone_on_file(stack, sender, token):
     assert ticket.callback_slot == "domani pomeriggio"
 
 
-def test_move_home_explains_and_hands_to_commercial(stack, sender, token):
-    reply = stack.say(sender, "devo traslocare il mese prossimo", token("C1000001"))
-    assert "VOLTURA" in reply and "SUBENTRO" in reply and "DISDETTA" in reply
-    ticket = last_ticket("C1000001")
-    assert ticket.skill == "commercial" and ticket.ticket_id in reply
-
-
-def test_request_human_is_honoured_at_once_even_in_a_form(stack, sender, token):
-    t = token("C1000002")
-    stack.say(sender, "vorrei la domiciliazione bancaria", t)
-    reply = stack.say(sender, "voglio parlare con un operatore", t)
-    ticket = last_ticket("C1000002")
-    assert ticket.kind == "callback" and ticket.ticket_id in reply
-    assert "non posso ancora passarti a un operatore" in reply
-    assert stack.tracker(sender)["active_loop"] in ({}, None) or \
-        stack.tracker(sender)["active_loop"].get("name") is None
-
-
-def test_fallback_offers_a_person_after_two_misunderstandings(stack, sender, token):
-    t = token("C1000001")
-    reply = stack.say(sender, "zxqv blorp fnord", t)
-    assert "non ho capito" in reply
-    reply = stack.say(sender, "qwerty asdf zxcv", t)
-    assert "parlare con una persona" in reply
-
-
-def test_fallback_offers_a_person_at_once_to_seniors(stack, sender, token):
-    reply = stack.say(sender, "zxqv blorp fnord", token("C1000002"))
-    assert "parlare con una persona" in reply
-
-
 def test_language_follows_the_message_and_can_be_switched(stack, sender):
     reply = stack.say(sender, "hello, what can you do for me?")
     assert "I can" in reply or "help" in reply

@@ -1,0 +1,128 @@
+"""Test helpers: an agent using the desk's HTTP API, a customer on the socket.io channel."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+import uuid
+
+import httpx
+import socketio
+
+DEMO_PASSWORDS = {"giulia": "giulia-demo-pass", "marco": "marco-demo-pass",
+                  "sara": "sara-demo-pass", "lucia": "lucia-demo-pass",
+                  "admin": "admin-demo-pass"}
+
+
+class Agent:
+    """Cookies are sent by hand: the desk's cookies are `Secure`, and httpx's cookie jar keeps
+    those for https only, as it should."""
+
+    def __init__(self, desk_url: str, username: str, password: str | None = None) -> None:
+        self.url = desk_url
+        page = httpx.get(f"{desk_url}/login")
+        login_cookie = re.search(r"desk_login_csrf=([^;]+)", page.headers["set-cookie"]).group(1)
+        form_token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        r = httpx.post(f"{desk_url}/login", headers={"Cookie": f"desk_login_csrf={login_cookie}"},
+                       data={"username": username, "csrf_token": form_token,
+                             "password": password or DEMO_PASSWORDS[username]})
+        assert r.status_code == 302, r.text
+        self.session = re.search(r"desk_session=([^;]+)", r.headers["set-cookie"]).group(1)
+        desk = httpx.get(f"{desk_url}/desk", headers=self.headers)
+        self.csrf = re.search(r'name="csrf-token" content="([^"]+)"', desk.text).group(1)
+
+    @property
+    def headers(self) -> dict:
+        return {"Cookie": f"desk_session={self.session}"}
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", headers=self.headers, timeout=30)
+
+    def post(self, path: str, body: dict | None = None) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", json=body or {}, timeout=60,
+                          headers={**self.headers, "X-CSRF-Token": self.csrf})
+
+    def presence(self, value: str) -> None:
+        assert self.post("/api/presence", {"presence": value}).status_code == 200
+
+    def queue(self) -> list[dict]:
+        return self.get("/api/queue").json()["queue"]
+
+    def wait_in_queue(self, conversation_id: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for h in self.queue():
+                if h["conversation_id"] == conversation_id:
+                    return h
+            time.sleep(0.2)
+        raise AssertionError(f"{conversation_id} never appeared in the queue")
+
+
+class Customer:
+    """A customer on the web widget's socket.io channel, in a thread of its own."""
+
+    def __init__(self, rasa_url: str, metadata: dict | None = None) -> None:
+        self.rasa_url, self.metadata = rasa_url, metadata or {}
+        self.received: list[dict] = []
+        self.session_id: str | None = None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._call(self._connect())
+
+    def _call(self, coro, timeout: float = 60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _connect(self) -> None:
+        self.client = socketio.AsyncClient()
+        confirmed = asyncio.Event()
+
+        @self.client.on("session_confirm")
+        async def on_session(data):
+            self.session_id = data if isinstance(data, str) else data.get("session_id")
+            confirmed.set()
+
+        @self.client.on("bot_uttered")
+        async def on_bot(data):
+            self.received.append(data)
+
+        await self.client.connect(self.rasa_url, socketio_path="/socket.io",
+                                  transports=["websocket"])
+        await self.client.emit("session_request", {"session_id": uuid.uuid4().hex})
+        await asyncio.wait_for(confirmed.wait(), 20)
+
+    def say(self, text: str, wait_for_reply: bool = True, timeout: float = 60) -> str:
+        before = len(self.received)
+        self._call(self.client.emit("user_uttered", {"message": text,
+                                                     "session_id": self.session_id,
+                                                     "customData": self.metadata}))
+        if not wait_for_reply:
+            return ""
+        self.wait_for(lambda texts: len(texts) > before, timeout)
+        time.sleep(1.5)  # the rest of the bot's turn
+        return "\n".join(m.get("text", "") for m in self.received[before:])
+
+    def texts(self) -> list[str]:
+        return [m.get("text", "") for m in self.received]
+
+    def wait_for(self, predicate, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.texts()):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"not received in {timeout}s; got {self.texts()}")
+
+    def wait_text(self, fragment: str, timeout: float = 30) -> float:
+        """Waits for a message containing `fragment`; returns when it arrived (monotonic)."""
+        self.wait_for(lambda texts: any(fragment in t for t in texts), timeout)
+        return time.monotonic()
+
+    def close(self) -> None:
+        try:
+            self._call(self.client.disconnect(), timeout=10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)

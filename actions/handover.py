@@ -72,10 +72,10 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
     skill = SKILL_OF_REASON.get(reason) or queue.skill_for(intents)
     available = await run(queue.availability, skill, language)
     if not available.available:
-        response = ("utter_handover_closed" if available.why_not == "closed"
+        opening = hours.describe(settings.desk_hours, language)
+        response = ("utter_handover_closed" if available.why_not == "closed" and opening
                     else "utter_handover_no_agent")
-        dispatcher.utter_message(response=response,
-                                 hours=hours.describe(settings.desk_hours, language))
+        dispatcher.utter_message(response=response, hours=opening)
         dispatcher.utter_message(response="utter_handover_alternatives")
         if card is not None:
             await record(tracker, card, "request_human", "handover", "no agent available")

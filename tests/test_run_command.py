@@ -33,10 +33,12 @@ def alive(pid: int) -> bool:
 
 
 def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path):
-    rasa_port, action_port = free_port(), free_port()
+    """Action server, Rasa server and desk start; Ctrl-C leaves no process behind."""
+    rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
     env = dict(os.environ, SPORTELLO_VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite",
                RASA_URL=f"http://127.0.0.1:{rasa_port}",
                ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}/webhook",
+               DESK_URL=f"http://127.0.0.1:{desk_port}",
                PYTHONPATH=str(ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1")
     log = tmp_path / "run.log"
     proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
@@ -52,8 +54,12 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
         reply = httpx.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
                            json={"sender": "run-test", "message": "ciao"}, timeout=60).json()
         assert reply and "assistente virtuale" in reply[0]["text"]
+        assert f"http://127.0.0.1:{desk_port}/" in text and "giulia / giulia-demo-pass" in text
+        assert "creating the demo desk users" in text
+        desk = httpx.get(f"http://127.0.0.1:{desk_port}/desk", follow_redirects=False)
+        assert desk.status_code == 302 and desk.headers["location"] == "/login"
         servers = children(proc.pid)
-        assert len(servers) == 2
+        assert len(servers) == 3  # action server, Rasa server, desk
         grandchildren = [c for s in servers for c in children(s)]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0

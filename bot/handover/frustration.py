@@ -46,7 +46,7 @@ STRONG = [
     r"ma state scherzando", r"roba da matti", r"da denuncia", r"non e possibile che",
     r"unbelievable", r"what the hell", r"the hell", r"for (?:god|heaven|christ)'?s sake",
     r"crooks?", r"cowboys", r"thanks for nothing", r"grazie per (?:niente|nulla)",
-    r"are you (?:even )?(?:reading|listening)", r"copy[- ]?paste", r"i'?m done",
+    r"are you (?:even )?(?:reading|listening)", r"copy[- ]?paste",
     r"how hard can it be", r"losing (?:my )?patience", r"lost (?:my )?patience",
     r"are you kidding", r"you(?:'re| are) kidding", r"fed up", r"had enough", r"enough is enough",
     r"ne ho abbastanza", r"mi avete stufato",
@@ -65,6 +65,7 @@ WEAK = [
     r"come sempre", r"as usual", r"risposta automatica", r"automated (?:reply|answer)",
     r"complimenti", r"bravi", r"brilliant", r"well done", r"oh great", r"really helpful",
     r"inesistente", r"nemmeno", r"not even", r"ancora nessun\w*", r"still no\b",
+    r"i'?m done",
 ]
 _STRONG = [re.compile(rf"\b{p}") for p in STRONG]
 _WEAK = [re.compile(rf"\b{p}") for p in WEAK]

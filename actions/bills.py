@@ -12,17 +12,17 @@ from bot import i18n
 from bot.settings import get_settings
 
 
-def _bill_line(dispatcher, bill, lang, today) -> None:
+def _bill_line(dispatcher, domain, bill, lang, today) -> None:
     dispatcher.utter_message(
         response="utter_bill_line_overdue" if bill.is_overdue(today) else "utter_bill_line",
-        number=bill.number, supply=i18n.supply(bill.supply_type, lang),
+        number=bill.number, supply=i18n.supply(domain, bill.supply_type, lang),
         amount=i18n.money(bill.amount_eur, lang), due_date=i18n.day(bill.due_date, lang))
 
 
 class ActionCheckBill(SkillAction):
     intent = "check_bill"
 
-    async def handle(self, dispatcher, tracker, card):
+    async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
         today = datetime.now(timezone.utc).date()
         due = sorted(card.open_bills, key=lambda b: b.due_date)
@@ -39,7 +39,7 @@ class ActionCheckBill(SkillAction):
         dispatcher.utter_message(response="utter_bills_due" if len(due) > 1 else "utter_one_bill_due",
                                  count=len(due), total=i18n.money(total, lang))
         for bill in due:
-            _bill_line(dispatcher, bill, lang, today)
+            _bill_line(dispatcher, domain, bill, lang, today)
         dispatcher.utter_message(response="utter_offer_payment_link")
         await record(tracker, card, self.intent, "resolved")
         return [SlotSet("offer", "pay_bill")]
@@ -48,7 +48,7 @@ class ActionCheckBill(SkillAction):
 class ActionExplainBill(SkillAction):
     intent = "explain_bill"
 
-    async def handle(self, dispatcher, tracker, card):
+    async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
         if not card.bills:
             dispatcher.utter_message(response="utter_no_bills_at_all")
@@ -60,7 +60,7 @@ class ActionExplainBill(SkillAction):
                    if previous else last.amount_eur)
         consumption, avg_consumption = _consumptions(supply, last)
         params = dict(
-            supply=i18n.supply(last.supply_type, lang), number=last.number,
+            supply=i18n.supply(domain, last.supply_type, lang), number=last.number,
             period=f"{i18n.day(last.period_start, lang)} – {i18n.day(last.period_end, lang)}",
             amount=i18n.money(last.amount_eur, lang),
             average=i18n.money(average.quantize(Decimal("0.01")), lang),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -73,9 +72,10 @@ async def record(tracker: Tracker, card: IdentityCard, topic: str, outcome: str,
         log.exception("could not record the interaction")
 
 
-class SkillAction(Action, ABC):
+class SkillAction(Action):
     """A skill: checks identity (asks for verification when needed), reads the identity card
-    once, and answers with the domain's responses. Subclasses implement `handle`."""
+    once, and answers with the domain's responses. Subclasses implement `handle`, or `answer`
+    when they need the domain (its vocabulary)."""
 
     intent: str = ""
     needs_identity: bool = True
@@ -91,7 +91,7 @@ class SkillAction(Action, ABC):
             card = await load_identity_card(code) if code else None
             if self.needs_identity and card is None:
                 return events + await self.ask_verification(dispatcher, tracker)
-            return events + (await self.handle(dispatcher, tracker, card) or [])
+            return events + (await self.answer(dispatcher, tracker, card, domain) or [])
         except Exception:
             log.exception("action %s failed", self.name())
             dispatcher.utter_message(response="utter_technical_problem")
@@ -102,11 +102,17 @@ class SkillAction(Action, ABC):
         dispatcher.utter_message(response="utter_need_verification")
         return await start_verification(dispatcher, tracker, self.intent)
 
-    @abstractmethod
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
+        """The skill's answer with the domain at hand: skills that put vocabulary words into
+        their replies (bot.i18n.word) override this one; the others implement `handle`."""
+        return await self.handle(dispatcher, tracker, card)
+
     async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      card: Optional[IdentityCard]) -> List[EventType]:
         """The skill's answer for this customer (None when `needs_identity` is False and the
         customer is anonymous)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither answer nor handle")
 
 
 async def prepare_verification(dispatcher: CollectingDispatcher, tracker: Tracker,

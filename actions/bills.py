@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 from rasa_sdk.events import SlotSet
@@ -12,11 +11,21 @@ from bot import i18n
 from bot.settings import get_settings
 
 
+def due_values(domain, bill, lang, today) -> dict:
+    """Amount, due date and the day count to it (family persona variations say them plainly):
+    `days_left` to the due date (0 on the day), `days_overdue` past it, and `due_note`, the
+    whole of it in words."""
+    left = i18n.days_until(bill.due_date, today)
+    return dict(amount=i18n.money(bill.amount_eur, lang), due_date=i18n.day(bill.due_date, lang),
+                days_left=max(left, 0), days_overdue=max(-left, 0),
+                due_note=i18n.due_note(domain, bill.due_date, not bill.open, today, lang))
+
+
 def _bill_line(dispatcher, domain, bill, lang, today) -> None:
     dispatcher.utter_message(
         response="utter_bill_line_overdue" if bill.is_overdue(today) else "utter_bill_line",
         number=bill.number, supply=i18n.supply(domain, bill.supply_type, lang),
-        amount=i18n.money(bill.amount_eur, lang), due_date=i18n.day(bill.due_date, lang))
+        **due_values(domain, bill, lang, today))
 
 
 class ActionCheckBill(SkillAction):
@@ -24,7 +33,7 @@ class ActionCheckBill(SkillAction):
 
     async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
-        today = datetime.now(timezone.utc).date()
+        today = i18n.today()
         due = sorted(card.open_bills, key=lambda b: b.due_date)
         if not due:
             if card.bills:
@@ -62,7 +71,7 @@ class ActionExplainBill(SkillAction):
         params = dict(
             supply=i18n.supply(domain, last.supply_type, lang), number=last.number,
             period=f"{i18n.day(last.period_start, lang)} – {i18n.day(last.period_end, lang)}",
-            amount=i18n.money(last.amount_eur, lang),
+            **due_values(domain, last, lang, i18n.today()),
             average=i18n.money(average.quantize(Decimal("0.01")), lang),
             consumption=i18n.number(consumption, lang),
             avg_consumption=i18n.number(avg_consumption, lang),
@@ -101,7 +110,7 @@ class ActionPayBill(SkillAction):
     intent = "pay_bill"
     needs_identity = False
 
-    async def handle(self, dispatcher, tracker, card):
+    async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
         if card is None:
             dispatcher.utter_message(response="utter_pay_options")
@@ -111,8 +120,8 @@ class ActionPayBill(SkillAction):
             dispatcher.utter_message(response="utter_pay_nothing_due")
         for bill in due:
             dispatcher.utter_message(response="utter_pay_link", number=bill.number,
-                                     amount=i18n.money(bill.amount_eur, lang),
-                                     link=get_settings().payment_base_url + bill.number)
+                                     link=get_settings().payment_base_url + bill.number,
+                                     **due_values(domain, bill, lang, i18n.today()))
         if not due:
             dispatcher.utter_message(response="utter_pay_options")
         await record(tracker, card, self.intent, "resolved")

@@ -31,6 +31,7 @@ VOCABULARY: Dict[str, tuple] = {
     "supply": ("electricity", "gas"),
     "status": ("open", "in_progress", "resolved", "closed"),
     "day": ("today", "yesterday", "on"),
+    "due": ("paid", "in", "overdue"),
 }
 # Unknown keys of these groups are said with this key (a topic the history may hold).
 FALLBACK_KEYS = {"topic": "other"}
@@ -132,3 +133,19 @@ def supply(domain: Mapping[str, Any], kind: str, language: str | None) -> str:
 
 def status(domain: Mapping[str, Any], name: str, language: str | None) -> str:
     return word(domain, "status", name, language)
+
+
+def days_until(due: date, today: date) -> int:
+    """Days left to a due date (0 on the day itself); negative when it has passed."""
+    return (due - today).days
+
+
+def due_note(domain: Mapping[str, Any], due: date, paid: bool, today: date,
+             language: str | None) -> str:
+    """Where a bill stands: paid, due in N days, or overdue by N days (with its due date)."""
+    if paid:
+        return word(domain, "due", "paid", language, due_date=day(due, language))
+    left = days_until(due, today)
+    if left >= 0:
+        return word(domain, "due", "in", language, due_date=day(due, language), days=left)
+    return word(domain, "due", "overdue", language, due_date=day(due, language), days=-left)

@@ -20,7 +20,7 @@ UNUSED = re.compile(r"The utterance '(utter_\w+)' is not used in any story or ru
 # Vocabulary responses (bot.i18n.VOCABULARY) are resolved by actions through these accessors of
 # bot.i18n; a group counts as used only when actions/ calls its accessor.
 VOCABULARY_ACCESSORS = {"channel": "channel", "topic": "topic", "supply": "supply",
-                        "status": "status", "day": "relative_day"}
+                        "status": "status", "day": "relative_day", "due": "due_note"}
 
 
 def domain_responses() -> set[str]:
@@ -128,6 +128,11 @@ def test_every_vocabulary_entry_resolves_in_both_languages():
     assert i18n.relative_day(domain, now, date(2024, 3, 6), "en") == "yesterday"
     assert i18n.relative_day(domain, now, date(2024, 3, 9), "it") == "il 5 marzo 2024"
     assert i18n.relative_day(domain, now, date(2024, 3, 9), "en") == "on 5 March 2024"
+    assert i18n.due_note(domain, date(2024, 3, 9), False, date(2024, 3, 5), "it") == \
+        "scadenza il 9 marzo 2024, giorni rimasti: 4"
+    assert i18n.due_note(domain, date(2024, 3, 1), False, date(2024, 3, 5), "en") == \
+        "overdue since 1 March 2024, days overdue: 4"
+    assert i18n.due_note(domain, date(2024, 3, 1), True, date(2024, 3, 5), "en") == "already paid"
     with pytest.raises(KeyError):
         i18n.supply(domain, "water", "it")
 

@@ -141,7 +141,8 @@ def nba_message(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], nba,
         b = nba.params["bill"]
         dispatcher.utter_message(response="utter_nba_overdue_bill",
                                  amount=i18n.money(b.amount_eur, lang),
-                                 due_date=i18n.day(b.due_date, lang))
+                                 due_date=i18n.day(b.due_date, lang),
+                                 days_overdue=max(-i18n.days_until(b.due_date, i18n.today()), 0))
         return "pay_bill"
     if nba.kind == "ticket_news":
         t = nba.params["ticket"]

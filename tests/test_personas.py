@@ -191,3 +191,12 @@ def test_family_bills_count_the_days_to_and_past_the_due_date(seeded, domain, la
         assert bill.number in text and "https://" in text
         # Without a persona the same message keeps the plain text, without the count.
         assert expected not in render(domain, [line, link], None, language)[0]
+    # Anna's last bill is the unpaid one: its explanation says the days left too.
+    from actions.bills import ActionExplainBill
+
+    d = CollectingDispatcher()
+    t = tracker(slots={"verified": True, "customer_code": "C1000006", "language": language,
+                       "persona": "family"})
+    asyncio.run(ActionExplainBill().run(d, t, domain_dict))
+    text = render(domain, d.messages[:1], "family", language)[0]
+    assert ("giorni rimasti: 14" if language == "it" else "days left: 14") in text, text

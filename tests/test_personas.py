@@ -101,7 +101,8 @@ PERSONA_REPLIES = {
                  "• T-1: in progress, expected by 5 March"),
                 ("utter_contract_line", "• luce: Casa Fix", "• electricity: Casa Fix"),
                 ("utter_help", "Scegli o scrivi:", "Pick or type:")],
-    "senior": [("utter_one_bill_due", "Lei ha una bolletta da pagare", "You have one bill to pay. "),
+    "senior": [("utter_one_bill_due", "Lei ha una bolletta da pagare",
+                "You have one bill to pay. "),
                ("utter_outage_known", "nella Sua zona", "Technicians are already working"),
                ("utter_ask_reading_value", "Mi scriva i numeri", "Please type the numbers"),
                ("utter_open_tickets", "le Sue pratiche", "These are your open requests"),
@@ -160,7 +161,8 @@ def render(domain, messages, persona, language) -> list[str]:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_family_bills_count_the_days_to_and_past_the_due_date(seeded, domain, language):  # noqa: F811
+def test_family_bills_count_the_days_to_and_past_the_due_date(
+        seeded, domain, language):  # noqa: F811 (the fixture imported above)
     from actions.bills import ActionCheckBill, ActionPayBill
     from bot import i18n
     from bot.crm.card import read_identity_card

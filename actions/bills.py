@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from rasa_sdk.events import SlotSet
 
-from actions.common import SkillAction, language_of, record
+from actions.common import DomainSkillAction, language_of, record
 from bot import i18n
 from bot.settings import get_settings
 
@@ -28,7 +28,7 @@ def _bill_line(dispatcher, domain, bill, lang, today) -> None:
         **due_values(domain, bill, lang, today))
 
 
-class ActionCheckBill(SkillAction):
+class ActionCheckBill(DomainSkillAction):
     intent = "check_bill"
 
     async def answer(self, dispatcher, tracker, card, domain):
@@ -54,7 +54,7 @@ class ActionCheckBill(SkillAction):
         return [SlotSet("offer", "pay_bill")]
 
 
-class ActionExplainBill(SkillAction):
+class ActionExplainBill(DomainSkillAction):
     intent = "explain_bill"
 
     async def answer(self, dispatcher, tracker, card, domain):
@@ -106,7 +106,7 @@ def _consumptions(supply, bill):
     return last.quantize(Decimal("1")), avg.quantize(Decimal("1"))
 
 
-class ActionPayBill(SkillAction):
+class ActionPayBill(DomainSkillAction):
     intent = "pay_bill"
     needs_identity = False
 

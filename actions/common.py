@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -72,10 +73,10 @@ async def record(tracker: Tracker, card: IdentityCard, topic: str, outcome: str,
         log.exception("could not record the interaction")
 
 
-class SkillAction(Action):
+class SkillAction(Action, ABC):
     """A skill: checks identity (asks for verification when needed), reads the identity card
-    once, and answers with the domain's responses. Subclasses implement `handle`, or `answer`
-    when they need the domain (its vocabulary)."""
+    once, and answers with the domain's responses. Subclasses implement `handle`; skills that
+    need the domain (its vocabulary) derive from DomainSkillAction instead."""
 
     intent: str = ""
     needs_identity: bool = True
@@ -104,15 +105,26 @@ class SkillAction(Action):
 
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
-        """The skill's answer with the domain at hand: skills that put vocabulary words into
-        their replies (bot.i18n.word) override this one; the others implement `handle`."""
         return await self.handle(dispatcher, tracker, card)
 
+    @abstractmethod
     async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      card: Optional[IdentityCard]) -> List[EventType]:
         """The skill's answer for this customer (None when `needs_identity` is False and the
         customer is anonymous)."""
-        raise NotImplementedError(f"{type(self).__name__} implements neither answer nor handle")
+
+
+class DomainSkillAction(SkillAction, ABC):
+    """A skill whose replies carry vocabulary words (bot.i18n.word), resolved from the domain
+    rasa-sdk passes to `run`: subclasses implement `answer`."""
+
+    async def handle(self, dispatcher, tracker, card):  # never called: `run` calls `answer`
+        raise NotImplementedError
+
+    @abstractmethod
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
+        """The skill's answer for this customer, with the domain at hand."""
 
 
 async def prepare_verification(dispatcher: CollectingDispatcher, tracker: Tracker,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from actions.common import SkillAction, language_of, record
+from actions.common import DomainSkillAction, language_of, record
 from bot import i18n
 
 
-class ActionContractInfo(SkillAction):
+class ActionContractInfo(DomainSkillAction):
     intent = "contract_info"
 
     async def answer(self, dispatcher, tracker, card, domain):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from rasa_sdk.events import SlotSet
 
-from actions.common import SkillAction, channel_of, language_of, record
+from actions.common import DomainSkillAction, channel_of, language_of, record
 from bot import i18n
 from bot.crm.service import open_ticket, run
 from bot.safety import smells_of_gas
 from bot.settings import get_settings
 
 
-class ActionReportOutage(SkillAction):
+class ActionReportOutage(DomainSkillAction):
     intent = "report_outage"
     needs_identity = False
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from actions.common import SkillAction, language_of, latest_entity, record
+from actions.common import DomainSkillAction, language_of, latest_entity, record
 from bot import i18n
 
 
-class ActionTicketStatus(SkillAction):
+class ActionTicketStatus(DomainSkillAction):
     intent = "ticket_status"
 
     async def answer(self, dispatcher, tracker, card, domain):

@@ -134,3 +134,14 @@ def test_greeting_words_come_from_the_domain_vocabulary(seeded, domain_dict, lan
     asyncio.run(ActionGreet().run(d, tracker(slots=slots), domain_dict))
     recent = next(m for m in d.messages if m.get("response") == "utter_recent_contact")
     assert (recent["when"], recent["channel"], recent["topic"]) == (when, channel, topic)
+
+
+def test_the_action_server_registers_every_custom_action_of_the_domain(domain_dict):
+    """rasa-sdk registers every non-abstract Action subclass: none may fail to register, and
+    every custom action the domain lists must be there."""
+    from rasa_sdk.executor import ActionExecutor
+
+    executor = ActionExecutor()
+    executor.register_package("actions")
+    custom = {a for a in domain_dict["actions"] if a.startswith(("action_", "validate_"))}
+    assert custom - set(executor.actions) == set()

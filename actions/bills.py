@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 from rasa_sdk.events import SlotSet
 
-from actions.common import SkillAction, language_of, record
+from actions.common import DomainSkillAction, language_of, record
 from bot import i18n
 from bot.settings import get_settings
 
 
-def _bill_line(dispatcher, bill, lang, today) -> None:
+def due_values(domain, bill, lang, today) -> dict:
+    """Amount, due date and the day count to it (family persona variations say them plainly):
+    `days_left` to the due date (0 on the day), `days_overdue` past it, and `due_note`, the
+    whole of it in words."""
+    left = i18n.days_until(bill.due_date, today)
+    return dict(amount=i18n.money(bill.amount_eur, lang), due_date=i18n.day(bill.due_date, lang),
+                days_left=max(left, 0), days_overdue=max(-left, 0),
+                due_note=i18n.due_note(domain, bill.due_date, not bill.open, today, lang))
+
+
+def _bill_line(dispatcher, domain, bill, lang, today) -> None:
     dispatcher.utter_message(
         response="utter_bill_line_overdue" if bill.is_overdue(today) else "utter_bill_line",
-        number=bill.number, supply=i18n.supply(bill.supply_type, lang),
-        amount=i18n.money(bill.amount_eur, lang), due_date=i18n.day(bill.due_date, lang))
+        number=bill.number, supply=i18n.supply(domain, bill.supply_type, lang),
+        **due_values(domain, bill, lang, today))
 
 
-class ActionCheckBill(SkillAction):
+class ActionCheckBill(DomainSkillAction):
     intent = "check_bill"
 
-    async def handle(self, dispatcher, tracker, card):
+    async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
-        today = datetime.now(timezone.utc).date()
+        today = i18n.today()
         due = sorted(card.open_bills, key=lambda b: b.due_date)
         if not due:
             if card.bills:
@@ -39,16 +48,16 @@ class ActionCheckBill(SkillAction):
         dispatcher.utter_message(response="utter_bills_due" if len(due) > 1 else "utter_one_bill_due",
                                  count=len(due), total=i18n.money(total, lang))
         for bill in due:
-            _bill_line(dispatcher, bill, lang, today)
+            _bill_line(dispatcher, domain, bill, lang, today)
         dispatcher.utter_message(response="utter_offer_payment_link")
         await record(tracker, card, self.intent, "resolved")
         return [SlotSet("offer", "pay_bill")]
 
 
-class ActionExplainBill(SkillAction):
+class ActionExplainBill(DomainSkillAction):
     intent = "explain_bill"
 
-    async def handle(self, dispatcher, tracker, card):
+    async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
         if not card.bills:
             dispatcher.utter_message(response="utter_no_bills_at_all")
@@ -60,9 +69,9 @@ class ActionExplainBill(SkillAction):
                    if previous else last.amount_eur)
         consumption, avg_consumption = _consumptions(supply, last)
         params = dict(
-            supply=i18n.supply(last.supply_type, lang), number=last.number,
+            supply=i18n.supply(domain, last.supply_type, lang), number=last.number,
             period=f"{i18n.day(last.period_start, lang)} – {i18n.day(last.period_end, lang)}",
-            amount=i18n.money(last.amount_eur, lang),
+            **due_values(domain, last, lang, i18n.today()),
             average=i18n.money(average.quantize(Decimal("0.01")), lang),
             consumption=i18n.number(consumption, lang),
             avg_consumption=i18n.number(avg_consumption, lang),
@@ -97,11 +106,11 @@ def _consumptions(supply, bill):
     return last.quantize(Decimal("1")), avg.quantize(Decimal("1"))
 
 
-class ActionPayBill(SkillAction):
+class ActionPayBill(DomainSkillAction):
     intent = "pay_bill"
     needs_identity = False
 
-    async def handle(self, dispatcher, tracker, card):
+    async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
         if card is None:
             dispatcher.utter_message(response="utter_pay_options")
@@ -111,8 +120,8 @@ class ActionPayBill(SkillAction):
             dispatcher.utter_message(response="utter_pay_nothing_due")
         for bill in due:
             dispatcher.utter_message(response="utter_pay_link", number=bill.number,
-                                     amount=i18n.money(bill.amount_eur, lang),
-                                     link=get_settings().payment_base_url + bill.number)
+                                     link=get_settings().payment_base_url + bill.number,
+                                     **due_values(domain, bill, lang, i18n.today()))
         if not due:
             dispatcher.utter_message(response="utter_pay_options")
         await record(tracker, card, self.intent, "resolved")

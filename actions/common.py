@@ -77,7 +77,8 @@ async def record(tracker: Tracker, card: IdentityCard, topic: str, outcome: str,
 
 class SkillAction(Action, ABC):
     """A skill: checks identity (asks for verification when needed), reads the identity card
-    once, and answers with the domain's responses. Subclasses implement `handle`."""
+    once, and answers with the domain's responses. Subclasses implement `handle`; skills that
+    need the domain (its vocabulary) derive from DomainSkillAction instead."""
 
     intent: str = ""
     needs_identity: bool = True
@@ -93,7 +94,7 @@ class SkillAction(Action, ABC):
             card = await load_identity_card(code) if code else None
             if self.needs_identity and card is None:
                 return events + await self.ask_verification(dispatcher, tracker)
-            return events + (await self.handle(dispatcher, tracker, card) or [])
+            return events + (await self.answer(dispatcher, tracker, card, domain) or [])
         except Exception:
             log.exception("action %s failed", self.name())
             dispatcher.utter_message(response="utter_technical_problem")
@@ -104,11 +105,28 @@ class SkillAction(Action, ABC):
         dispatcher.utter_message(response="utter_need_verification")
         return await start_verification(dispatcher, tracker, self.intent)
 
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
+        return await self.handle(dispatcher, tracker, card)
+
     @abstractmethod
     async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      card: Optional[IdentityCard]) -> List[EventType]:
         """The skill's answer for this customer (None when `needs_identity` is False and the
         customer is anonymous)."""
+
+
+class DomainSkillAction(SkillAction, ABC):
+    """A skill whose replies carry vocabulary words (bot.i18n.word), resolved from the domain
+    rasa-sdk passes to `run`: subclasses implement `answer`."""
+
+    async def handle(self, dispatcher, tracker, card):  # never called: `run` calls `answer`
+        raise NotImplementedError
+
+    @abstractmethod
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
+        """The skill's answer for this customer, with the domain at hand."""
 
 
 async def prepare_verification(dispatcher: CollectingDispatcher, tracker: Tracker,

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from actions.common import SkillAction, language_of, record
+from actions.common import DomainSkillAction, language_of, record
 from bot import i18n
 
 
-class ActionContractInfo(SkillAction):
+class ActionContractInfo(DomainSkillAction):
     intent = "contract_info"
 
-    async def handle(self, dispatcher, tracker, card):
+    async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
         if not card.supplies:
             dispatcher.utter_message(response="utter_no_active_supply")
             return []
         dispatcher.utter_message(response="utter_contract_supplies")
         for s in card.supplies:
-            params = dict(supply=i18n.supply(s.type, lang),
+            params = dict(supply=i18n.supply(domain, s.type, lang),
                           code_name="POD" if s.type == "electricity" else "PDR",
                           supply_id=s.supply_id, address=f"{s.address}, {s.city}",
                           tariff=s.tariff, unit_price=i18n.money(s.unit_price_eur, lang),

@@ -112,13 +112,14 @@ class ActionGreet(Action):
         offer = None
         nba = next_best_action(card, now)
         if nba is not None:
-            offer = nba_message(dispatcher, nba, lang)
+            offer = nba_message(dispatcher, domain, nba, lang)
         recent = unresolved_recent_contact(card, channel_of(tracker), now)
         if recent is not None:
             dispatcher.utter_message(
                 response="utter_recent_contact",
-                when=i18n.relative_day(recent.at, now.astimezone(i18n.ROME).date(), lang),
-                channel=i18n.channel(recent.channel, lang), topic=i18n.topic(recent.topic, lang),
+                when=i18n.relative_day(domain, recent.at, now.astimezone(i18n.ROME).date(), lang),
+                channel=i18n.channel(domain, recent.channel, lang),
+                topic=i18n.topic(domain, recent.topic, lang),
             )
             offer = recent.topic if recent.topic in SKILL_ACTIONS else offer
         if nba is None and recent is None:
@@ -126,11 +127,13 @@ class ActionGreet(Action):
         return [SlotSet("offer", offer)]
 
 
-def nba_message(dispatcher: CollectingDispatcher, nba, lang: str):
+def nba_message(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], nba,
+                lang: str):
     """Say the next best action; returns the offer the customer may accept with "yes"."""
     if nba.kind == "outage":
         o = nba.params["outage"]
-        dispatcher.utter_message(response="utter_nba_outage", supply=i18n.supply(o.type, lang),
+        dispatcher.utter_message(response="utter_nba_outage",
+                                 supply=i18n.supply(domain, o.type, lang),
                                  postcode=", ".join(o.postcodes),
                                  expected_end=i18n.moment(o.expected_end, lang))
         return None
@@ -138,12 +141,13 @@ def nba_message(dispatcher: CollectingDispatcher, nba, lang: str):
         b = nba.params["bill"]
         dispatcher.utter_message(response="utter_nba_overdue_bill",
                                  amount=i18n.money(b.amount_eur, lang),
-                                 due_date=i18n.day(b.due_date, lang))
+                                 due_date=i18n.day(b.due_date, lang),
+                                 days_overdue=max(-i18n.days_until(b.due_date, i18n.today()), 0))
         return "pay_bill"
     if nba.kind == "ticket_news":
         t = nba.params["ticket"]
         dispatcher.utter_message(response="utter_nba_ticket_news", ticket_id=t.ticket_id,
-                                 subject=t.subject, status=i18n.status(t.status, lang))
+                                 subject=t.subject, status=i18n.status(domain, t.status, lang))
         return "ticket_status"
     if nba.kind == "reading_window":
         dispatcher.utter_message(response="utter_nba_reading_window")

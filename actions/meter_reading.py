@@ -34,8 +34,8 @@ class ActionAskSupplyChoice(Action):
     async def run(self, dispatcher, tracker, domain):
         card = await load_identity_card(verified_customer(tracker))
         lang = language_of(tracker)
-        buttons = [{"title": f"{i18n.supply(s.type, lang)} – {s.address}", "payload": s.supply_id}
-                   for s in card.active_supplies]
+        buttons = [{"title": f"{i18n.supply(domain, s.type, lang)} – {s.address}",
+                    "payload": s.supply_id} for s in card.active_supplies]
         dispatcher.utter_message(response="utter_ask_supply_choice", buttons=buttons)
         return []
 
@@ -50,7 +50,7 @@ class ActionAskReadingValue(Action):
         supply = card.supply(tracker.get_slot("supply_choice") or the_only_supply(card))
         last = supply.last_reading
         dispatcher.utter_message(
-            response="utter_ask_reading_value", supply=i18n.supply(supply.type, lang),
+            response="utter_ask_reading_value", supply=i18n.supply(domain, supply.type, lang),
             supply_id=supply.supply_id, unit=supply.unit,
             last_value=i18n.number(last.value, lang) if last else "—",
             last_date=i18n.day(last.date, lang) if last else "—")
@@ -140,7 +140,7 @@ class ActionMeterReadingSubmit(Action):
             return events
         dispatcher.utter_message(
             response="utter_reading_stored", value=i18n.number(value, lang), unit=supply.unit,
-            supply=i18n.supply(supply.type, lang), supply_id=supply_id,
+            supply=i18n.supply(domain, supply.type, lang), supply_id=supply_id,
             consumption=i18n.number(result.consumption or 0, lang))
         await record(tracker, card, "submit_meter_reading", "resolved")
         return events

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from rasa_sdk.events import SlotSet
 
-from actions.common import SkillAction, channel_of, language_of, record
+from actions.common import DomainSkillAction, channel_of, language_of, record
 from bot import i18n
 from bot.crm.service import open_ticket, run
 from bot.safety import smells_of_gas
 from bot.settings import get_settings
 
 
-class ActionReportOutage(SkillAction):
+class ActionReportOutage(DomainSkillAction):
     intent = "report_outage"
     needs_identity = False
 
@@ -22,7 +22,7 @@ class ActionReportOutage(SkillAction):
                                      number=get_settings().gas_emergency_number)
         return await super().run(dispatcher, tracker, domain)
 
-    async def handle(self, dispatcher, tracker, card):
+    async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
         if card is None:
             dispatcher.utter_message(response="utter_outage_anonymous")
@@ -42,7 +42,7 @@ class ActionReportOutage(SkillAction):
             if any(s.type == outage.type for s in supplies):
                 postcode = next(s.postcode for s in supplies if s.postcode in outage.postcodes)
                 dispatcher.utter_message(
-                    response="utter_outage_known", supply=i18n.supply(outage.type, lang),
+                    response="utter_outage_known", supply=i18n.supply(domain, outage.type, lang),
                     postcode=postcode, description=outage.description,
                     expected_end=i18n.moment(outage.expected_end, lang))
                 await record(tracker, card, self.intent, "resolved")
@@ -51,17 +51,17 @@ class ActionReportOutage(SkillAction):
         if existing:
             t = existing[0]
             dispatcher.utter_message(response="utter_outage_ticket_exists", ticket_id=t.ticket_id,
-                                     status=i18n.status(t.status, lang))
+                                     status=i18n.status(domain, t.status, lang))
             await record(tracker, card, self.intent, "resolved")
             return []
         supply = supplies[0]
         text = tracker.latest_message.get("text") or ""
         ticket = await run(open_ticket, card.customer_code, "outage",
-                           f"Guasto {i18n.supply(supply.type, 'it')} {supply.supply_id}",
+                           f"Guasto {i18n.supply(domain, supply.type, 'it')} {supply.supply_id}",
                            channel_of(tracker), description=text[:1000], eta_days=1,
                            skill="technical", conversation_id=tracker.sender_id)
         dispatcher.utter_message(response="utter_outage_ticket_opened", ticket_id=ticket.ticket_id,
-                                 supply=i18n.supply(supply.type, lang),
+                                 supply=i18n.supply(domain, supply.type, lang),
                                  address=f"{supply.address}, {supply.city}",
                                  eta=i18n.day(ticket.eta, lang))
         await record(tracker, card, self.intent, "resolved")

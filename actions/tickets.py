@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from actions.common import SkillAction, language_of, latest_entity, record
+from actions.common import DomainSkillAction, language_of, latest_entity, record
 from bot import i18n
 
 
-class ActionTicketStatus(SkillAction):
+class ActionTicketStatus(DomainSkillAction):
     intent = "ticket_status"
 
-    async def handle(self, dispatcher, tracker, card):
+    async def answer(self, dispatcher, tracker, card, domain):
         lang = language_of(tracker)
         asked = latest_entity(tracker, "ticket_id")
         tickets = card.open_tickets
@@ -26,7 +26,7 @@ class ActionTicketStatus(SkillAction):
         dispatcher.utter_message(response="utter_open_tickets")
         for t in tickets:
             params = dict(ticket_id=t.ticket_id, subject=t.subject,
-                          status=i18n.status(t.status, lang),
+                          status=i18n.status(domain, t.status, lang),
                           updated=i18n.moment(t.updated_at or t.opened_at, lang))
             if t.eta:
                 dispatcher.utter_message(response="utter_ticket_line_eta",

@@ -1,12 +1,17 @@
-"""Localised values that fill response variables: dates, money, channel and topic names.
+"""Localised values that fill response variables: words from the domain, formats from Babel.
 
-Sentences live in the domain; these are the words and formats put into them.
+Sentences and words live in the domain. The words put into sentences (channel, topic, supply
+and status names, "today", ...) are one response each in `domain/vocabulary.yml`, named
+`utter_vocab_<group>_<key>` and listed in VOCABULARY below; actions resolve them from the
+domain rasa-sdk passes to `Action.run` with `word`. Dates and money are formats (Babel).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, Dict, Mapping, Optional
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
@@ -15,43 +20,71 @@ from babel.numbers import format_currency, format_decimal
 ROME = ZoneInfo("Europe/Rome")
 LOCALES = {"it": "it_IT", "en": "en_GB"}
 
-CHANNEL_NAMES = {
-    "it": {"web": "sul sito", "whatsapp": "su WhatsApp", "telegram": "su Telegram",
-           "messenger": "su Messenger", "phone": "al telefono", "email": "per e-mail",
-           "store": "in negozio"},
-    "en": {"web": "on our website", "whatsapp": "on WhatsApp", "telegram": "on Telegram",
-           "messenger": "on Messenger", "phone": "by phone", "email": "by e-mail",
-           "store": "in a store"},
+# Every vocabulary entry: group -> keys. The single list the resolver accepts and the tests
+# check against domain/vocabulary.yml (and against `rasa data validate`).
+VOCABULARY: Dict[str, tuple] = {
+    "channel": ("web", "whatsapp", "telegram", "messenger", "phone", "email", "store"),
+    "topic": ("check_bill", "explain_bill", "pay_bill", "submit_meter_reading", "report_outage",
+              "ticket_status", "activate_ebill", "update_contact", "setup_direct_debit",
+              "contract_info", "file_complaint", "request_callback", "move_home",
+              "request_human", "other"),
+    "supply": ("electricity", "gas"),
+    "status": ("open", "in_progress", "resolved", "closed"),
+    "day": ("today", "yesterday", "on"),
+    "due": ("paid", "in", "overdue"),
 }
-TOPIC_NAMES = {
-    "it": {"check_bill": "una bolletta", "explain_bill": "l'importo di una bolletta",
-           "pay_bill": "il pagamento di una bolletta", "submit_meter_reading": "l'autolettura",
-           "report_outage": "un guasto", "ticket_status": "una pratica",
-           "activate_ebill": "la bolletta digitale", "update_contact": "i tuoi recapiti",
-           "setup_direct_debit": "la domiciliazione", "contract_info": "il tuo contratto",
-           "file_complaint": "un reclamo", "request_callback": "una richiamata",
-           "move_home": "un trasloco", "request_human": "una richiesta"},
-    "en": {"check_bill": "a bill", "explain_bill": "the amount of a bill",
-           "pay_bill": "paying a bill", "submit_meter_reading": "a meter reading",
-           "report_outage": "a fault", "ticket_status": "a request",
-           "activate_ebill": "paperless billing", "update_contact": "your contact details",
-           "setup_direct_debit": "direct debit", "contract_info": "your contract",
-           "file_complaint": "a complaint", "request_callback": "a callback",
-           "move_home": "moving home", "request_human": "a request"},
-}
-SUPPLY_NAMES = {"it": {"electricity": "luce", "gas": "gas"},
-                "en": {"electricity": "electricity", "gas": "gas"}}
-STATUS_NAMES = {
-    "it": {"open": "aperta", "in_progress": "in lavorazione", "resolved": "risolta",
-           "closed": "chiusa"},
-    "en": {"open": "open", "in_progress": "in progress", "resolved": "resolved",
-           "closed": "closed"},
-}
-DAY_WORDS = {"it": ("oggi", "ieri"), "en": ("today", "yesterday")}
+# Unknown keys of these groups are said with this key (a topic the history may hold).
+FALLBACK_KEYS = {"topic": "other"}
+
+_VARIABLE = re.compile(r"\{(\w+)\}")
+
+
+def response_name(group: str, key: str) -> str:
+    return f"utter_vocab_{group}_{key}"
+
+
+def vocabulary_responses() -> set[str]:
+    return {response_name(group, key) for group, keys in VOCABULARY.items() for key in keys}
 
 
 def _lang(language: str | None) -> str:
     return language if language in LOCALES else "it"
+
+
+def resolve(domain: Mapping[str, Any], response: str, language: str | None,
+            **values: Any) -> str:
+    """The text of a domain response in `language`: the variation whose conditions are all on
+    the `language` slot and match it, otherwise the default (unconditional) variation; its
+    `{variables}` filled from `values`."""
+    variations = (domain.get("responses") or {}).get(response)
+    if not variations:
+        raise KeyError(f"response {response!r} is not in the domain")
+    lang = _lang(language)
+    default: Optional[dict] = None
+    chosen: Optional[dict] = None
+    for variation in variations:
+        condition = variation.get("condition") or []
+        if not condition:
+            default = default or variation
+        elif all(c.get("type") == "slot" and c.get("name") == "language" and c.get("value") == lang
+                 for c in condition):
+            chosen = chosen or variation
+    picked = chosen or default
+    if picked is None:
+        raise KeyError(f"response {response!r} has no variation for {lang!r} and no default")
+    text = picked.get("text") or ""
+    return _VARIABLE.sub(lambda m: str(values.get(m.group(1), m.group(0))), text)
+
+
+def word(domain: Mapping[str, Any], group: str, key: str, language: str | None,
+         **values: Any) -> str:
+    """A vocabulary entry of `group` (see VOCABULARY) in `language`."""
+    keys = VOCABULARY[group]
+    if key not in keys:
+        if group not in FALLBACK_KEYS:
+            raise KeyError(f"{key!r} is not in the {group!r} vocabulary")
+        key = FALLBACK_KEYS[group]
+    return resolve(domain, response_name(group, key), language, **values)
 
 
 def money(amount: Decimal, language: str | None) -> str:
@@ -71,27 +104,48 @@ def moment(dt: datetime, language: str | None) -> str:
                            locale=LOCALES[_lang(language)])
 
 
-def relative_day(dt: datetime, today: date, language: str | None) -> str:
-    lang = _lang(language)
+def today() -> date:
+    """Today for the company (Italian time), the day due dates are counted from."""
+    return datetime.now(ROME).date()
+
+
+def relative_day(domain: Mapping[str, Any], dt: datetime, today: date,
+                 language: str | None) -> str:
     local = dt.astimezone(ROME).date()
     if local == today:
-        return DAY_WORDS[lang][0]
+        return word(domain, "day", "today", language)
     if (today - local).days == 1:
-        return DAY_WORDS[lang][1]
-    return ("il " if lang == "it" else "on ") + day(local, lang)
+        return word(domain, "day", "yesterday", language)
+    return word(domain, "day", "on", language, date=day(local, language))
 
 
-def channel(name: str, language: str | None) -> str:
-    return CHANNEL_NAMES[_lang(language)].get(name, name)
+def channel(domain: Mapping[str, Any], name: str, language: str | None) -> str:
+    return word(domain, "channel", name, language)
 
 
-def topic(name: str, language: str | None) -> str:
-    return TOPIC_NAMES[_lang(language)].get(name, name)
+def topic(domain: Mapping[str, Any], name: str, language: str | None) -> str:
+    return word(domain, "topic", name, language)
 
 
-def supply(kind: str, language: str | None) -> str:
-    return SUPPLY_NAMES[_lang(language)].get(kind, kind)
+def supply(domain: Mapping[str, Any], kind: str, language: str | None) -> str:
+    return word(domain, "supply", kind, language)
 
 
-def status(name: str, language: str | None) -> str:
-    return STATUS_NAMES[_lang(language)].get(name, name)
+def status(domain: Mapping[str, Any], name: str, language: str | None) -> str:
+    return word(domain, "status", name, language)
+
+
+def days_until(due: date, today: date) -> int:
+    """Days left to a due date (0 on the day itself); negative when it has passed."""
+    return (due - today).days
+
+
+def due_note(domain: Mapping[str, Any], due: date, paid: bool, today: date,
+             language: str | None) -> str:
+    """Where a bill stands: paid, due in N days, or overdue by N days (with its due date)."""
+    if paid:
+        return word(domain, "due", "paid", language, due_date=day(due, language))
+    left = days_until(due, today)
+    if left >= 0:
+        return word(domain, "due", "in", language, due_date=day(due, language), days=left)
+    return word(domain, "due", "overdue", language, due_date=day(due, language), days=-left)

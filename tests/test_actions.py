@@ -111,3 +111,37 @@ def test_contact_and_iban_validation():
     assert parse_contact("347 765 4321") == ("phone", "+393477654321")
     assert parse_contact("pippo") is None
     assert parse_contact("mario@") is None
+
+
+@pytest.fixture(scope="module")
+def domain_dict():
+    """The domain as Rasa sends it to the action server."""
+    from rasa.shared.core.domain import Domain
+
+    return Domain.load("domain").as_dict()
+
+
+@pytest.mark.parametrize("lang, when, channel, topic", [
+    ("it", "ieri", "su WhatsApp", "una bolletta"),
+    ("en", "yesterday", "on WhatsApp", "a bill"),
+])
+def test_greeting_words_come_from_the_domain_vocabulary(seeded, domain_dict, lang, when, channel,
+                                                        topic):
+    from actions.conversation import ActionGreet
+
+    d = CollectingDispatcher()
+    slots = {"verified": True, "customer_code": "C1000006", "language": lang}
+    asyncio.run(ActionGreet().run(d, tracker(slots=slots), domain_dict))
+    recent = next(m for m in d.messages if m.get("response") == "utter_recent_contact")
+    assert (recent["when"], recent["channel"], recent["topic"]) == (when, channel, topic)
+
+
+def test_the_action_server_registers_every_custom_action_of_the_domain(domain_dict):
+    """rasa-sdk registers every non-abstract Action subclass: none may fail to register, and
+    every custom action the domain lists must be there."""
+    from rasa_sdk.executor import ActionExecutor
+
+    executor = ActionExecutor()
+    executor.register_package("actions")
+    custom = {a for a in domain_dict["actions"] if a.startswith(("action_", "validate_"))}
+    assert custom - set(executor.actions) == set()

@@ -113,7 +113,8 @@ def test_known_outage_opens_no_duplicate_ticket(stack, sender, token):
     reply = stack.say(sender, "sono senza luce da stamattina", token("C1000002"))
     outage = read_identity_card("C1000002").outages[0]
     assert i18n.moment(outage.expected_end, "it") in reply
-    assert "non apro un'altra segnalazione" in reply
+    assert "non apro un'altra segnalazione" in reply.lower()
+    assert "Sua zona" in reply and "una persona" in reply  # senior persona: "Lei", a person at hand
     assert ticket_count("C1000002") == before
 
 

@@ -233,7 +233,7 @@ def test_agents_see_only_their_conversations(desk, token):
 def test_every_desk_route_needs_a_login(desk):
     from bot.desk.app import create_app
 
-    app = create_app("route_walk")
+    app = create_app(f"route_walk_{desk.profile}")  # Sanic app names are unique per process
     public = {"/login", "/health"}
     walked = 0
     for route in app.router.routes:

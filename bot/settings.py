@@ -47,6 +47,7 @@ class Settings:
     # socket.io through Redis (python-socketio's AsyncRedisManager), so that any Rasa process
     # can push to any browser; empty: the in-process manager (one Rasa process).
     socketio_redis_url: str = ""
+    socketio_redis_channel: str = "sportello-socketio"  # the Redis pub/sub channel (one per site)
     site_url: str = "http://127.0.0.1:5007"
     extra: dict = field(default_factory=dict)
 
@@ -93,6 +94,7 @@ def get_settings() -> Settings:
             os.environ.get("HANDOVER_DEFAULT_HANDLING_SECONDS", "300")),
         events_database_url=_events_url(profile, var_dir),
         socketio_redis_url=_socketio_redis_url(profile),
+        socketio_redis_channel=os.environ.get("SOCKETIO_REDIS_CHANNEL", "sportello-socketio"),
         site_url=os.environ.get("SITE_URL", "http://127.0.0.1:5007"),
     )
 

@@ -32,14 +32,16 @@ from bot.settings import get_settings
 from connectors.text import normalise
 
 logger = logging.getLogger(__name__)
-REDIS_CHANNEL = "sportello-socketio"
 
 
-def client_manager(redis_url: str | None) -> Optional[socketio.AsyncManager]:
-    """A Redis manager when a URL is configured; None means python-socketio's in-process one."""
+def client_manager(redis_url: str | None, channel: str) -> Optional[socketio.AsyncManager]:
+    """A Redis manager when a URL is configured; None means python-socketio's in-process one.
+
+    Every Rasa process of one site must use the same pub/sub `channel`
+    (`SOCKETIO_REDIS_CHANNEL`); Redis pub/sub ignores the database number."""
     if not redis_url:
         return None
-    return socketio.AsyncRedisManager(redis_url, channel=REDIS_CHANNEL)
+    return socketio.AsyncRedisManager(redis_url, channel=channel)
 
 
 class RedisSocketIOInput(SocketIOInput):
@@ -50,10 +52,12 @@ class RedisSocketIOInput(SocketIOInput):
         return "socketio"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        redis_url = get_settings().socketio_redis_url
+        settings = get_settings()
+        redis_url = settings.socketio_redis_url
         # cors_allowed_origins=[]: python-socketio leaves CORS to Sanic (Rasa's --cors).
         sio = socketio.AsyncServer(async_mode="sanic", cors_allowed_origins=[],
-                                   client_manager=client_manager(redis_url))
+                                   client_manager=client_manager(
+                                       redis_url, settings.socketio_redis_channel))
         bp = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio  # used by get_output_channel (agent replies, output_channel=latest)
         logger.info("socket.io client manager: %s",

@@ -108,7 +108,9 @@ def stack(request, model_path, tmp_path_factory):
         env.update({"PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
                     "PG_PASSWORD": "", "RASA_TRACKER_DB": tracker_db,
                     "RASA_EVENTS_DB": events_db,
-                    "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7"})
+                    "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7",
+                    # pub/sub ignores the database: a channel of this stack's own
+                    "SOCKETIO_REDIS_CHANNEL": f"sportello-test-{uuid.uuid4().hex[:8]}"})
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     reset_settings()

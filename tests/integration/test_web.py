@@ -100,6 +100,8 @@ def test_signed_in_demo_customer_is_greeted_by_name_in_english_page(stack, brows
     page.select_option("#demo-customer", "C1000001")
     page.click("#demo-login-button")
     expect(page.locator("#login-status")).to_have_text("Signed in as Maria Rossi")
+    expect(page.locator("#demo-login-button")).to_be_hidden()
+    expect(page.locator("#logout-button")).to_be_visible()
     # a new conversation, as Maria: her profile's language (Italian) and her overdue bill
     expect(page.locator(BOT).first).to_contain_text("Ciao Maria", timeout=30_000)
     expect(page.locator(BOT).nth(1)).to_contain_text("Vuoi il link per pagarla ora?")

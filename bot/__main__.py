@@ -91,6 +91,13 @@ def _cmd_desk(args) -> int:
     return 0
 
 
+def _cmd_site(args) -> int:
+    from bot.site.app import serve
+
+    serve(port=args.port)
+    return 0
+
+
 def _cmd_token(args) -> int:
     from bot.tokens import make_customer_token
 
@@ -176,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("desk", help="run the desk web app alone")
     p.add_argument("--port", type=int)
     p.set_defaults(fn=_cmd_desk)
+    p = sub.add_parser("site", help="run the demo site (the page with the chat widget) alone")
+    p.add_argument("--port", type=int)
+    p.set_defaults(fn=_cmd_site)
     p = sub.add_parser("train", help="train the model if the data or config changed")
     p.add_argument("--force", action="store_true")
     p.set_defaults(fn=_cmd_train)

@@ -91,6 +91,11 @@ def desk_command(port: int | None = None) -> list[str]:
     return [sys.executable, "-m", "bot", "desk", "--port", str(port)]
 
 
+def site_command(port: int | None = None) -> list[str]:
+    port = port or _port(get_settings().site_url, 5007)
+    return [sys.executable, "-m", "bot", "site", "--port", str(port)]
+
+
 def ensure_events_database() -> None:
     """Production: Rasa's SQL event broker needs its database to exist."""
     s = get_settings()
@@ -141,6 +146,7 @@ def banner() -> str:
     lines = [
         "",
         "Sportello is running (profile: %s)." % s.profile,
+        f"  Demo page:  {s.site_url}/  (English: {s.site_url}/en; demo sign-in on the page)",
         f"  REST:       POST {s.rasa_url}/webhooks/rest/webhook"
         '  {"sender": "me", "message": "ciao", "metadata": {"customer_token": "..."}}',
         f"  socket.io:  {s.rasa_url}/socket.io  (events user_uttered / bot_uttered)",
@@ -195,8 +201,11 @@ def run(with_shell: bool = False) -> int:
         procs.append(rasa)
         desk = subprocess.Popen(desk_command(), cwd=ROOT, env=env, start_new_session=True)
         procs.append(desk)
+        site = subprocess.Popen(site_command(), cwd=ROOT, env=env, start_new_session=True)
+        procs.append(site)
         wait_until_up(f"{get_settings().rasa_url}/", rasa)
         wait_until_up(f"{get_settings().desk_url}/health", desk)
+        wait_until_up(f"{get_settings().site_url}/health", site)
         print(banner(), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

@@ -44,6 +44,11 @@ class Settings:
     agent_max_chats: int = 3
     handover_default_handling_seconds: int = 300
     events_database_url: str = ""
+    # socket.io through Redis (python-socketio's AsyncRedisManager), so that any Rasa process
+    # can push to any browser; empty: the in-process manager (one Rasa process).
+    socketio_redis_url: str = ""
+    socketio_redis_channel: str = "sportello-socketio"  # the Redis pub/sub channel (one per site)
+    site_url: str = "http://127.0.0.1:5007"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -88,7 +93,21 @@ def get_settings() -> Settings:
         handover_default_handling_seconds=int(
             os.environ.get("HANDOVER_DEFAULT_HANDLING_SECONDS", "300")),
         events_database_url=_events_url(profile, var_dir),
+        socketio_redis_url=_socketio_redis_url(profile),
+        socketio_redis_channel=os.environ.get("SOCKETIO_REDIS_CHANNEL", "sportello-socketio"),
+        site_url=os.environ.get("SITE_URL", "http://127.0.0.1:5007"),
     )
+
+
+def _socketio_redis_url(profile: str) -> str:
+    """`SOCKETIO_REDIS_URL`; in the production profile, by default, the Redis of the lock store
+    (`REDIS_HOST`, `REDIS_PORT`, `REDIS_DB`)."""
+    if "SOCKETIO_REDIS_URL" in os.environ:
+        return os.environ["SOCKETIO_REDIS_URL"]
+    if profile == "production":
+        return (f"redis://{os.environ.get('REDIS_HOST', '127.0.0.1')}:"
+                f"{os.environ.get('REDIS_PORT', '6379')}/{os.environ.get('REDIS_DB', '0')}")
+    return ""
 
 
 def _events_url(profile: str, var_dir: Path) -> str:

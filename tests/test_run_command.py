@@ -33,12 +33,13 @@ def alive(pid: int) -> bool:
 
 
 def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path):
-    """Action server, Rasa server and desk start; Ctrl-C leaves no process behind."""
+    """Action server, Rasa server, desk and demo site start; Ctrl-C leaves no process behind."""
     rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
+    site_port = free_port()
     env = dict(os.environ, SPORTELLO_VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite",
                RASA_URL=f"http://127.0.0.1:{rasa_port}",
                ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}/webhook",
-               DESK_URL=f"http://127.0.0.1:{desk_port}",
+               DESK_URL=f"http://127.0.0.1:{desk_port}", SITE_URL=f"http://127.0.0.1:{site_port}",
                PYTHONPATH=str(ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1")
     log = tmp_path / "run.log"
     proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
@@ -58,8 +59,11 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
         assert "creating the demo desk users" in text
         desk = httpx.get(f"http://127.0.0.1:{desk_port}/desk", follow_redirects=False)
         assert desk.status_code == 302 and desk.headers["location"] == "/login"
+        assert f"Demo page:  http://127.0.0.1:{site_port}/" in text
+        page = httpx.get(f"http://127.0.0.1:{site_port}/")
+        assert page.status_code == 200 and 'id="webchat"' in page.text
         servers = children(proc.pid)
-        assert len(servers) == 3  # action server, Rasa server, desk
+        assert len(servers) == 4  # action server, Rasa server, desk, demo site
         grandchildren = [c for s in servers for c in children(s)]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0

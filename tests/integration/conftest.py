@@ -35,6 +35,7 @@ class Stack:
     var_dir: Path
     env: dict
     desk_url: str = ""
+    site_url: str = ""
     processes: dict = None  # name -> [Popen, command, health url, log]
 
     def restart(self, name: str) -> None:
@@ -77,6 +78,7 @@ def stack(request, model_path, tmp_path_factory):
     profile = request.param
     var_dir = tmp_path_factory.mktemp(f"stack-{profile}")
     rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
+    site_port = free_port()
     env = dict(os.environ)
     env.update({
         "SPORTELLO_PROFILE": profile,
@@ -85,6 +87,7 @@ def stack(request, model_path, tmp_path_factory):
         "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
         "RASA_URL": f"http://127.0.0.1:{rasa_port}",
         "DESK_URL": f"http://127.0.0.1:{desk_port}",
+        "SITE_URL": f"http://127.0.0.1:{site_port}",
         "DESK_HOURS": "mon-sun 00:00-24:00",
         "AGENT_REPLY_TIMEOUT_SECONDS": str(AGENT_REPLY_TIMEOUT),
         "HANDOVER_MAX_WAIT_SECONDS": str(HANDOVER_MAX_WAIT),
@@ -105,7 +108,9 @@ def stack(request, model_path, tmp_path_factory):
         env.update({"PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
                     "PG_PASSWORD": "", "RASA_TRACKER_DB": tracker_db,
                     "RASA_EVENTS_DB": events_db,
-                    "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7"})
+                    "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7",
+                    # pub/sub ignores the database: a channel of this stack's own
+                    "SOCKETIO_REDIS_CHANNEL": f"sportello-test-{uuid.uuid4().hex[:8]}"})
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     reset_settings()
@@ -116,8 +121,8 @@ def stack(request, model_path, tmp_path_factory):
 
     seed_desk_users()
 
-    from bot.runner import (action_command, desk_command, endpoints_file, rasa_command, stop,
-                            wait_until_up)
+    from bot.runner import (action_command, desk_command, endpoints_file, rasa_command,
+                            site_command, stop, wait_until_up)
 
     action_log, rasa_log = var_dir / "actions.log", var_dir / "rasa.log"
     actions = subprocess.Popen(action_command(action_port), cwd=ROOT, env=env,
@@ -130,10 +135,15 @@ def stack(request, model_path, tmp_path_factory):
     desk = subprocess.Popen(desk_command(desk_port), cwd=ROOT, env=env,
                             stdout=open(desk_log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
+    site_log = var_dir / "site.log"
+    site = subprocess.Popen(site_command(site_port), cwd=ROOT, env=env,
+                            stdout=open(site_log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
     processes = {  # restarted by Stack.restart
         "rasa": [rasa, rasa_command(model_path, rasa_port), f"http://127.0.0.1:{rasa_port}/",
                  rasa_log],
         "desk": [desk, desk_command(desk_port), f"http://127.0.0.1:{desk_port}/health", desk_log],
+        "site": [site, site_command(site_port), f"http://127.0.0.1:{site_port}/health", site_log],
     }
     assert endpoints_file() == ("endpoints.production.yml" if profile == "production"
                                 else "endpoints.yml")
@@ -141,10 +151,11 @@ def stack(request, model_path, tmp_path_factory):
         wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, log=action_log)
         wait_until_up(f"http://127.0.0.1:{rasa_port}/", rasa, log=rasa_log)
         wait_until_up(f"http://127.0.0.1:{desk_port}/health", desk, log=desk_log)
+        wait_until_up(f"http://127.0.0.1:{site_port}/health", site, log=site_log)
         yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir, env,
-                    f"http://127.0.0.1:{desk_port}", processes)
+                    f"http://127.0.0.1:{desk_port}", f"http://127.0.0.1:{site_port}", processes)
     finally:
-        stop([processes["desk"][0], processes["rasa"][0], actions])
+        stop([processes["site"][0], processes["desk"][0], processes["rasa"][0], actions])
         db.get_engine.cache_clear()
         for name in databases:
             drop_pg_database(name)

@@ -44,6 +44,18 @@ class Settings:
     agent_max_chats: int = 3
     handover_default_handling_seconds: int = 300
     events_database_url: str = ""
+    # The messaging platforms' API base URLs (their secrets are in credentials.yml, from the
+    # environment).
+    whatsapp_api_url: str = "https://graph.facebook.com/v19.0"
+    telegram_api_url: str = "https://api.telegram.org"
+    twilio_api_url: str = "https://api.twilio.com"
+    # Every public webhook: at most `rate_limit_messages` per sender in `rate_limit_window_seconds`
+    # (Redis in the production profile, process memory in the embedded one), and request bodies
+    # up to `max_request_bytes` (413 beyond; message texts are cut at 2000 characters).
+    rate_limit_messages: int = 20
+    rate_limit_window_seconds: int = 60
+    max_request_bytes: int = 65536
+    redis_url: str = ""
     extra: dict = field(default_factory=dict)
 
     @property
@@ -88,7 +100,25 @@ def get_settings() -> Settings:
         handover_default_handling_seconds=int(
             os.environ.get("HANDOVER_DEFAULT_HANDLING_SECONDS", "300")),
         events_database_url=_events_url(profile, var_dir),
+        whatsapp_api_url=os.environ.get("WHATSAPP_API_URL") or "https://graph.facebook.com/v19.0",
+        telegram_api_url=os.environ.get("TELEGRAM_API_URL") or "https://api.telegram.org",
+        twilio_api_url=os.environ.get("TWILIO_API_URL") or "https://api.twilio.com",
+        rate_limit_messages=int(os.environ.get("RATE_LIMIT_MESSAGES", "20")),
+        rate_limit_window_seconds=int(os.environ.get("RATE_LIMIT_WINDOW_SECONDS", "60")),
+        max_request_bytes=int(os.environ.get("MAX_REQUEST_BYTES", "65536")),
+        redis_url=_redis_url(profile),
     )
+
+
+def _redis_url(profile: str) -> str:
+    """Production: the Redis of the lock store (endpoints.production.yml) also holds the rate
+    limits. Embedded: none (process memory)."""
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    if profile != "production":
+        return ""
+    return (f"redis://{os.environ.get('REDIS_HOST', '127.0.0.1')}:"
+            f"{os.environ.get('REDIS_PORT', '6379')}/{os.environ.get('REDIS_DB', '0')}")
 
 
 def _events_url(profile: str, var_dir: Path) -> str:

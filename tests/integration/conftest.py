@@ -17,6 +17,14 @@ from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_SECRET = "integration-test-secret"
+# The messaging channels' secrets (credentials.yml reads them from the environment).
+CHANNEL_SECRETS = {
+    "WHATSAPP_VERIFY_TOKEN": "whatsapp-verify-token",
+    "WHATSAPP_APP_SECRET": "whatsapp-app-secret",
+    "WHATSAPP_TOKEN": "whatsapp-access-token",
+    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+}
+RATE_LIMIT = 30  # messages per sender per window on every public webhook
 AGENT_REPLY_TIMEOUT = 20  # seconds; short, so that the tests can see it happen
 HANDOVER_MAX_WAIT = 40
 
@@ -67,8 +75,18 @@ class Stack:
         return r.json()
 
 
+@pytest.fixture(scope="session")
+def platform_api():
+    """The messaging platforms' cloud APIs, played by a local server (platform_api.py)."""
+    from tests.integration.platform_api import PlatformAPI
+
+    api = PlatformAPI().start()
+    yield api
+    api.stop()
+
+
 @pytest.fixture(scope="session", params=["embedded", "production"])
-def stack(request, model_path, tmp_path_factory):
+def stack(request, model_path, tmp_path_factory, platform_api):
     from bot.crm import db
     from bot.crm.db import migrate
     from bot.crm.seed import seed_demo
@@ -93,6 +111,12 @@ def stack(request, model_path, tmp_path_factory):
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "RASA_TELEMETRY_ENABLED": "false",
+        **CHANNEL_SECRETS,
+        "WHATSAPP_API_URL": f"{platform_api.url}/v19.0",
+        "TELEGRAM_API_URL": platform_api.url,
+        "TWILIO_API_URL": platform_api.url,
+        "RATE_LIMIT_MESSAGES": str(RATE_LIMIT),
+        "RATE_LIMIT_WINDOW_SECONDS": "60",
     })
     databases = []
     if profile == "embedded":

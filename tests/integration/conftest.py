@@ -23,6 +23,14 @@ CHANNEL_SECRETS = {
     "WHATSAPP_APP_SECRET": "whatsapp-app-secret",
     "WHATSAPP_TOKEN": "whatsapp-access-token",
     "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+    "TELEGRAM_TOKEN": "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+    "TELEGRAM_BOT_NAME": "sportello_test_bot",
+    "TELEGRAM_WEBHOOK_URL": "https://bot.lucenordenergia.example/webhooks/telegram/webhook",
+    "TELEGRAM_SECRET_TOKEN": "telegram-secret-token",
+    "TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
+    "TWILIO_AUTH_TOKEN": "twilio-auth-token",
+    "TWILIO_NUMBER": "whatsapp:+14155238886",
+    "TWILIO_WEBHOOK_URL": "https://bot.lucenordenergia.example/webhooks/twilio/webhook",
 }
 RATE_LIMIT = 30  # messages per sender per window on every public webhook
 AGENT_REPLY_TIMEOUT = 20  # seconds; short, so that the tests can see it happen

@@ -241,3 +241,159 @@ def test_rest_request_over_the_size_limit_gets_413(stack, sender):
                    json={"sender": sender, "message": "x" * 70000})
     assert r.status_code == 413
     assert user_intents(stack, sender) == []
+
+
+# --- Telegram --------------------------------------------------------------------------------
+
+TELEGRAM_TOKEN = CHANNEL_SECRETS["TELEGRAM_TOKEN"]
+
+
+@pytest.fixture
+def chat_id():
+    return int(str(uuid.uuid4().int)[:9])
+
+
+def tg_update(chat_id: int, **content) -> dict:
+    return {"update_id": int(str(uuid.uuid4().int)[:9]), **content}
+
+
+def tg_message(chat_id: int, text: str | None = None, **extra) -> dict:
+    message = {"message_id": 17, "date": 1732340000,
+               "from": {"id": chat_id, "is_bot": False, "first_name": "Anna",
+                        "language_code": "it"},
+               "chat": {"id": chat_id, "first_name": "Anna", "type": "private"}, **extra}
+    if text is not None:
+        message["text"] = text
+    return tg_update(chat_id, message=message)
+
+
+def tg_post(stack, update, secret: str | None = CHANNEL_SECRETS["TELEGRAM_SECRET_TOKEN"],
+            raw: bytes | None = None) -> httpx.Response:
+    headers = {"content-type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    return httpx.post(f"{stack.rasa_url}/webhooks/telegram/webhook", headers=headers,
+                      content=raw if raw is not None else json.dumps(update).encode(), timeout=60)
+
+
+def tg_sent(platform_api, chat_id: int, method: str = "sendMessage") -> list[dict]:
+    return [r.json() for r in platform_api.sent(
+        lambda r: r.path == f"/bot{TELEGRAM_TOKEN}/{method}"
+        and str(r.json().get("chat_id")) == str(chat_id))]
+
+
+def test_telegram_text_gets_an_inline_keyboard(stack, platform_api, chat_id):
+    assert tg_post(stack, tg_message(chat_id, "ciao")).status_code == 200
+    requests = platform_api.sent(lambda r: r.body and str(r.json().get("chat_id")) == str(chat_id))
+    assert [r.path for r in requests] == [f"/bot{TELEGRAM_TOKEN}/sendMessage"]
+    assert requests[0].headers["Content-Type"] == "application/json"
+    assert requests[0].json() == {
+        "chat_id": str(chat_id),
+        "text": "Ciao, sono l'assistente virtuale di Luce Nord Energia. Posso aiutarti con "
+                "bollette, autolettura, guasti, pratiche e contratto. Cosa ti serve?",
+        "reply_markup": {"inline_keyboard": [[{"text": title, "callback_data": payload}]
+                                             for title, payload in MENU_IT]}}
+
+
+def test_telegram_button_press_and_typed_number(stack, platform_api, chat_id):
+    tg_post(stack, tg_message(chat_id, "ciao"))
+    press = tg_update(chat_id, callback_query={
+        "id": "4382bfdwdsb323b2d9", "chat_instance": "-123",
+        "from": {"id": chat_id, "is_bot": False, "first_name": "Anna"},
+        "message": {"message_id": 18, "date": 1732340001,
+                    "chat": {"id": chat_id, "type": "private"}, "text": "Cosa ti serve?"},
+        "data": "/ticket_status"})
+    assert tg_post(stack, press).status_code == 200
+    assert user_intents(stack, str(chat_id))[-1] == "ticket_status"
+    answered = platform_api.sent(lambda r: r.path == f"/bot{TELEGRAM_TOKEN}/answerCallbackQuery"
+                                 and r.json() == {"callback_query_id": "4382bfdwdsb323b2d9"})
+    assert len(answered) == 1
+    other = chat_id + 1
+    tg_post(stack, tg_message(other, "ciao"))
+    tg_post(stack, tg_message(other, "3"))
+    assert user_texts(stack, str(other))[-1] == "/report_outage"
+
+
+def test_telegram_wrong_or_missing_secret_token_is_refused(stack, platform_api, chat_id):
+    assert tg_post(stack, tg_message(chat_id, "ciao"), secret="guess").status_code == 403
+    assert tg_post(stack, tg_message(chat_id, "ciao"), secret=None).status_code == 403
+    assert tg_sent(platform_api, chat_id) == []
+    assert user_intents(stack, str(chat_id)) == []
+
+
+def test_telegram_malformed_duplicate_and_media(stack, platform_api, chat_id):
+    assert tg_post(stack, None, raw=b"{not json").status_code == 400
+    update = tg_message(chat_id, "ciao")
+    assert tg_post(stack, update).status_code == 200
+    assert tg_post(stack, update).status_code == 200
+    assert user_intents(stack, str(chat_id)) == ["greet"]
+    voice = tg_message(chat_id, voice={"duration": 3, "mime_type": "audio/ogg",
+                                       "file_id": "AwACAgQAAxkBAAIB", "file_unique_id": "AgAD",
+                                       "file_size": 5120})
+    assert tg_post(stack, voice).status_code == 200
+    photo = tg_message(chat_id, photo=[{"file_id": "AgACAgQAAxkBAAIC", "file_unique_id": "AQAD",
+                                        "file_size": 1203, "width": 90, "height": 67}])
+    assert tg_post(stack, photo).status_code == 200
+    texts = [m["text"] for m in tg_sent(platform_api, chat_id)]
+    assert sum(UNSUPPORTED_IT in t for t in texts) == 2
+    # an update of a kind the bot does not handle is acknowledged and ignored
+    member = tg_update(chat_id, my_chat_member={"chat": {"id": chat_id, "type": "private"}})
+    assert tg_post(stack, member).status_code == 200
+
+
+# --- WhatsApp through Twilio -----------------------------------------------------------------
+
+TWILIO_SID = CHANNEL_SECRETS["TWILIO_ACCOUNT_SID"]
+TWILIO_AUTH = CHANNEL_SECRETS["TWILIO_AUTH_TOKEN"]
+
+
+def twilio_post(stack, form: dict, auth_token: str | None = TWILIO_AUTH) -> httpx.Response:
+    from twilio.request_validator import RequestValidator
+
+    headers = {}
+    if auth_token is not None:
+        headers["X-Twilio-Signature"] = RequestValidator(auth_token).compute_signature(
+            CHANNEL_SECRETS["TWILIO_WEBHOOK_URL"], form)
+    return httpx.post(f"{stack.rasa_url}/webhooks/twilio/webhook", data=form, headers=headers,
+                      timeout=60)
+
+
+def twilio_form(sender: str, body: str, **extra) -> dict:
+    return {"SmsMessageSid": "SM" + uuid.uuid4().hex, "NumMedia": "0", "ProfileName": "Anna",
+            "SmsSid": "SM" + uuid.uuid4().hex, "WaId": sender.split("+")[-1],
+            "SmsStatus": "received", "Body": body, "To": CHANNEL_SECRETS["TWILIO_NUMBER"],
+            "NumSegments": "1", "MessageSid": "SM" + uuid.uuid4().hex,
+            "AccountSid": TWILIO_SID, "From": sender, "ApiVersion": "2010-04-01", **extra}
+
+
+def twilio_sent(platform_api, sender: str) -> list:
+    return platform_api.sent(
+        lambda r: r.path == f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+        and r.form().get("To") == sender)
+
+
+def test_twilio_whatsapp_numbered_options_and_signature(stack, platform_api, wa_id):
+    sender = f"whatsapp:+{wa_id}"
+    assert twilio_post(stack, twilio_form(sender, "ciao"), auth_token="wrong").status_code == 403
+    assert twilio_post(stack, twilio_form(sender, "ciao"), auth_token=None).status_code == 403
+    assert twilio_sent(platform_api, sender) == []
+    assert twilio_post(stack, twilio_form(sender, "ciao")).status_code == 204
+    [request] = twilio_sent(platform_api, sender)
+    import base64
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(
+        f"{TWILIO_SID}:{TWILIO_AUTH}".encode()).decode()
+    assert request.form() == {
+        "To": sender, "From": CHANNEL_SECRETS["TWILIO_NUMBER"],
+        "Body": "Ciao, sono l'assistente virtuale di Luce Nord Energia. Posso aiutarti con "
+                "bollette, autolettura, guasti, pratiche e contratto. Cosa ti serve?\n\n"
+                + "\n".join(f"{i}. {title}" for i, (title, _) in enumerate(MENU_IT, 1))}
+    twilio_post(stack, twilio_form(sender, "4"))
+    assert user_texts(stack, sender)[-1] == "/ticket_status"
+    other = sender + "9"
+    image = twilio_form(other, "", NumMedia="1", MediaContentType0="image/jpeg",
+                        MediaUrl0="https://api.twilio.com/2010-04-01/Accounts/x/Media/y")
+    assert twilio_post(stack, image).status_code == 204
+    assert UNSUPPORTED_IT in twilio_sent(platform_api, other)[-1].form()["Body"]
+    # a redelivery of the same message (same MessageSid) is ignored
+    assert twilio_post(stack, image).status_code == 204
+    assert len(twilio_sent(platform_api, other)) == 1

@@ -49,6 +49,7 @@ class Settings:
     whatsapp_api_url: str = "https://graph.facebook.com/v19.0"
     telegram_api_url: str = "https://api.telegram.org"
     twilio_api_url: str = "https://api.twilio.com"
+    messenger_api_url: str = "https://graph.facebook.com/v19.0"
     # Every public webhook: at most `rate_limit_messages` per sender in `rate_limit_window_seconds`
     # (Redis in the production profile, process memory in the embedded one), and request bodies
     # up to `max_request_bytes` (413 beyond; message texts are cut at 2000 characters).
@@ -103,6 +104,7 @@ def get_settings() -> Settings:
         whatsapp_api_url=os.environ.get("WHATSAPP_API_URL") or "https://graph.facebook.com/v19.0",
         telegram_api_url=os.environ.get("TELEGRAM_API_URL") or "https://api.telegram.org",
         twilio_api_url=os.environ.get("TWILIO_API_URL") or "https://api.twilio.com",
+        messenger_api_url=os.environ.get("MESSENGER_API_URL") or "https://graph.facebook.com/v19.0",
         rate_limit_messages=int(os.environ.get("RATE_LIMIT_MESSAGES", "20")),
         rate_limit_window_seconds=int(os.environ.get("RATE_LIMIT_WINDOW_SECONDS", "60")),
         max_request_bytes=int(os.environ.get("MAX_REQUEST_BYTES", "65536")),

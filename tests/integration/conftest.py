@@ -31,6 +31,9 @@ CHANNEL_SECRETS = {
     "TWILIO_AUTH_TOKEN": "twilio-auth-token",
     "TWILIO_NUMBER": "whatsapp:+14155238886",
     "TWILIO_WEBHOOK_URL": "https://bot.lucenordenergia.example/webhooks/twilio/webhook",
+    "MESSENGER_VERIFY_TOKEN": "messenger-verify-token",
+    "MESSENGER_APP_SECRET": "messenger-app-secret",
+    "MESSENGER_PAGE_TOKEN": "messenger-page-token",
 }
 RATE_LIMIT = 30  # messages per sender per window on every public webhook
 AGENT_REPLY_TIMEOUT = 20  # seconds; short, so that the tests can see it happen
@@ -123,6 +126,7 @@ def stack(request, model_path, tmp_path_factory, platform_api):
         "WHATSAPP_API_URL": f"{platform_api.url}/v19.0",
         "TELEGRAM_API_URL": platform_api.url,
         "TWILIO_API_URL": platform_api.url,
+        "MESSENGER_API_URL": f"{platform_api.url}/v19.0",
         "RATE_LIMIT_MESSAGES": str(RATE_LIMIT),
         "RATE_LIMIT_WINDOW_SECONDS": "60",
     })

@@ -1,6 +1,6 @@
 """A local stand-in for the messaging platforms' cloud APIs, speaking their documented wire
 format: Meta's Graph API (WhatsApp Cloud API `/{version}/{phone-number-id}/messages`), the
-Telegram Bot API (`/bot{token}/{method}`) and Twilio's REST API
+Telegram Bot API (`/bot{token}/{method}`), Messenger's Send API (`/{version}/me/messages`) and Twilio's REST API
 (`/2010-04-01/Accounts/{sid}/Messages.json`). It records every request (method, path,
 headers, raw body) so tests can check exactly what the connectors sent."""
 
@@ -67,6 +67,11 @@ class PlatformAPI:
 
     def answer(self, path: str, body: bytes) -> tuple[int, dict]:
         n = next(self.ids)
+        path = path.split("?", 1)[0]
+        if re.fullmatch(r"/v[\d.]+/me/messages", path):  # Messenger Send API
+            sent = json.loads(body)
+            return 200, {"recipient_id": sent.get("recipient", {}).get("id"),
+                         "message_id": f"m_mock{n}"}
         if re.fullmatch(r"/v[\d.]+/\w+/messages", path):  # WhatsApp Cloud API
             to = json.loads(body).get("to")
             return 200, {"messaging_product": "whatsapp",

@@ -397,3 +397,66 @@ def test_twilio_whatsapp_numbered_options_and_signature(stack, platform_api, wa_
     # a redelivery of the same message (same MessageSid) is ignored
     assert twilio_post(stack, image).status_code == 204
     assert len(twilio_sent(platform_api, other)) == 1
+
+
+# --- Messenger -------------------------------------------------------------------------------
+
+@pytest.fixture
+def psid():
+    """A page-scoped user id."""
+    return str(uuid.uuid4().int)[:16]
+
+
+def fb_event(psid: str, **content) -> dict:
+    return {"object": "page", "entry": [{"id": "101234567890123", "time": 1732340000000,
+                                         "messaging": [{"sender": {"id": psid},
+                                                        "recipient": {"id": "101234567890123"},
+                                                        "timestamp": 1732340000000, **content}]}]}
+
+
+def fb_post(stack, payload, secret: str | None = CHANNEL_SECRETS["MESSENGER_APP_SECRET"],
+            raw: bytes | None = None) -> httpx.Response:
+    body = raw if raw is not None else json.dumps(payload).encode()
+    headers = {"content-type": "application/json"}
+    if secret is not None:
+        headers["X-Hub-Signature"] = "sha1=" + hmac.new(secret.encode(), body,
+                                                        hashlib.sha1).hexdigest()
+        headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(secret.encode(), body,
+                                                              hashlib.sha256).hexdigest()
+    return httpx.post(f"{stack.rasa_url}/webhooks/facebook/webhook", content=body,
+                      headers=headers, timeout=60)
+
+
+def fb_sent(platform_api, psid: str) -> list:
+    return platform_api.sent(lambda r: r.path.startswith("/v19.0/me/messages?")
+                             and r.json()["recipient"]["id"] == psid)
+
+
+def test_messenger_signature_quick_replies_and_attachments(stack, platform_api, psid):
+    text = fb_event(psid, message={"mid": f"m_{uuid.uuid4().hex}", "text": "ciao"})
+    assert fb_post(stack, text, secret="wrong-secret").status_code == 403
+    assert fb_post(stack, text, secret=None).status_code == 403
+    assert fb_post(stack, None, raw=b"{oops").status_code == 400
+    assert fb_sent(platform_api, psid) == []
+    assert fb_post(stack, text).status_code == 200
+    assert fb_post(stack, text).status_code == 200  # the same mid again: ignored
+    [request] = fb_sent(platform_api, psid)
+    assert request.path == f"/v19.0/me/messages?access_token={CHANNEL_SECRETS['MESSENGER_PAGE_TOKEN']}"
+    assert request.json() == {
+        "messaging_type": "RESPONSE", "notification_type": "REGULAR", "recipient": {"id": psid},
+        "message": {
+            # "Parla con una persona" is over Messenger's 20 characters for a quick reply
+            "text": "Ciao, sono l'assistente virtuale di Luce Nord Energia. Posso aiutarti con "
+                    "bollette, autolettura, guasti, pratiche e contratto. Cosa ti serve?\n\n"
+                    + "\n".join(f"{i}. {title}" for i, (title, _) in enumerate(MENU_IT, 1))}}
+    quick = fb_event(psid, message={"mid": f"m_{uuid.uuid4().hex}", "text": "Stato pratica",
+                                    "quick_reply": {"payload": "/ticket_status"}})
+    assert fb_post(stack, quick).status_code == 200
+    assert user_texts(stack, psid)[-1] == "/ticket_status"
+    other = psid + "1"
+    sticker = fb_event(other, message={"mid": f"m_{uuid.uuid4().hex}", "sticker_id": 369239263222822,
+                                       "attachments": [{"type": "image", "payload": {
+                                           "url": "https://scontent.example/sticker.png",
+                                           "sticker_id": 369239263222822}}]})
+    assert fb_post(stack, sticker).status_code == 200
+    assert UNSUPPORTED_IT in fb_sent(platform_api, other)[-1].json()["message"]["text"]

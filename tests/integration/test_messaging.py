@@ -460,3 +460,52 @@ def test_messenger_signature_quick_replies_and_attachments(stack, platform_api, 
                                            "sticker_id": 369239263222822}}]})
     assert fb_post(stack, sticker).status_code == 200
     assert UNSUPPORTED_IT in fb_sent(platform_api, other)[-1].json()["message"]["text"]
+
+
+# --- One customer across channels ------------------------------------------------------------
+
+def plain_customer(exclude: set[str]) -> str:
+    """A generated Italian family customer with an e-mail on file (for the one-time code)."""
+    from sqlalchemy import select
+
+    from bot.crm import models as m
+    from bot.crm.db import session_scope
+
+    with session_scope() as s:
+        codes = s.execute(select(m.Customer.customer_code).where(
+            m.Customer.persona == "family", m.Customer.language == "it",
+            m.Customer.vip.is_(False), m.Customer.email.is_not(None),
+            m.Customer.customer_code >= "C1000100").order_by(m.Customer.customer_code)
+        ).scalars().all()
+    return next(c for c in codes if c not in exclude)
+
+
+def test_customer_verified_on_whatsapp_is_one_customer_with_the_web(stack, platform_api, wa_id,
+                                                                     sender, token):
+    from bot.crm.card import read_identity_card
+    from bot.crm.service import customer_for_identity
+    from tests.integration.test_identity import last_code_sent_to
+
+    code = plain_customer(set())
+    card = read_identity_card(code)
+    wa_post(stack, wa_text(wa_id, "quanto devo pagare?"))
+    wa_post(stack, wa_text(wa_id, code))
+    assert "codice di verifica" in wa_texts(platform_api, wa_id)
+    wa_post(stack, wa_text(wa_id, last_code_sent_to(card.email)))
+    assert customer_for_identity("whatsapp", wa_id) == code
+    assert card.first_name in wa_texts(platform_api, wa_id)
+    # the customer asks for a person on WhatsApp: an unresolved contact (a handover)
+    wa_post(stack, wa_text(wa_id, "voglio parlare con un operatore"))
+    wa_post(stack, wa_text(wa_id, "annulla"))
+    # on the website, logged in, the bot mentions it
+    reply = stack.say(sender, "ciao", token(code))
+    assert "su WhatsApp" in reply and "non risulta chiusa" in reply
+    stack.say(sender, "che tariffa ho?", token(code))
+    channels = {(i.channel, i.conversation_id) for i in read_identity_card(code).interactions}
+    assert ("whatsapp", wa_id) in channels and ("web", sender) in channels
+    # the WhatsApp identity stays linked: a new message there needs no verification
+    before = len(wa_sent(platform_api, wa_id))
+    wa_post(stack, wa_text(wa_id, "che tariffa ho?"))
+    later = "\n".join(m["text"]["body"] for m in wa_sent(platform_api, wa_id)[before:]
+                      if m["type"] == "text")
+    assert card.supplies[0].supply_id in later and "codice cliente" not in later

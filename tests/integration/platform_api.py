@@ -26,6 +26,14 @@ class Recorded:
     def json(self):
         return json.loads(self.body)
 
+    def data(self) -> dict:
+        """The JSON object of the body, or {} for any other body (forms, empty)."""
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
     def form(self) -> dict:
         return {k: v[0] if len(v) == 1 else v for k, v in parse_qs(self.body.decode()).items()}
 

@@ -68,7 +68,7 @@ def wa_post(stack, payload, secret: str | None = CHANNEL_SECRETS["WHATSAPP_APP_S
 def wa_sent(platform_api, wa_id: str) -> list[dict]:
     """The message bodies sent to the Graph API for this user, in order."""
     return [r.json() for r in platform_api.sent(
-        lambda r: r.path == f"/v19.0/{PHONE_ID}/messages" and r.json().get("to") == wa_id)]
+        lambda r: r.path == f"/v19.0/{PHONE_ID}/messages" and r.data().get("to") == wa_id)]
 
 
 def wa_texts(platform_api, wa_id: str) -> str:
@@ -99,7 +99,7 @@ def test_whatsapp_webhook_verification(stack):
 def test_whatsapp_text_gets_the_menu_as_a_list(stack, platform_api, wa_id):
     r = wa_post(stack, wa_text(wa_id, "ciao"))
     assert r.status_code == 200
-    requests = platform_api.sent(lambda q: q.body and json.loads(q.body).get("to") == wa_id)
+    requests = platform_api.sent(lambda q: q.data().get("to") == wa_id)
     assert len(requests) == 1
     request = requests[0]
     assert request.path == f"/v19.0/{PHONE_ID}/messages"
@@ -279,12 +279,12 @@ def tg_post(stack, update, secret: str | None = CHANNEL_SECRETS["TELEGRAM_SECRET
 def tg_sent(platform_api, chat_id: int, method: str = "sendMessage") -> list[dict]:
     return [r.json() for r in platform_api.sent(
         lambda r: r.path == f"/bot{TELEGRAM_TOKEN}/{method}"
-        and str(r.json().get("chat_id")) == str(chat_id))]
+        and str(r.data().get("chat_id")) == str(chat_id))]
 
 
 def test_telegram_text_gets_an_inline_keyboard(stack, platform_api, chat_id):
     assert tg_post(stack, tg_message(chat_id, "ciao")).status_code == 200
-    requests = platform_api.sent(lambda r: r.body and str(r.json().get("chat_id")) == str(chat_id))
+    requests = platform_api.sent(lambda r: str(r.data().get("chat_id")) == str(chat_id))
     assert [r.path for r in requests] == [f"/bot{TELEGRAM_TOKEN}/sendMessage"]
     assert requests[0].headers["Content-Type"] == "application/json"
     assert requests[0].json() == {
@@ -297,8 +297,9 @@ def test_telegram_text_gets_an_inline_keyboard(stack, platform_api, chat_id):
 
 def test_telegram_button_press_and_typed_number(stack, platform_api, chat_id):
     tg_post(stack, tg_message(chat_id, "ciao"))
+    query_id = uuid.uuid4().hex
     press = tg_update(chat_id, callback_query={
-        "id": "4382bfdwdsb323b2d9", "chat_instance": "-123",
+        "id": query_id, "chat_instance": "-123",
         "from": {"id": chat_id, "is_bot": False, "first_name": "Anna"},
         "message": {"message_id": 18, "date": 1732340001,
                     "chat": {"id": chat_id, "type": "private"}, "text": "Cosa ti serve?"},
@@ -306,7 +307,7 @@ def test_telegram_button_press_and_typed_number(stack, platform_api, chat_id):
     assert tg_post(stack, press).status_code == 200
     assert user_intents(stack, str(chat_id))[-1] == "ticket_status"
     answered = platform_api.sent(lambda r: r.path == f"/bot{TELEGRAM_TOKEN}/answerCallbackQuery"
-                                 and r.json() == {"callback_query_id": "4382bfdwdsb323b2d9"})
+                                 and r.data() == {"callback_query_id": query_id})
     assert len(answered) == 1
     other = chat_id + 1
     tg_post(stack, tg_message(other, "ciao"))
@@ -429,7 +430,7 @@ def fb_post(stack, payload, secret: str | None = CHANNEL_SECRETS["MESSENGER_APP_
 
 def fb_sent(platform_api, psid: str) -> list:
     return platform_api.sent(lambda r: r.path.startswith("/v19.0/me/messages?")
-                             and r.json()["recipient"]["id"] == psid)
+                             and r.data().get("recipient") == {"id": psid})
 
 
 def test_messenger_signature_quick_replies_and_attachments(stack, platform_api, psid):

@@ -1,6 +1,6 @@
 """Protection of every public webhook: a rate limit per sender and a maximum request size.
 
-- Size: a request body over `MAX_REQUEST_BYTES` gets 413 and is not read further; message texts
+- Size: a request body over `MAX_REQUEST_BYTES` gets 413 and is not processed; message texts
   are cut at 2000 characters by `connectors.text.normalise`.
 - Rate: at most `RATE_LIMIT_MESSAGES` messages per sender (per channel) in
   `RATE_LIMIT_WINDOW_SECONDS`. The REST channel answers 429 beyond that; platform webhooks

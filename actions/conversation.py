@@ -218,6 +218,9 @@ class ActionDefaultFallback(Action):
         if not text or metadata.get("empty_message"):
             dispatcher.utter_message(response="utter_empty_message")
             return []
+        if metadata.get("unsupported_media"):  # an image, audio, ... from a messaging app
+            dispatcher.utter_message(response="utter_unsupported_message")
+            return []
         if smells_of_gas(text):  # whatever the classifier thought
             dispatcher.utter_message(response="utter_gas_emergency",
                                      number=get_settings().gas_emergency_number)

@@ -60,8 +60,12 @@ def env_for(var_dir: Path, rasa_port: int, action_port: int) -> dict:
         "CUSTOMER_TOKEN_SECRET": "bench-secret", "PYTHONPATH": str(ROOT),
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
         "RASA_TELEMETRY_ENABLED": "false",
+        # the load itself must not be throttled by the per-sender rate limit
+        "RATE_LIMIT_MESSAGES": "1000000",
     })
-    return env
+    from bot.runner import with_channel_defaults
+
+    return with_channel_defaults(env)
 
 
 def peak_rss_mib(pid: int) -> float:

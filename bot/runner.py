@@ -52,10 +52,27 @@ def endpoints_file() -> str:
     return "endpoints.production.yml" if get_settings().profile == "production" else "endpoints.yml"
 
 
+# credentials.yml reads the channels' secrets from these; Rasa refuses to start when one is
+# unset, so an unconfigured channel gets an empty value (and refuses every request).
+CHANNEL_VARIABLES = (
+    "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_TOKEN", "WHATSAPP_PHONE_NUMBER_ID",
+    "TELEGRAM_TOKEN", "TELEGRAM_BOT_NAME", "TELEGRAM_WEBHOOK_URL", "TELEGRAM_SECRET_TOKEN",
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_NUMBER", "TWILIO_WEBHOOK_URL",
+    "MESSENGER_VERIFY_TOKEN", "MESSENGER_APP_SECRET", "MESSENGER_PAGE_TOKEN",
+)
+
+
+def with_channel_defaults(env: dict[str, str]) -> dict[str, str]:
+    for name in CHANNEL_VARIABLES:
+        env.setdefault(name, "")
+    return env
+
+
 def rasa_env() -> dict[str, str]:
-    """The environment of the Rasa processes: endpoints.yml reads these variables."""
+    """The environment of the Rasa processes: endpoints.yml and credentials.yml read these
+    variables."""
     s = get_settings()
-    env = dict(os.environ)
+    env = with_channel_defaults(dict(os.environ))
     env.setdefault("SPORTELLO_VAR_DIR", str(s.var_dir))
     env.setdefault("ACTION_SERVER_URL", s.action_server_url)
     env.setdefault("PYTHONPATH", str(ROOT))

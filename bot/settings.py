@@ -49,6 +49,19 @@ class Settings:
     socketio_redis_url: str = ""
     socketio_redis_channel: str = "sportello-socketio"  # the Redis pub/sub channel (one per site)
     site_url: str = "http://127.0.0.1:5007"
+    # The messaging platforms' API base URLs (their secrets are in credentials.yml, from the
+    # environment).
+    whatsapp_api_url: str = "https://graph.facebook.com/v19.0"
+    telegram_api_url: str = "https://api.telegram.org"
+    twilio_api_url: str = "https://api.twilio.com"
+    messenger_api_url: str = "https://graph.facebook.com/v19.0"
+    # Every public webhook: at most `rate_limit_messages` per sender in `rate_limit_window_seconds`
+    # (Redis in the production profile, process memory in the embedded one), and request bodies
+    # up to `max_request_bytes` (413 beyond; message texts are cut at 2000 characters).
+    rate_limit_messages: int = 20
+    rate_limit_window_seconds: int = 60
+    max_request_bytes: int = 65536
+    redis_url: str = ""
     extra: dict = field(default_factory=dict)
 
     @property
@@ -96,18 +109,33 @@ def get_settings() -> Settings:
         socketio_redis_url=_socketio_redis_url(profile),
         socketio_redis_channel=os.environ.get("SOCKETIO_REDIS_CHANNEL", "sportello-socketio"),
         site_url=os.environ.get("SITE_URL", "http://127.0.0.1:5007"),
+        whatsapp_api_url=os.environ.get("WHATSAPP_API_URL") or "https://graph.facebook.com/v19.0",
+        telegram_api_url=os.environ.get("TELEGRAM_API_URL") or "https://api.telegram.org",
+        twilio_api_url=os.environ.get("TWILIO_API_URL") or "https://api.twilio.com",
+        messenger_api_url=os.environ.get("MESSENGER_API_URL") or "https://graph.facebook.com/v19.0",
+        rate_limit_messages=int(os.environ.get("RATE_LIMIT_MESSAGES", "20")),
+        rate_limit_window_seconds=int(os.environ.get("RATE_LIMIT_WINDOW_SECONDS", "60")),
+        max_request_bytes=int(os.environ.get("MAX_REQUEST_BYTES", "65536")),
+        redis_url=_redis_url(profile),
     )
 
 
+def _redis_url(profile: str) -> str:
+    """Production: the Redis of the lock store (endpoints.production.yml, `REDIS_HOST`,
+    `REDIS_PORT`, `REDIS_DB`), which also holds the rate limits. Embedded: none."""
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    if profile != "production":
+        return ""
+    return (f"redis://{os.environ.get('REDIS_HOST', '127.0.0.1')}:"
+            f"{os.environ.get('REDIS_PORT', '6379')}/{os.environ.get('REDIS_DB', '0')}")
+
+
 def _socketio_redis_url(profile: str) -> str:
-    """`SOCKETIO_REDIS_URL`; in the production profile, by default, the Redis of the lock store
-    (`REDIS_HOST`, `REDIS_PORT`, `REDIS_DB`)."""
+    """`SOCKETIO_REDIS_URL`; in the production profile, by default, the lock store's Redis."""
     if "SOCKETIO_REDIS_URL" in os.environ:
         return os.environ["SOCKETIO_REDIS_URL"]
-    if profile == "production":
-        return (f"redis://{os.environ.get('REDIS_HOST', '127.0.0.1')}:"
-                f"{os.environ.get('REDIS_PORT', '6379')}/{os.environ.get('REDIS_DB', '0')}")
-    return ""
+    return _redis_url(profile)
 
 
 def _events_url(profile: str, var_dir: Path) -> str:

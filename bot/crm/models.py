@@ -302,3 +302,29 @@ class Counter(Base):
 
     name = Column(String(32), primary_key=True)
     value = Column(Integer, nullable=False, default=0)
+
+
+class ChannelMessage(Base):
+    """A message id a messaging platform delivered: a second delivery of it is ignored."""
+
+    __tablename__ = "channel_messages"
+    __table_args__ = (UniqueConstraint("channel", "message_id", name="uq_channel_message"),)
+
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(16), nullable=False)
+    message_id = Column(String(255), nullable=False)
+    received_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class ChannelOptions(Base):
+    """The options (buttons) last sent to a recipient on a channel, as JSON [{title, payload}]:
+    a reply "2" or an option's title selects one."""
+
+    __tablename__ = "channel_options"
+    __table_args__ = (UniqueConstraint("channel", "recipient", name="uq_channel_options"),)
+
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(16), nullable=False)
+    recipient = Column(String(128), nullable=False)
+    options = Column(Text, nullable=False)
+    sent_at = Column(UTCDateTime, nullable=False, default=utcnow)

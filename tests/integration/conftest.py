@@ -17,6 +17,25 @@ from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_SECRET = "integration-test-secret"
+# The messaging channels' secrets (credentials.yml reads them from the environment).
+CHANNEL_SECRETS = {
+    "WHATSAPP_VERIFY_TOKEN": "whatsapp-verify-token",
+    "WHATSAPP_APP_SECRET": "whatsapp-app-secret",
+    "WHATSAPP_TOKEN": "whatsapp-access-token",
+    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+    "TELEGRAM_TOKEN": "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+    "TELEGRAM_BOT_NAME": "sportello_test_bot",
+    "TELEGRAM_WEBHOOK_URL": "https://bot.lucenordenergia.example/webhooks/telegram/webhook",
+    "TELEGRAM_SECRET_TOKEN": "telegram-secret-token",
+    "TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
+    "TWILIO_AUTH_TOKEN": "twilio-auth-token",
+    "TWILIO_NUMBER": "whatsapp:+14155238886",
+    "TWILIO_WEBHOOK_URL": "https://bot.lucenordenergia.example/webhooks/twilio/webhook",
+    "MESSENGER_VERIFY_TOKEN": "messenger-verify-token",
+    "MESSENGER_APP_SECRET": "messenger-app-secret",
+    "MESSENGER_PAGE_TOKEN": "messenger-page-token",
+}
+RATE_LIMIT = 30  # messages per sender per window on every public webhook
 AGENT_REPLY_TIMEOUT = 20  # seconds; short, so that the tests can see it happen
 HANDOVER_MAX_WAIT = 40
 
@@ -68,8 +87,18 @@ class Stack:
         return r.json()
 
 
+@pytest.fixture(scope="session")
+def platform_api():
+    """The messaging platforms' cloud APIs, played by a local server (platform_api.py)."""
+    from tests.integration.platform_api import PlatformAPI
+
+    api = PlatformAPI().start()
+    yield api
+    api.stop()
+
+
 @pytest.fixture(scope="session", params=["embedded", "production"])
-def stack(request, model_path, tmp_path_factory):
+def stack(request, model_path, tmp_path_factory, platform_api):
     from bot.crm import db
     from bot.crm.db import migrate
     from bot.crm.seed import seed_demo
@@ -96,6 +125,13 @@ def stack(request, model_path, tmp_path_factory):
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "RASA_TELEMETRY_ENABLED": "false",
+        **CHANNEL_SECRETS,
+        "WHATSAPP_API_URL": f"{platform_api.url}/v19.0",
+        "TELEGRAM_API_URL": platform_api.url,
+        "TWILIO_API_URL": platform_api.url,
+        "MESSENGER_API_URL": f"{platform_api.url}/v19.0",
+        "RATE_LIMIT_MESSAGES": str(RATE_LIMIT),
+        "RATE_LIMIT_WINDOW_SECONDS": "60",
     })
     databases = []
     if profile == "embedded":

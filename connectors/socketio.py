@@ -9,7 +9,9 @@ conversation id) and metadata (`customData`), and uses python-socketio's `AsyncR
 when `SOCKETIO_REDIS_URL` is set (the production profile sets it): every emit goes through
 Redis and is delivered by whichever process holds the browser's connection.
 
-Incoming text is normalised by `connectors.text.normalise`, as on every channel.
+Incoming text is normalised by `connectors.text.normalise`, as on every channel; a sender over
+the rate limit (`bot.ratelimit`) is dropped, and socket.io packets are limited to
+`MAX_REQUEST_BYTES`.
 
 Note: Rasa 3.6 and this channel call `sio.enter_room` without `await`; it is synchronous in
 python-socketio 5.9 (pinned), a coroutine from 5.10 on.
@@ -28,6 +30,7 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot.ratelimit import allowed
 from bot.settings import get_settings
 from connectors.text import normalise
 
@@ -56,6 +59,7 @@ class RedisSocketIOInput(SocketIOInput):
         redis_url = settings.socketio_redis_url
         # cors_allowed_origins=[]: python-socketio leaves CORS to Sanic (Rasa's --cors).
         sio = socketio.AsyncServer(async_mode="sanic", cors_allowed_origins=[],
+                                   max_http_buffer_size=settings.max_request_bytes,
                                    client_manager=client_manager(
                                        redis_url, settings.socketio_redis_channel))
         bp = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
@@ -94,6 +98,8 @@ class RedisSocketIOInput(SocketIOInput):
                     return
             else:
                 sender_id = sid
+            if not await allowed(self.name(), sender_id):  # a flood is dropped (and logged)
+                return
             metadata = data.get(self.metadata_key) or {}
             if isinstance(metadata, str):
                 try:

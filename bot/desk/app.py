@@ -27,6 +27,7 @@ from bot.desk import auth, stream
 from bot.desk.rasa_api import RasaAPI, RasaError
 from bot.handover import service as queue
 from bot.handover.models import Handover
+from bot.ratelimit import allowed
 from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,10 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     @app.post("/login")
     async def login_submit(request):
         form = request.form or {}
+        # Password guessing: a limited number of attempts per address and username.
+        if not await allowed("desk-login", f"{request.remote_addr or request.ip}:"
+                                           f"{str(form.get('username', ''))[:64]}"):
+            return response.json({"error": "too many attempts; wait a minute"}, status=429)
         expected = request.cookies.get(LOGIN_COOKIE)
         if not expected or not auth.csrf_ok(expected, form.get("csrf_token")):
             return response.json({"error": "missing or wrong CSRF token; reload the page"},

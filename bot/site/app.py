@@ -96,7 +96,11 @@ def create_app() -> Sanic:
     @app.post("/demo-login")
     async def demo_login(request: Request):
         from bot.crm.seed import DEMO
+        from bot.ratelimit import allowed
         from bot.tokens import make_customer_token
+
+        if not await allowed("site-login", request.remote_addr or request.ip):
+            return response.json({"error": "too many attempts; wait a minute"}, status=429)
 
         try:
             body = request.json

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import socketio
@@ -43,3 +44,22 @@ def test_socketio_conversation_with_customer_token(stack, token):
     replies = asyncio.run(main())
     text = " ".join(r.get("text", "") for r in replies)
     assert "Laura" in text
+
+
+def test_a_flood_on_socketio_is_dropped_and_others_are_unaffected(stack):
+    from tests.integration.conftest import RATE_LIMIT
+    from tests.integration.desk_client import Customer
+
+    flooder, other = Customer(stack.rasa_url), Customer(stack.rasa_url)
+    try:
+        for i in range(RATE_LIMIT + 10):
+            flooder.say(f"ciao {i}", wait_for_reply=False)
+        flooder.wait_for(lambda texts: len(texts) >= RATE_LIMIT, timeout=180)
+        time.sleep(5)
+        user_turns = [e for e in stack.tracker(flooder.session_id)["events"]
+                      if e["event"] == "user"]
+        assert len(user_turns) == RATE_LIMIT  # the rest never reached the bot
+        assert other.say("ciao")  # another customer is answered as usual
+    finally:
+        flooder.close()
+        other.close()

@@ -334,3 +334,22 @@ def test_handover_triggers(desk, stack, sender, token, language, who, messages, 
     assert stack.talk(sender, "ciao?" if language == "it" else "hello?", t) == []
     if reason == "move_home":
         assert h.skill == "commercial"
+
+
+def test_desk_sign_in_is_rate_limited_per_address_and_username(desk):
+    from tests.integration.conftest import RATE_LIMIT
+
+    page = httpx.get(f"{desk.desk_url}/login")
+    cookie = re.search(r"desk_login_csrf=([^;]+)", page.headers["set-cookie"]).group(1)
+    form = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+    def attempt(username: str) -> int:
+        return httpx.post(f"{desk.desk_url}/login",
+                          headers={"Cookie": f"desk_login_csrf={cookie}"},
+                          data={"username": username, "password": "guess",
+                                "csrf_token": form}).status_code
+
+    guesser = f"guesser-{desk.profile}"
+    codes = [attempt(guesser) for _ in range(RATE_LIMIT + 1)]
+    assert codes[:RATE_LIMIT] == [401] * RATE_LIMIT and codes[-1] == 429
+    assert attempt(f"someone-else-{desk.profile}") == 401  # others are unaffected

@@ -510,3 +510,34 @@ def test_customer_verified_on_whatsapp_is_one_customer_with_the_web(stack, platf
     later = "\n".join(m["text"]["body"] for m in wa_sent(platform_api, wa_id)[before:]
                       if m["type"] == "text")
     assert card.supplies[0].supply_id in later and "codice cliente" not in later
+
+
+def test_an_agent_reply_reaches_a_whatsapp_customer_in_whatsapp(stack, platform_api, wa_id):
+    """The live handover on a messaging app: the desk's reply goes out through the Graph API."""
+    import time
+
+    from tests.integration.desk_client import Agent
+    from tests.integration.test_handover import _reset
+
+    def wait_for(fragment: str) -> None:
+        deadline = time.monotonic() + 30
+        while fragment not in wa_texts(platform_api, wa_id):
+            assert time.monotonic() < deadline, wa_texts(platform_api, wa_id)
+            time.sleep(0.2)
+
+    _reset()
+    try:
+        agent = Agent(stack.desk_url, "sara")
+        agent.presence("online")
+        assert wa_post(stack, wa_text(wa_id, "voglio parlare con un operatore")).status_code == 200
+        wait_for("in coda")
+        row = agent.wait_in_queue(wa_id)
+        assert row["channel"] == "whatsapp"
+        assert agent.post(f"/api/handovers/{row['id']}/claim").status_code == 200
+        assert agent.post(f"/api/handovers/{row['id']}/messages",
+                          {"text": "Buongiorno, sono Sara del servizio clienti."}).status_code == 200
+        wait_for("sono Sara del servizio clienti")
+        assert agent.post(f"/api/handovers/{row['id']}/handback").status_code == 200
+        wait_for("di nuovo l'assistente virtuale")
+    finally:
+        _reset()

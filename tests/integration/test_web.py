@@ -62,10 +62,13 @@ def test_anonymous_conversation_quick_reply_reload_and_text_only(stack, browser)
     expect(page.locator(BOT).first).to_contain_text("sono l'assistente virtuale", timeout=30_000)
     expect(page.locator(CUSTOMER)).to_have_count(0)
     page.locator(".rw-reply", has_text="Bollette").click()
+    # from the customer's message until the reply: the page's indicator, then the widget's own
+    expect(page.locator("#bot-working")).to_have_text("L'assistente sta scrivendo…")
     expect(page.locator(".rw-typing-indication")).to_be_visible()  # while the reply comes
     expect(page.locator(CUSTOMER).last).to_have_text("Bollette")
     expect(page.locator(BOT).last).to_contain_text("Qual è il tuo codice cliente?",
                                                    timeout=30_000)
+    expect(page.locator("#bot-working")).to_be_hidden()
     sid = session_id(page)
     assert sid
 

@@ -57,8 +57,30 @@
     restartConversation(null);
   });
 
+  // "The assistant is typing…" from the customer's message until the bot's reply: the widget's
+  // own indicator only covers the short delay before each reply is shown.
+  function watchTyping(container) {
+    var indicator = document.getElementById("bot-working");
+    var timer = null;
+    function show(on) {
+      indicator.hidden = !on;
+      clearTimeout(timer);
+      if (on) timer = setTimeout(function () { indicator.hidden = true; }, 30000);
+    }
+    new MutationObserver(function (mutations) {
+      mutations.forEach(function (m) {
+        m.addedNodes.forEach(function (node) {
+          if (node.nodeType !== 1) return;
+          if (node.querySelector(".rw-response") || (node.classList && node.classList.contains("rw-response"))) show(false);
+          else if (node.querySelector(".rw-client") || (node.classList && node.classList.contains("rw-client"))) show(true);
+        });
+      });
+    }).observe(container, { childList: true, subtree: true });
+  }
+
   var login = currentLogin();
   showLogin(login);
+  watchTyping(document.getElementById("webchat"));
   window.WebChat.default(
     {
       socketUrl: config.rasaUrl,

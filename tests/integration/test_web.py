@@ -63,6 +63,7 @@ def test_anonymous_conversation_quick_reply_reload_and_text_only(stack, browser)
     expect(page.locator(CUSTOMER)).to_have_count(0)
     page.locator(".rw-reply", has_text="Bollette").click()
     # from the customer's message until the reply: the page's indicator, then the widget's own
+    expect(page.locator("#bot-working")).to_be_visible()
     expect(page.locator("#bot-working")).to_have_text("L'assistente sta scrivendo…")
     expect(page.locator(".rw-typing-indication")).to_be_visible()  # while the reply comes
     expect(page.locator(CUSTOMER).last).to_have_text("Bollette")

@@ -48,6 +48,8 @@ class ActionUpdateContext(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        if tracker.is_paused():  # with an agent: the bot neither answers nor needs context
+            return []
         events: List[EventType] = []
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if tracker.get_slot("offer") and intent not in ("affirm", "deny"):

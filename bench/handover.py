@@ -128,7 +128,12 @@ async def _run(n: int, rasa: str, desk: str, password: str) -> dict:
             "customer_to_agent": _q(to_agent), "agent_to_customer": _q(to_customer)}
 
 
-def bench_handover(n: int = 20) -> dict:
+def bench_handover() -> dict:
+    """One handover alone, then 20 at once, each on a fresh stack."""
+    return {"runs": [bench_handovers(1), bench_handovers(20)]}
+
+
+def bench_handovers(n: int) -> dict:
     import os
 
     from bench.run import env_for, start as start_process

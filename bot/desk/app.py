@@ -37,7 +37,7 @@ LOGIN_COOKIE = "desk_login_csrf"
 PUBLIC = {"/login", "/health"}
 CANCEL_WORDS = {"annulla", "annullare", "cancel", "stop", "basta cosi", "lascia stare",
                 "lascia perdere", "never mind", "nevermind"}
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1
 CHECK_SECONDS = 2.0
 OFFLINE_GRACE_SECONDS = 5.0
 
@@ -392,9 +392,9 @@ async def _follow_stream(app: Sanic) -> None:
     while not app.ctx.stopping:
         try:
             events = await run(stream.read_after, app.ctx.last_event_id)
-            for e in events:
-                app.ctx.last_event_id = e.id
-                await _on_event(app, e)
+            if events:
+                app.ctx.last_event_id = events[-1].id
+                await _on_events(app, events)
             current = await run(_queue_signature)
             if current != signature:
                 if signature is not None:
@@ -418,26 +418,32 @@ def _queue_signature() -> tuple:
                                 .order_by(Handover.id)).all())
 
 
-async def _on_event(app: Sanic, e: stream.StreamEvent) -> None:
-    kind = e.data.get("event")
-    if kind not in ("user", "bot"):
-        return
-    h = await run(queue.open_for_conversation, e.sender_id)
-    if h is None:
-        return
-    when = datetime.fromtimestamp(e.data.get("timestamp") or 0, timezone.utc)
-    if when < h.created_at:
-        return
-    if kind == "user":
-        await run(queue.note_customer_message, e.sender_id, when)
-        intent = ((e.data.get("parse_data") or {}).get("intent") or {}).get("name")
-        if h.state == "queued" and (intent == "deny" or _fold(e.data.get("text")) in CANCEL_WORDS):
-            await _give_back(app, h, "abandoned", "cancelled by the customer",
-                             "action_handover_cancelled")
-            return
-    line = _line(e.data)
-    if line and h.state == "assigned" and h.agent_id:
-        await app.ctx.hub.send(h.agent_id, {"type": "message", "handover_id": h.id, **line})
+async def _on_events(app: Sanic, events: list[stream.StreamEvent]) -> None:
+    """Customers' and agents' messages of conversations with a person: pushed to the agent;
+    a customer who cancels while waiting goes back to the bot. One query per batch."""
+    relevant = [e for e in events if e.data.get("event") in ("user", "bot")]
+    handovers = await run(queue.open_by_conversation, [e.sender_id for e in relevant])
+    seen: dict[int, datetime] = {}
+    for e in relevant:
+        h = handovers.get(e.sender_id)
+        if h is None:
+            continue
+        when = datetime.fromtimestamp(e.data.get("timestamp") or 0, timezone.utc)
+        if when < h.created_at:
+            continue
+        if e.data.get("event") == "user":
+            seen[h.id] = max(when, seen.get(h.id, when))
+            intent = ((e.data.get("parse_data") or {}).get("intent") or {}).get("name")
+            if h.state == "queued" and (intent == "deny"
+                                        or _fold(e.data.get("text")) in CANCEL_WORDS):
+                await _give_back(app, h, "abandoned", "cancelled by the customer",
+                                 "action_handover_cancelled")
+                handovers.pop(e.sender_id, None)
+                continue
+        line = _line(e.data)
+        if line and h.state == "assigned" and h.agent_id:
+            await app.ctx.hub.send(h.agent_id, {"type": "message", "handover_id": h.id, **line})
+    await run(queue.note_customer_messages, seen)
 
 
 async def _give_back(app: Sanic, h: Handover, state: str, outcome: str, action: str) -> None:

@@ -202,6 +202,28 @@ def claim(handover_id: int, agent_id: int) -> Handover:
         return h
 
 
+def open_by_conversation(conversation_ids: list[str]) -> dict[str, Handover]:
+    """The open handovers of these conversations, in one query."""
+    if not conversation_ids:
+        return {}
+    with session_scope() as db:
+        rows = db.execute(select(Handover).where(
+            Handover.conversation_id.in_(sorted(set(conversation_ids))),
+            Handover.state.in_(OPEN_STATES)).order_by(Handover.id)).scalars().all()
+    return {h.conversation_id: h for h in rows}
+
+
+def note_customer_messages(seen: dict[int, datetime]) -> None:
+    """The time of each handover's latest customer message (handover id → time)."""
+    if not seen:
+        return
+    with session_scope() as db:
+        for hid, at in seen.items():
+            h = db.get(Handover, hid)
+            if h is not None and (h.last_customer_at is None or at > h.last_customer_at):
+                h.last_customer_at = at
+
+
 def note_customer_message(conversation_id: str, at: datetime) -> Handover | None:
     with session_scope() as db:
         h = db.execute(select(Handover).where(

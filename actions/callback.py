@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import channel_of, record, verified_customer
+from actions.common import FormValidation, channel_of, record, verified_customer
 from bot.crm.card import load_identity_card
 from bot.crm.service import open_ticket, run
 from bot.crm.validation import mask_phone, normalise_phone
@@ -31,7 +31,7 @@ class ActionAskCallbackPhone(Action):
         return []
 
 
-class ValidateCallbackForm(FormValidationAction):
+class ValidateCallbackForm(FormValidation):
     def name(self) -> Text:
         return "validate_callback_form"
 

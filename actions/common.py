@@ -6,7 +6,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -152,3 +152,20 @@ async def start_verification(dispatcher: CollectingDispatcher, tracker: Tracker,
     """For actions that find out themselves that verification is needed."""
     return await prepare_verification(dispatcher, tracker, pending_intent) + [
         FollowupAction("verify_form")]
+
+
+class FormValidation(FormValidationAction, ABC):
+    """Every form's validation: a picture, voice note or other non-text message from a messaging
+    app gets the same polite reply as outside forms, fills nothing, and the form asks again."""
+
+    @abstractmethod
+    def name(self) -> Text:
+        """validate_<form name>"""
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        metadata = tracker.latest_message.get("metadata") or {}
+        if isinstance(metadata, dict) and metadata.get("unsupported_media"):
+            dispatcher.utter_message(response="utter_unsupported_message")
+            return [SlotSet(name, None) for name in tracker.slots_to_validate()]
+        return await super().run(dispatcher, tracker, domain)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import record, verified_customer
+from actions.common import FormValidation, record, verified_customer
 from bot.crm.card import load_identity_card
 from bot.crm.service import run, set_email, set_phone
 from bot.crm.validation import is_valid_email, mask_email, mask_phone, normalise_phone
@@ -38,7 +38,7 @@ async def store_contact(dispatcher, tracker, kind: str, value: str) -> None:
     await record(tracker, card, "update_contact", "resolved")
 
 
-class ValidateContactForm(FormValidationAction):
+class ValidateContactForm(FormValidation):
     def name(self) -> Text:
         return "validate_contact_form"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import record, verified_customer
+from actions.common import FormValidation, record, verified_customer
 from bot.crm.card import load_identity_card
 from bot.crm.service import run, set_iban
 from bot.crm.validation import mask_iban, normalise_iban
@@ -38,7 +38,7 @@ class ActionAskIbanInput(Action):
         return []
 
 
-class ValidateDirectDebitForm(FormValidationAction):
+class ValidateDirectDebitForm(FormValidation):
     def name(self) -> Text:
         return "validate_direct_debit_form"
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import MESSAGING, SKILL_ACTIONS, channel_of, language_of, prepare_verification
+from actions.common import (MESSAGING, SKILL_ACTIONS, FormValidation, channel_of, language_of,
+                            prepare_verification)
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.service import check_otp, issue_otp, link_identity, run
@@ -31,7 +32,7 @@ async def send_code(dispatcher: CollectingDispatcher, tracker: Tracker,
     return [SlotSet("code_input", customer_code), SlotSet("otp_sent_for", customer_code)]
 
 
-class ValidateVerifyForm(FormValidationAction):
+class ValidateVerifyForm(FormValidation):
     def name(self) -> Text:
         return "validate_verify_form"
 

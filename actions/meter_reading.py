@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import channel_of, language_of, record, verified_customer
+from actions.common import FormValidation, channel_of, language_of, record, verified_customer
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.service import check_reading, run, store_reading
@@ -57,7 +57,7 @@ class ActionAskReadingValue(Action):
         return []
 
 
-class ValidateMeterReadingForm(FormValidationAction):
+class ValidateMeterReadingForm(FormValidation):
     """Asks which supply only when there are several; explains every rejected reading."""
 
     def name(self) -> Text:

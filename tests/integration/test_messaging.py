@@ -541,3 +541,20 @@ def test_an_agent_reply_reaches_a_whatsapp_customer_in_whatsapp(stack, platform_
         wait_for("di nuovo l'assistente virtuale")
     finally:
         _reset()
+
+
+def test_a_picture_inside_a_form_gets_the_polite_reply_and_the_question_again(stack, platform_api,
+                                                                              wa_id):
+    wa_post(stack, wa_text(wa_id, "vorrei vedere la mia bolletta"))
+    assert "codice cliente" in wa_texts(platform_api, wa_id)  # the verify form asks
+    asked = len(wa_sent(platform_api, wa_id))
+    picture = wa_message(wa_id, {"type": "image", "image": {
+        "mime_type": "image/jpeg", "sha256": "a1b2", "id": "1479537139650973"}})
+    assert wa_post(stack, picture).status_code == 200
+    after = "\n".join(m.get("text", {}).get("body", "") or m.get("interactive", {}).get(
+        "body", {}).get("text", "") for m in wa_sent(platform_api, wa_id)[asked:])
+    assert UNSUPPORTED_IT in after and "codice cliente" in after
+    assert "non sembra un codice cliente" not in after  # the picture filled nothing
+    tracker = stack.tracker(wa_id)
+    assert tracker["active_loop"]["name"] == "verify_form"
+    assert tracker["slots"]["code_input"] is None

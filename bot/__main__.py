@@ -150,6 +150,17 @@ def _cmd_card(args) -> int:
     return 0
 
 
+def _cmd_sync_log(args) -> int:
+    from bot.analytics import ingest
+    from bot.crm.db import migrate
+
+    migrate()
+    events = ingest.sync_all()
+    ended = ingest.sweep()
+    print(f"conversation log: {events} new events read, {ended} idle conversations ended")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -193,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         fn=_cmd_run)
     sub.add_parser("shell", help="like run, then talk to the bot in the terminal").set_defaults(
         fn=_cmd_shell)
+    sub.add_parser("sync-log", help="bring the review console's conversation log up to date "
+                                    "(the desk does it continuously)").set_defaults(
+        fn=_cmd_sync_log)
     args = parser.parse_args(argv)
     return args.fn(args)
 

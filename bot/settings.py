@@ -44,6 +44,7 @@ class Settings:
     agent_max_chats: int = 3
     handover_default_handling_seconds: int = 300
     events_database_url: str = ""
+    tracker_database_url: str = ""  # Rasa's SQL tracker store (endpoints*.yml)
     # socket.io through Redis (python-socketio's AsyncRedisManager), so that any Rasa process
     # can push to any browser; empty: the in-process manager (one Rasa process).
     socketio_redis_url: str = ""
@@ -62,6 +63,10 @@ class Settings:
     rate_limit_window_seconds: int = 60
     max_request_bytes: int = 65536
     redis_url: str = ""
+    # The conversation log (bot.analytics): a session with nothing new for this long has ended;
+    # conversations older than `retention_days` are deleted by `python -m bot purge` (0: never).
+    conversation_idle_minutes: int = 30
+    retention_days: int = 365
     extra: dict = field(default_factory=dict)
 
     @property
@@ -106,6 +111,7 @@ def get_settings() -> Settings:
         handover_default_handling_seconds=int(
             os.environ.get("HANDOVER_DEFAULT_HANDLING_SECONDS", "300")),
         events_database_url=_events_url(profile, var_dir),
+        tracker_database_url=_tracker_url(profile, var_dir),
         socketio_redis_url=_socketio_redis_url(profile),
         socketio_redis_channel=os.environ.get("SOCKETIO_REDIS_CHANNEL", "sportello-socketio"),
         site_url=os.environ.get("SITE_URL", "http://127.0.0.1:5007"),
@@ -117,6 +123,8 @@ def get_settings() -> Settings:
         rate_limit_window_seconds=int(os.environ.get("RATE_LIMIT_WINDOW_SECONDS", "60")),
         max_request_bytes=int(os.environ.get("MAX_REQUEST_BYTES", "65536")),
         redis_url=_redis_url(profile),
+        conversation_idle_minutes=int(os.environ.get("CONVERSATION_IDLE_MINUTES", "30")),
+        retention_days=int(os.environ.get("RETENTION_DAYS", "365")),
     )
 
 
@@ -150,6 +158,20 @@ def _events_url(profile: str, var_dir: Path) -> str:
         return (f"postgresql://{auth}@{os.environ.get('PG_HOST', '127.0.0.1')}:"
                 f"{os.environ.get('PG_PORT', '5432')}/{os.environ.get('RASA_EVENTS_DB', 'rasa_events')}")
     return f"sqlite:///{var_dir / 'rasa-events.db'}"
+
+
+def _tracker_url(profile: str, var_dir: Path) -> str:
+    """Where Rasa's SQL tracker store keeps the conversations (endpoints*.yml): erasure and
+    retention delete there too."""
+    if os.environ.get("TRACKER_DATABASE_URL"):
+        return os.environ["TRACKER_DATABASE_URL"]
+    if profile == "production":
+        user = os.environ.get("PG_USER", "postgres")
+        password = os.environ.get("PG_PASSWORD", "")
+        auth = f"{user}:{password}" if password else user
+        return (f"postgresql://{auth}@{os.environ.get('PG_HOST', '127.0.0.1')}:"
+                f"{os.environ.get('PG_PORT', '5432')}/{os.environ.get('RASA_TRACKER_DB', 'rasa')}")
+    return f"sqlite:///{var_dir / 'rasa-tracker.db'}"
 
 
 def reset_settings() -> None:

@@ -5,6 +5,7 @@ from sqlalchemy import engine_from_config, pool
 
 from bot.crm.models import Base
 import bot.handover.models  # noqa: F401  (desk and handover tables)
+import bot.analytics.models  # noqa: F401  (the conversation log)
 from bot.settings import get_settings
 
 config = context.config

@@ -40,6 +40,8 @@ CANCEL_WORDS = {"annulla", "annullare", "cancel", "stop", "basta cosi", "lascia 
 POLL_SECONDS = 0.1
 CHECK_SECONDS = 2.0
 OFFLINE_GRACE_SECONDS = 5.0
+LOG_POLL_SECONDS = 1.0
+LOG_SWEEP_SECONDS = 30.0
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                         autoescape=select_autoescape(["html"]))
@@ -342,6 +344,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
         app.ctx.stopping = False
         app.add_task(_follow_stream(app))
         app.add_task(_watch_timeouts(app))
+        app.add_task(_build_log(app))
 
     @app.before_server_stop
     async def stop_background(app, loop):
@@ -478,6 +481,23 @@ async def _watch_timeouts(app: Sanic) -> None:
         except Exception:
             log.exception("timeouts")
         await asyncio.sleep(CHECK_SECONDS)
+
+
+async def _build_log(app: Sanic) -> None:
+    """The conversation log of the review console follows the event stream (bot.analytics)."""
+    from bot.analytics import ingest
+
+    last_sweep = 0.0
+    while not app.ctx.stopping:
+        try:
+            while await run(ingest.sync) and not app.ctx.stopping:
+                pass
+            if asyncio.get_running_loop().time() - last_sweep >= LOG_SWEEP_SECONDS:
+                await run(ingest.sweep)
+                last_sweep = asyncio.get_running_loop().time()
+        except Exception:  # the log catches up on the next round
+            log.exception("conversation log")
+        await asyncio.sleep(LOG_POLL_SECONDS)
 
 
 def serve(host: str = "127.0.0.1", port: int | None = None) -> None:

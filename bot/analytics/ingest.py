@@ -1,0 +1,357 @@
+"""The conversation log, built from Rasa's event stream.
+
+Rasa's SQL event broker (endpoints*.yml) appends every tracker event to a table `events`
+(SQLite in the embedded profile, PostgreSQL in production). `sync()` reads the rows after the
+stored cursor, turns them into conversation records (`bot.analytics.models`) and moves the cursor
+in the same transaction: a crash or restart of any process neither loses an event nor counts one
+twice, and two processes syncing at once cannot both take the same rows (the cursor row is
+locked on PostgreSQL; SQLite lets one writer through at a time).
+
+One record per conversation session: Rasa's `session_started` event opens a new one. A session
+ends when a new one starts for the same sender, or when nothing happened in it for
+`CONVERSATION_IDLE_MINUTES` (`sweep()`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.analytics.models import (
+    Conversation,
+    ConversationIntent,
+    ConversationMessage,
+    StreamCursor,
+    stage_of,
+)
+from bot.analytics.redact import Known, redact, redact_value
+from bot.crm.db import session_scope
+from bot.desk import stream
+from bot.settings import get_settings
+
+log = logging.getLogger(__name__)
+SOURCE = "rasa-events"
+FALLBACK_INTENT = "nlu_fallback"
+# Rasa's and Sportello's bookkeeping actions, not worth a line in the transcript.
+QUIET_ACTIONS = {"action_listen", "action_session_start", "action_update_context"}
+# The bot could not find a person: the customer asked for one and was offered a callback or a
+# ticket instead (actions/handover.py).
+NO_AGENT_RESPONSES = {"utter_handover_no_agent", "utter_handover_closed"}
+REASON_OF_ACTION = {"action_request_human": "request_human",
+                    "action_nlu_fallback": "misunderstanding", "action_out_of_scope": "vip",
+                    "action_move_home": "move_home", "action_complaint_submit": "complaint"}
+INPUT_CHANNELS = {"rest": "web", "socketio": "web", "facebook": "messenger",
+                  "twilio": "whatsapp", "cmdline": "shell"}
+
+
+def _when(ts: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(ts), timezone.utc)
+    except (TypeError, ValueError):
+        return datetime.now(timezone.utc)
+
+
+@dataclass
+class _Open:
+    """A conversation being built in this batch, with what masking needs to know."""
+
+    conv: Conversation
+    known: Known | None = None
+    last_action: str = ""
+    paused: bool = False
+    intents: dict[str, ConversationIntent] = field(default_factory=dict)
+
+
+class LogBuilder:
+    """Applies events to the conversation records of one database transaction."""
+
+    def __init__(self, db: Session) -> None:
+        self.db = db
+        self.open: dict[str, _Open] = {}
+
+    # ---- conversations -----------------------------------------------------------------------
+
+    def _latest(self, sender: str) -> _Open | None:
+        if sender in self.open:
+            return self.open[sender]
+        conv = self.db.execute(select(Conversation).where(Conversation.sender_id == sender)
+                               .order_by(Conversation.session_start.desc()).limit(1)
+                               ).scalar_one_or_none()
+        if conv is None:
+            return None
+        state = _Open(conv, known=_known(conv.customer_code))
+        state.intents = {i.intent: i for i in conv.intents}
+        state.paused = conv.handed_over and conv.handover_state in ("queued", "assigned")
+        self.open[sender] = state
+        return state
+
+    def _start(self, sender: str, ts: float, previous: _Open | None) -> _Open:
+        when = _when(ts)
+        conv = Conversation(sender_id=sender, session_start=float(ts), started_at=when,
+                            last_event_at=when, turns=0, fallbacks=0, outcome="contained",
+                            ended=False, handed_over=False, last_was_fallback=False,
+                            reviewed=False, channel="", language="it")
+        if previous is not None:  # slots carried over to the new session (domain session_config)
+            conv.language = previous.conv.language
+            conv.customer_code = previous.conv.customer_code
+            conv.persona = previous.conv.persona
+            conv.channel = previous.conv.channel
+            _finish(previous.conv, previous.conv.last_event_at)
+        self.db.add(conv)
+        state = _Open(conv, known=previous.known if previous else None)
+        self.open[sender] = state
+        return state
+
+    def _current(self, sender: str, ts: float) -> _Open:
+        state = self._latest(sender)
+        if state is None:
+            state = self._start(sender, ts, None)
+        return state
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def apply(self, sender: str, event: dict) -> None:
+        kind = event.get("event")
+        ts = event.get("timestamp") or 0
+        if not sender or not kind:
+            return
+        if kind == "session_started":
+            previous = self._latest(sender)
+            if previous is not None and previous.conv.turns == 0 and not previous.conv.messages:
+                # an empty session (Rasa starts one before the first message): reuse it
+                previous.conv.session_start = float(ts)
+                previous.conv.started_at = previous.conv.last_event_at = _when(ts)
+                return
+            self._start(sender, ts, previous)
+            return
+        state = self._current(sender, ts)
+        conv = state.conv
+        when = _when(ts)
+        if when > conv.last_event_at:
+            conv.last_event_at = when
+        if conv.ended:  # activity after an idle end: the session goes on
+            conv.ended, conv.ended_at = False, None
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(state, event, when)
+        conv.outcome = outcome_of(conv)
+
+    def _line(self, state: _Open, when: datetime, sender: str, text: str, **extra) -> None:
+        msg = ConversationMessage(at=when, sender=sender, text=text, handover=state.paused,
+                                  fallback=extra.pop("fallback", False), **extra)
+        state.conv.messages.append(msg)
+
+    def _on_user(self, state: _Open, event: dict, when: datetime) -> None:
+        conv = state.conv
+        parse = event.get("parse_data") or {}
+        intent = (parse.get("intent") or {}).get("name") or ""
+        confidence = (parse.get("intent") or {}).get("confidence")
+        channel = event.get("input_channel") or ""
+        if channel:
+            conv.channel = INPUT_CHANNELS.get(channel, channel)
+        entities = [{"entity": e.get("entity"), "value": redact_value(e.get("entity"),
+                                                                      e.get("value"))}
+                    for e in parse.get("entities") or [] if e.get("entity")]
+        fallback = intent == FALLBACK_INTENT
+        self._line(state, when, "customer", redact(event.get("text") or "", state.known),
+                   intent=intent or None,
+                   confidence=float(confidence) if confidence is not None else None,
+                   entities=json.dumps(entities, ensure_ascii=False) if entities else None,
+                   fallback=fallback)
+        if state.paused:  # said to a person: not a turn of the bot's
+            return
+        conv.turns += 1
+        conv.last_was_fallback = fallback
+        if fallback:
+            conv.fallbacks += 1
+        elif intent:
+            row = state.intents.get(intent)
+            if row is None:
+                row = ConversationIntent(intent=intent, stage=stage_of(intent), count=0)
+                conv.intents.append(row)
+                state.intents[intent] = row
+            row.count += 1
+            if intent == "give_feedback":
+                text = redact(event.get("text") or "", state.known).strip()
+                if text and not text.isdigit():
+                    conv.csat_comment = text[:1000]
+
+    def _on_bot(self, state: _Open, event: dict, when: datetime) -> None:
+        metadata = event.get("metadata") or {}
+        agent = metadata.get("agent")
+        self._line(state, when, "agent" if agent else "bot",
+                   redact(event.get("text") or "", state.known), agent=agent or None)
+        if metadata.get("utter_action") in NO_AGENT_RESPONSES and not state.conv.handover_id:
+            conv = state.conv
+            conv.handed_over = True
+            conv.handover_state = "unavailable"
+            conv.handover_reason = REASON_OF_ACTION.get(state.last_action, "request_human")
+
+    def _on_action(self, state: _Open, event: dict, when: datetime) -> None:
+        name = event.get("name") or ""
+        if name in QUIET_ACTIONS:
+            return
+        state.last_action = name
+        self._line(state, when, "action", name)
+
+    def _on_slot(self, state: _Open, event: dict, when: datetime) -> None:
+        conv, name, value = state.conv, event.get("name"), event.get("value")
+        if name == "language" and value in ("it", "en"):
+            conv.language = value
+        elif name == "persona":
+            conv.persona = value or None
+        elif name == "customer_code" and value and value != conv.customer_code:
+            conv.customer_code = str(value)[:8]
+            state.known = _known(conv.customer_code)
+            for msg in conv.messages:  # what was said before identification, masked again
+                msg.text = redact(msg.text, state.known)
+        elif name == "rating" and value is not None:
+            try:
+                rating = int(float(value))
+            except (TypeError, ValueError):
+                return
+            if 1 <= rating <= 5:
+                conv.csat = rating
+
+    def _on_active_loop(self, state: _Open, event: dict, when: datetime) -> None:
+        state.conv.active_loop = event.get("name") or None
+
+    def _on_pause(self, state: _Open, event: dict, when: datetime) -> None:
+        state.paused = True
+        state.conv.handed_over = True
+        state.conv.active_loop = None
+        state.conv.last_was_fallback = False
+        self._line(state, when, "event", "handover: the conversation is with a person")
+        refresh_handover(self.db, state.conv)
+
+    def _on_resume(self, state: _Open, event: dict, when: datetime) -> None:
+        state.paused = False
+        self._line(state, when, "event", "handover ended: the bot takes over again")
+        refresh_handover(self.db, state.conv)
+
+
+def outcome_of(conv: Conversation) -> str:
+    """contained, handover or abandoned (definitions in the README, "KPI definitions")."""
+    if conv.handed_over:
+        return "handover"
+    if conv.ended and (conv.active_loop or conv.last_was_fallback):
+        return "abandoned"
+    return "contained"
+
+
+def _finish(conv: Conversation, when: datetime) -> None:
+    conv.ended = True
+    conv.ended_at = when
+    conv.outcome = outcome_of(conv)
+
+
+def _known(code: str | None) -> Known | None:
+    """The customer's own name, company and addresses, to be masked wherever they appear."""
+    if not code:
+        return None
+    from bot.crm.models import Customer, Supply
+
+    with session_scope() as db:
+        c = db.execute(select(Customer).where(Customer.customer_code == code)
+                       ).scalar_one_or_none()
+        if c is None:
+            return Known()
+        names = [f"{c.first_name} {c.last_name}", f"{c.last_name} {c.first_name}",
+                 c.first_name, c.last_name]
+        addresses = [s.address for s in db.execute(
+            select(Supply).where(Supply.customer_id == c.id)).scalars()]
+        values = [(v, label) for v, label in ((c.email, "[EMAIL]"), (c.phone, "[PHONE]"),
+                                              (c.tax_code, "[TAX_CODE]"),
+                                              (c.direct_debit_iban, "[IBAN]")) if v]
+        return Known(names=tuple(n for n in names if n), addresses=tuple(addresses),
+                     values=tuple(values))
+
+
+def refresh_handover(db: Session, conv: Conversation) -> None:
+    """The handover of this session, as the desk keeps it (reason, state, wait, handling)."""
+    from bot.handover.models import Handover
+
+    h = db.execute(select(Handover).where(Handover.conversation_id == conv.sender_id,
+                                          Handover.created_at >= conv.started_at
+                                          - timedelta(seconds=5))
+                   .order_by(Handover.id.desc()).limit(1)).scalar_one_or_none()
+    if h is None:
+        return
+    conv.handed_over = True
+    conv.handover_id = h.id
+    conv.handover_reason = h.reason
+    conv.handover_state = h.state
+    conv.handover_wait_seconds = h.wait_seconds
+    conv.handover_handling_seconds = h.handling_seconds
+    conv.outcome = outcome_of(conv)
+
+
+# ---- the stream ----------------------------------------------------------------------------
+
+
+def apply_events(db: Session, events: Iterable[tuple[str, dict]]) -> int:
+    """Apply (sender_id, event) pairs in order; the caller's transaction holds the result."""
+    builder = LogBuilder(db)
+    n = 0
+    for sender, event in events:
+        builder.apply(sender, event)
+        n += 1
+    return n
+
+
+def _cursor(db: Session, source: str) -> StreamCursor:
+    query = select(StreamCursor).where(StreamCursor.source == source)
+    if db.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    cursor = db.execute(query).scalar_one_or_none()
+    if cursor is None:
+        cursor = StreamCursor(source=source, position=0)
+        db.add(cursor)
+        db.flush()
+    return cursor
+
+
+def sync(limit: int = 1000, events_url: str | None = None) -> int:
+    """Read one batch of new events into the log; the number of events read."""
+    with session_scope() as db:
+        cursor = _cursor(db, SOURCE)
+        batch = stream.read_after(int(cursor.position), limit=limit, url=events_url)
+        if not batch:
+            return 0
+        apply_events(db, ((e.sender_id, e.data) for e in batch))
+        cursor.position = batch[-1].id
+        cursor.updated_at = datetime.now(timezone.utc)
+        return len(batch)
+
+
+def sync_all(events_url: str | None = None) -> int:
+    total = 0
+    while True:
+        n = sync(events_url=events_url)
+        total += n
+        if n == 0:
+            return total
+
+
+def sweep(now: datetime | None = None, idle_minutes: int | None = None) -> int:
+    """End the sessions idle for `idle_minutes`, and bring the handover figures (wait, handling,
+    final state) of sessions with an open handover up to date. The number of sessions ended."""
+    now = now or datetime.now(timezone.utc)
+    idle = timedelta(minutes=idle_minutes if idle_minutes is not None
+                     else get_settings().conversation_idle_minutes)
+    with session_scope() as db:
+        ended = 0
+        for conv in db.execute(select(Conversation).where(
+                Conversation.ended.is_(False), Conversation.last_event_at < now - idle)).scalars():
+            _finish(conv, conv.last_event_at)
+            ended += 1
+        for conv in db.execute(select(Conversation).where(
+                Conversation.handover_state.in_(("queued", "assigned")))).scalars():
+            refresh_handover(db, conv)
+        return ended

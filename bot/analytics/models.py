@@ -1,0 +1,208 @@
+"""The conversation log: one record per Rasa conversation session, built from the event stream.
+
+Every text stored here is already masked (`bot.analytics.redact`): the console and its exports
+never hold names, e-mails, phone numbers, IBANs, tax codes, customer codes or street addresses.
+The original text stays only in Rasa's tracker store, where `admin` can reveal it (audited).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import relationship
+
+from bot.crm.models import Base, UTCDateTime, utcnow
+
+OUTCOMES = ("contained", "handover", "abandoned")
+SENDERS = ("customer", "bot", "agent", "action", "event")
+PREDEFINED_TAGS = ("misunderstood", "wrong answer", "missing skill", "great")
+
+# Journey stages of ../shared/intents.md: every intent maps to one stage.
+STAGES = ("information", "self_care", "feedback", "conversation")
+STAGE_LABELS = {"information": "information & purchase", "self_care": "use & self-care",
+                "feedback": "feedback & loyalty", "conversation": "conversation"}
+_STAGE_OF = {
+    "information": ("contract_info", "move_home"),
+    "self_care": ("check_bill", "explain_bill", "pay_bill", "submit_meter_reading",
+                  "report_outage", "ticket_status", "activate_ebill", "update_contact",
+                  "setup_direct_debit", "request_callback"),
+    "feedback": ("file_complaint", "give_feedback"),
+}
+INTENT_STAGE = {intent: stage for stage, intents in _STAGE_OF.items() for intent in intents}
+
+
+def stage_of(intent: str) -> str:
+    return INTENT_STAGE.get(intent, "conversation")
+
+
+class Conversation(Base):
+    """One conversation session (Rasa's `session_started` opens a new one)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("sender_id", "session_start", name="uq_conversation_session"),
+        Index("ix_conversation_started", "started_at"),
+        Index("ix_conversation_customer", "customer_code", "started_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    sender_id = Column(String(128), nullable=False, index=True)
+    session_start = Column(Float, nullable=False)  # the Rasa timestamp that opened it
+    customer_code = Column(String(8))
+    channel = Column(String(32), nullable=False, default="")
+    language = Column(String(2), nullable=False, default="it")
+    persona = Column(String(16))
+    outcome = Column(String(16), nullable=False, default="contained", index=True)
+    ended = Column(Boolean, nullable=False, default=False)
+    turns = Column(Integer, nullable=False, default=0)  # customer messages
+    fallbacks = Column(Integer, nullable=False, default=0)  # messages the bot did not understand
+    active_loop = Column(String(64))  # the form still open at the last event
+    last_was_fallback = Column(Boolean, nullable=False, default=False)
+    handed_over = Column(Boolean, nullable=False, default=False)
+    handover_id = Column(Integer)
+    handover_reason = Column(String(32))
+    handover_state = Column(String(16))
+    handover_wait_seconds = Column(Integer)
+    handover_handling_seconds = Column(Integer)
+    csat = Column(Integer)
+    csat_comment = Column(Text)
+    started_at = Column(UTCDateTime, nullable=False)
+    last_event_at = Column(UTCDateTime, nullable=False)
+    ended_at = Column(UTCDateTime)
+    reviewed = Column(Boolean, nullable=False, default=False)
+    reviewed_by = Column(Integer, ForeignKey("desk_users.id", ondelete="SET NULL"))
+
+    messages = relationship("ConversationMessage", back_populates="conversation",
+                            cascade="all, delete-orphan", order_by="ConversationMessage.id",
+                            passive_deletes=True)
+    intents = relationship("ConversationIntent", cascade="all, delete-orphan",
+                           passive_deletes=True)
+    tags = relationship("ConversationTag", cascade="all, delete-orphan", passive_deletes=True,
+                        order_by="ConversationTag.tag")
+    notes = relationship("ConversationNote", cascade="all, delete-orphan", passive_deletes=True,
+                         order_by="ConversationNote.id")
+
+
+class ConversationMessage(Base):
+    """A line of the transcript: a customer, bot or agent message, an action, an event."""
+
+    __tablename__ = "conversation_messages"
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"),
+                             nullable=False, index=True)
+    at = Column(UTCDateTime, nullable=False)
+    sender = Column(String(16), nullable=False)  # SENDERS
+    text = Column(Text, nullable=False, default="")  # masked
+    intent = Column(String(64))
+    confidence = Column(Float)
+    entities = Column(Text)  # JSON list of {entity, value (masked)}
+    agent = Column(String(100))  # the agent's display name, for agent messages
+    fallback = Column(Boolean, nullable=False, default=False)
+    handover = Column(Boolean, nullable=False, default=False)  # said while with a person
+
+    conversation = relationship("Conversation", back_populates="messages")
+    annotation = relationship("MessageAnnotation", uselist=False, cascade="all, delete-orphan",
+                              passive_deletes=True)
+
+
+class ConversationIntent(Base):
+    __tablename__ = "conversation_intents"
+    __table_args__ = (UniqueConstraint("conversation_id", "intent", name="uq_conversation_intent"),
+                      Index("ix_conversation_intent", "intent"),
+                      Index("ix_conversation_stage", "stage"))
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"),
+                             nullable=False, index=True)
+    intent = Column(String(64), nullable=False)
+    stage = Column(String(16), nullable=False)
+    count = Column(Integer, nullable=False, default=1)
+
+
+class ConversationTag(Base):
+    __tablename__ = "conversation_tags"
+    __table_args__ = (UniqueConstraint("conversation_id", "tag", name="uq_conversation_tag"),
+                      Index("ix_conversation_tag", "tag"))
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"),
+                             nullable=False, index=True)
+    tag = Column(String(40), nullable=False)
+    user_id = Column(Integer, ForeignKey("desk_users.id", ondelete="SET NULL"))
+    at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class ConversationNote(Base):
+    __tablename__ = "conversation_notes"
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"),
+                             nullable=False, index=True)
+    user_id = Column(Integer, ForeignKey("desk_users.id", ondelete="SET NULL"))
+    author = Column(String(100), nullable=False, default="")
+    text = Column(Text, nullable=False)  # masked like the transcript
+    at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class MessageAnnotation(Base):
+    """A CX lead's correction: the intent a customer message should have had."""
+
+    __tablename__ = "message_annotations"
+
+    id = Column(Integer, primary_key=True)
+    message_id = Column(Integer, ForeignKey("conversation_messages.id", ondelete="CASCADE"),
+                        nullable=False, unique=True)
+    intent = Column(String(64), nullable=False)
+    language = Column(String(2), nullable=False)
+    user_id = Column(Integer, ForeignKey("desk_users.id", ondelete="SET NULL"))
+    at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class StreamCursor(Base):
+    """How far the log has read an event stream; moved in the same transaction as the records
+    it produced, so a restart neither loses nor repeats an event."""
+
+    __tablename__ = "stream_cursors"
+
+    source = Column(String(64), primary_key=True)
+    position = Column(BigInteger, nullable=False, default=0)
+    updated_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class RevealAudit(Base):
+    """Every time an admin reveals a conversation's personal data."""
+
+    __tablename__ = "reveal_audit"
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(Integer, nullable=False, index=True)
+    user_id = Column(Integer, ForeignKey("desk_users.id", ondelete="SET NULL"))
+    username = Column(String(64), nullable=False)
+    at = Column(UTCDateTime, nullable=False, default=utcnow)
+    reason = Column(String(200), nullable=False, default="")
+
+
+class ErasureRecord(Base):
+    """That a customer's data was erased, and how much: never whose, nor the data itself."""
+
+    __tablename__ = "erasure_records"
+
+    id = Column(Integer, primary_key=True)
+    at = Column(UTCDateTime, nullable=False, default=utcnow)
+    kind = Column(String(16), nullable=False)  # "customer" (erase-customer) or "retention" (purge)
+    reference = Column(String(100), nullable=False, default="")  # e.g. the request's ticket
+    requested_by = Column(String(64), nullable=False, default="")
+    conversations = Column(Integer, nullable=False, default=0)
+    tracker_events = Column(Integer, nullable=False, default=0)
+    history_rows = Column(Integer, nullable=False, default=0)

@@ -1,0 +1,99 @@
+"""Masking of personal data in the conversation log, before anything is stored.
+
+What is masked, each replaced by a bracketed label that says what was there:
+e-mail addresses `[EMAIL]`, IBANs `[IBAN]`, Italian tax codes `[TAX_CODE]`, customer codes
+`[CUSTOMER_CODE]`, phone numbers `[PHONE]`, street addresses `[ADDRESS]` and names `[NAME]`.
+Names and addresses are found two ways: the identified customer's own name, company name and
+supply addresses from the customer history (`Known`), and the phrases people introduce them
+with ("mi chiamo …", "my name is …", "abito in via …", "via Roma 12").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
+TAX_CODE = re.compile(r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b", re.IGNORECASE)
+CUSTOMER_CODE = re.compile(r"\bC\d{7}\b", re.IGNORECASE)
+# +39 333 1234567, 333-123 4567, 0039 02 1234567, (02) 12345678: 8 to 15 digits in all
+# (13 without an international prefix, so a 14-digit PDR is not taken for a phone).
+PHONE = re.compile(r"(?<![\w+\-])(?:\+|00)?\(?\d(?:[ .\-()]{0,2}\d){7,14}(?!\w)")
+DATE = re.compile(r"\d{1,4}[-.]\d{1,2}[-.]\d{1,4}")
+STREET_WORDS = (r"via|viale|v\.le|piazza|p\.za|piazzale|corso|c\.so|largo|vicolo|strada|"
+                r"contrada|borgo|lungomare|lungotevere|localit[aà]|street|st\.|road|rd\.|"
+                r"avenue|ave\.|lane|square")
+ADDRESS = re.compile(
+    rf"\b(?:{STREET_WORDS})\s+(?:[A-Za-zÀ-ÿ'’.]+\s+){{0,4}}?\d+[A-Za-z]?(?:/[A-Za-z0-9]+)?\b",
+    re.IGNORECASE)
+ENGLISH_ADDRESS = re.compile(
+    r"\b\d+[A-Za-z]?,?\s+(?:[A-Z][a-z'’]+\s+){1,3}"
+    r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Square|Sq|Drive|Dr|Close|Way|Place|Gardens)\b")
+_NAME = r"[A-ZÀ-Ý][a-zà-ÿ'’]+(?:\s+[A-ZÀ-Ý][a-zà-ÿ'’]+){0,2}"
+INTRODUCED_NAME = re.compile(
+    rf"(\b(?:mi chiamo|il mio nome [eè]|sono il signor|sono la signora|my name is|"
+    rf"this is|name'?s)\s+)({_NAME})", re.IGNORECASE)
+LABELS = ("[EMAIL]", "[IBAN]", "[TAX_CODE]", "[CUSTOMER_CODE]", "[PHONE]", "[ADDRESS]",
+          "[NAME]")
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the customer history knows of the conversation's customer, to be masked too."""
+
+    names: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    values: tuple[tuple[str, str], ...] = field(default=())  # (value on file, its label)
+
+    def patterns(self) -> list[tuple[re.Pattern, str]]:
+        out = []
+        for value, label in ([(a, "[ADDRESS]") for a in self.addresses]
+                             + [(n, "[NAME]") for n in self.names]
+                             + list(self.values)):
+            value = (value or "").strip()
+            if len(value) >= 3:
+                out.append((re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE),
+                            label))
+        return out
+
+
+def _case_insensitive_name(match: re.Match) -> str:
+    return match.group(1) + "[NAME]"
+
+
+def redact(text: str | None, known: Known | None = None) -> str:
+    """`text` with personal data replaced by labels. Idempotent."""
+    if not text:
+        return ""
+    out = text
+    if known:
+        for pattern, label in known.patterns():
+            out = pattern.sub(label, out)
+    out = EMAIL.sub("[EMAIL]", out)
+    out = TAX_CODE.sub("[TAX_CODE]", out)
+    out = IBAN.sub("[IBAN]", out)
+    out = CUSTOMER_CODE.sub("[CUSTOMER_CODE]", out)
+    out = ADDRESS.sub("[ADDRESS]", out)
+    out = ENGLISH_ADDRESS.sub("[ADDRESS]", out)
+    out = PHONE.sub(_phone, out)
+    out = INTRODUCED_NAME.sub(_case_insensitive_name, out)
+    return out
+
+
+def _phone(match: re.Match) -> str:
+    value = match.group(0)
+    digits = re.sub(r"\D", "", value)
+    international = value.startswith(("+", "00"))
+    if DATE.fullmatch(value) or not 8 <= len(digits) <= (15 if international else 13):
+        return value
+    return "[PHONE]"
+
+
+def redact_value(entity: str, value) -> str:
+    """An entity's value as the log keeps it: formatted personal values become their label."""
+    labels = {"email": "[EMAIL]", "phone": "[PHONE]", "iban": "[IBAN]",
+              "customer_code": "[CUSTOMER_CODE]"}
+    if entity in labels:
+        return labels[entity]
+    return redact(str(value))

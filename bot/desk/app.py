@@ -107,6 +107,31 @@ class Hub:
             await self.send(user_id, message)
 
 
+def login_required(roles: tuple[str, ...] = ("agent", "cx_lead", "admin"),
+                   api: bool = True) -> Callable:
+    """A signed-in desk user with one of `roles` (`request.ctx.login`); the session's CSRF token
+    on every state-changing request. Strangers get 401 (API) or the login page."""
+    def decorate(handler):
+        @wraps(handler)
+        async def wrapped(request: Request, *args, **kwargs):
+            login = await run(auth.session_login, request.cookies.get(SESSION_COOKIE))
+            if login is None:
+                if api:
+                    return response.json({"error": "login required"}, status=401)
+                return response.redirect("/login")
+            if login.role not in roles:
+                return response.json({"error": "not allowed for your role"}, status=403)
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                given = request.headers.get("x-csrf-token") or (
+                    request.form.get("csrf_token") if request.form else None)
+                if not auth.csrf_ok(login.csrf_token, given):
+                    return response.json({"error": "missing or wrong CSRF token"}, status=403)
+            request.ctx.login = login
+            return await handler(request, *args, **kwargs)
+        return wrapped
+    return decorate
+
+
 def create_app(name: str = "sportello_desk") -> Sanic:
     app = Sanic(name)
     app.config.WEBSOCKET_PING_INTERVAL = 10
@@ -114,30 +139,6 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     app.static("/static", str(HERE / "static"), name="static")
     hub = Hub()
     app.ctx.hub = hub
-
-    # ---- authentication -------------------------------------------------------------------
-
-    def login_required(roles: tuple[str, ...] = ("agent", "cx_lead", "admin"),
-                       api: bool = True) -> Callable:
-        def decorate(handler):
-            @wraps(handler)
-            async def wrapped(request: Request, *args, **kwargs):
-                login = await run(auth.session_login, request.cookies.get(SESSION_COOKIE))
-                if login is None:
-                    if api:
-                        return response.json({"error": "login required"}, status=401)
-                    return response.redirect("/login")
-                if login.role not in roles:
-                    return response.json({"error": "not allowed for your role"}, status=403)
-                if request.method not in ("GET", "HEAD", "OPTIONS"):
-                    given = request.headers.get("x-csrf-token") or (
-                        request.form.get("csrf_token") if request.form else None)
-                    if not auth.csrf_ok(login.csrf_token, given):
-                        return response.json({"error": "missing or wrong CSRF token"}, status=403)
-                request.ctx.login = login
-                return await handler(request, *args, **kwargs)
-            return wrapped
-        return decorate
 
     @app.get("/health")
     async def health(request):

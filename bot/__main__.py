@@ -161,6 +161,18 @@ def _cmd_sync_log(args) -> int:
     return 0
 
 
+def _cmd_export_annotations(args) -> int:
+    from bot.analytics.annotations import LANGUAGES, export_files
+
+    languages = [args.language] if args.language else list(LANGUAGES)
+    for path, counts in export_files(Path(args.out), languages):
+        total = sum(counts.values())
+        print(f"{path}: {total} examples, {len(counts)} intents")
+        for intent, n in counts.items():
+            print(f"  {intent}: {n}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -207,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("sync-log", help="bring the review console's conversation log up to date "
                                     "(the desk does it continuously)").set_defaults(
         fn=_cmd_sync_log)
+    p = sub.add_parser("export-annotations", help="write the annotated customer messages as "
+                                                  "Rasa NLU training data, one file per language")
+    p.add_argument("--out", default="annotations", help="folder (default: annotations/)")
+    p.add_argument("--language", choices=["it", "en"], help="only this language")
+    p.set_defaults(fn=_cmd_export_annotations)
     args = parser.parse_args(argv)
     return args.fn(args)
 

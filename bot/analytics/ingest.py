@@ -121,6 +121,8 @@ class LogBuilder:
         ts = event.get("timestamp") or 0
         if not sender or not kind:
             return
+        if kind == "action" and event.get("name") == "action_session_start":
+            return  # belongs to the session that `session_started` opens next
         if kind == "session_started":
             previous = self._latest(sender)
             if previous is not None and previous.conv.turns == 0 and not previous.conv.messages:
@@ -279,7 +281,9 @@ def refresh_handover(db: Session, conv: Conversation) -> None:
 
     h = db.execute(select(Handover).where(Handover.conversation_id == conv.sender_id,
                                           Handover.created_at >= conv.started_at
-                                          - timedelta(seconds=5))
+                                          - timedelta(seconds=5),
+                                          Handover.created_at <= conv.last_event_at
+                                          + timedelta(minutes=5))
                    .order_by(Handover.id.desc()).limit(1)).scalar_one_or_none()
     if h is None:
         return

@@ -1,0 +1,232 @@
+"""The conversation log built from Rasa's event stream (bot.analytics.ingest), on SQLite and
+PostgreSQL: sessions, turns, fallbacks, intents and stages, outcomes, CSAT, handovers, masking,
+and a stream read exactly once through Rasa's own SQL event broker."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.analytics import ingest
+from bot.analytics.models import Conversation, ConversationMessage, StreamCursor
+from bot.crm.db import session_scope
+
+T0 = 1_780_000_000.0  # 2026-05-28, a fixed instant
+
+
+def user(text, intent, confidence=0.95, at=0.0, channel="rest", entities=()):
+    return {"event": "user", "text": text, "timestamp": T0 + at, "input_channel": channel,
+            "parse_data": {"intent": {"name": intent, "confidence": confidence},
+                           "entities": list(entities)}}
+
+
+def bot(text, at, utter_action="utter_x", **metadata):
+    return {"event": "bot", "text": text, "timestamp": T0 + at,
+            "metadata": {"utter_action": utter_action, **metadata}}
+
+
+def action(name, at):
+    return {"event": "action", "name": name, "timestamp": T0 + at}
+
+
+def slot(name, value, at):
+    return {"event": "slot", "name": name, "value": value, "timestamp": T0 + at}
+
+
+def session(at):
+    return [action("action_session_start", at), {"event": "session_started", "timestamp": T0 + at},
+            action("action_listen", at)]
+
+
+def apply(sender, events):
+    with session_scope() as db:
+        ingest.apply_events(db, [(sender, e) for e in events])
+
+
+def conversations(sender):
+    with session_scope() as db:
+        rows = db.execute(select(Conversation).where(Conversation.sender_id == sender)
+                          .order_by(Conversation.session_start)).scalars().all()
+        for c in rows:  # loaded while the session is open
+            c.messages, c.intents  # noqa: B018
+        return rows
+
+
+def test_a_session_is_one_record_with_turns_fallbacks_intents_and_stages(database):
+    apply("s1", session(0) + [
+        user("ciao", "greet", at=1), action("action_greet", 1.1), bot("Ciao!", 1.2),
+        user("asdfg", "nlu_fallback", confidence=0.31, at=5),
+        action("action_nlu_fallback", 5.1), bot("Non ho capito.", 5.2),
+        user("quanto devo pagare?", "check_bill", at=9, channel="whatsapp"),
+        user("e come pago?", "pay_bill", at=12, channel="whatsapp"),
+        user("quanto devo pagare ancora?", "check_bill", at=15, channel="whatsapp"),
+    ])
+    [c] = conversations("s1")
+    assert (c.turns, c.fallbacks, c.channel, c.outcome, c.ended) == (5, 1, "whatsapp",
+                                                                    "contained", False)
+    assert {(i.intent, i.stage, i.count) for i in c.intents} == {
+        ("greet", "conversation", 1), ("check_bill", "self_care", 2), ("pay_bill", "self_care", 1)}
+    senders = [m.sender for m in c.messages]
+    assert senders == ["customer", "action", "bot", "customer", "action", "bot", "customer",
+                       "customer", "customer"]  # action_listen/session_start are not lines
+    fallback = c.messages[3]
+    assert (fallback.intent, fallback.confidence, fallback.fallback) == ("nlu_fallback", 0.31,
+                                                                        True)
+    assert c.started_at == datetime.fromtimestamp(T0, timezone.utc)
+    assert c.last_event_at == datetime.fromtimestamp(T0 + 15, timezone.utc)
+
+
+def test_a_new_session_ends_the_previous_one_and_carries_its_slots(database):
+    apply("s2", session(0) + [slot("language", "en", 0.5), slot("persona", "digital", 0.5),
+                              user("hi", "greet", at=1)])
+    apply("s2", session(4000) + [user("my bill", "check_bill", at=4001)])
+    first, second = conversations("s2")
+    assert first.ended and first.ended_at == datetime.fromtimestamp(T0 + 1, timezone.utc)
+    assert not second.ended
+    assert (second.language, second.persona, second.turns) == ("en", "digital", 1)
+
+
+def test_outcomes_abandoned_needs_an_ended_session_with_an_open_form_or_a_fallback(database):
+    apply("form", session(0) + [user("autolettura", "submit_meter_reading", at=1),
+                                {"event": "active_loop", "name": "meter_reading_form",
+                                 "timestamp": T0 + 1.2}])
+    apply("done", session(0) + [user("autolettura", "submit_meter_reading", at=1),
+                                {"event": "active_loop", "name": "meter_reading_form",
+                                 "timestamp": T0 + 1.2},
+                                user("12345", "inform", at=3),
+                                {"event": "active_loop", "name": None, "timestamp": T0 + 3.1}])
+    apply("lost", session(0) + [user("blabla", "nlu_fallback", confidence=0.2, at=1)])
+    before = datetime.fromtimestamp(T0 + 60, timezone.utc)
+    assert ingest.sweep(now=before, idle_minutes=30) == 0  # not idle yet: nothing ends
+    assert conversations("form")[0].outcome == "contained"
+    assert ingest.sweep(now=before + timedelta(minutes=31), idle_minutes=30) == 3
+    assert [conversations(s)[0].outcome for s in ("form", "done", "lost")] == [
+        "abandoned", "contained", "abandoned"]
+    # the customer comes back to the same session: it goes on, no longer abandoned
+    apply("lost", [user("la mia bolletta", "check_bill", at=120)])
+    c = conversations("lost")[0]
+    assert (c.ended, c.outcome, c.turns) == (False, "contained", 2)
+
+
+def test_csat_and_comment(database):
+    apply("rate", session(0) + [user("ciao", "greet", at=1),
+                                user("4 stelle, molto veloce", "give_feedback", at=5),
+                                slot("rating", 4, 5.2)])
+    c = conversations("rate")[0]
+    assert (c.csat, c.csat_comment) == (4, "4 stelle, molto veloce")
+    apply("bad", session(0) + [user("7", "give_feedback", at=1), slot("rating", 7, 1.1)])
+    assert conversations("bad")[0].csat is None  # out of range: not a rating
+
+
+def test_a_handover_marks_the_outcome_segment_and_figures(database):
+    from bot.handover import service as queue
+
+    apply("h1", session(0) + [user("voglio un operatore", "request_human", at=1),
+                              action("action_request_human", 1.1)])
+    h = queue.enqueue(conversation_id="h1", channel="web", input_channel="rest", language="it",
+                      reason="request_human", skill="billing", customer_code=None,
+                      customer_name="", persona=None, vip=False, summary="", context_pack={},
+                      agents=1)
+    from bot.handover.models import Handover
+
+    with session_scope() as db:  # queued at the time of the events above
+        db.get(Handover, h.handover_id).created_at = datetime.fromtimestamp(T0 + 1.2, timezone.utc)
+    apply("h1", [{"event": "pause", "timestamp": T0 + 1.3},
+                 user("c'è qualcuno?", "greet", at=30),
+                 bot("Sono Giulia, come posso aiutarla?", 40, utter_action=None, agent="Giulia"),
+                 {"event": "resume", "timestamp": T0 + 90},
+                 user("grazie", "thank_you", at=95)])
+    c = conversations("h1")[0]
+    assert (c.outcome, c.handed_over, c.handover_reason, c.handover_state) == (
+        "handover", True, "request_human", "queued")
+    assert c.handover_id == h.handover_id
+    assert c.turns == 2  # what the customer said to the agent is not a turn of the bot's
+    lines = [(m.sender, m.handover, m.agent) for m in c.messages if m.sender != "action"]
+    assert lines == [("customer", False, None), ("event", True, None),
+                     ("customer", True, None), ("agent", True, "Giulia"),
+                     ("event", False, None), ("customer", False, None)]
+
+
+def test_no_agent_available_counts_as_a_handover_request(database):
+    apply("na", session(0) + [user("operatore", "request_human", at=1),
+                              action("action_request_human", 1.1),
+                              bot("Nessun operatore disponibile", 1.2,
+                                  utter_action="utter_handover_no_agent")])
+    c = conversations("na")[0]
+    assert (c.outcome, c.handover_state, c.handover_reason) == ("handover", "unavailable",
+                                                                "request_human")
+
+
+def test_personal_data_is_masked_before_it_is_stored_also_retroactively(database):
+    from bot.crm.seed import seed_demo
+
+    seed_demo()
+    apply("pii", session(0) + [
+        user("sono Maria Rossi, scrivo da via Roma 12, mail maria@example.it tel 3331234567",
+             "inform", at=1, entities=[{"entity": "email", "value": "maria@example.it"},
+                                       {"entity": "phone", "value": "3331234567"}]),
+        user("il mio codice è C1000001", "inform", at=3),
+        slot("customer_code", "C1000001", 3.5),
+        bot("Grazie Maria, IBAN IT60X0542811101000000123456 registrato", 4)])
+    c = conversations("pii")[0]
+    texts = [m.text for m in c.messages]
+    joined = " ".join(texts) + " ".join(m.entities or "" for m in c.messages)
+    for secret in ("Maria", "Rossi", "maria@example.it", "3331234567", "C1000001",
+                   "IT60X0542811101000000123456", "via Roma 12"):
+        assert secret not in joined, secret
+    assert "[EMAIL]" in texts[0] and "[PHONE]" in texts[0] and "[CUSTOMER_CODE]" in texts[1]
+    assert json.loads(c.messages[0].entities) == [{"entity": "email", "value": "[EMAIL]"},
+                                                  {"entity": "phone", "value": "[PHONE]"}]
+    assert c.customer_code == "C1000001"
+
+
+def _broker(database, tmp_path):
+    """Rasa's own SQL event broker, writing where the log reads."""
+    from rasa.core.brokers.sql import SQLEventBroker
+
+    if database.startswith("sqlite"):
+        path = tmp_path / "events.db"
+        return SQLEventBroker(dialect="sqlite", db=str(path)), f"sqlite:///{path}"
+    from tests.conftest import create_pg_database, pg_url
+
+    name = create_pg_database()
+    return (SQLEventBroker(dialect="postgresql", host="127.0.0.1", port=5432,
+                           username="postgres", db=name), pg_url(name))
+
+
+def test_the_stream_is_read_once_even_after_a_crash_in_the_middle(database, tmp_path,
+                                                                    monkeypatch):
+    broker, url = _broker(database, tmp_path)
+    for e in session(0) + [user("ciao", "greet", at=1), user("bolletta", "check_bill", at=2)]:
+        broker.publish({"sender_id": "stream", **e})
+    assert ingest.sync(events_url=url) == 5
+    assert ingest.sync(events_url=url) == 0  # nothing new: nothing counted again
+    for e in [user("come pago", "pay_bill", at=3), user("grazie", "thank_you", at=4)]:
+        broker.publish({"sender_id": "stream", **e})
+
+    real = ingest.LogBuilder.apply
+    calls = {"n": 0}
+
+    def crash_on_second(self, sender, event):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("the process dies half-way through a batch")
+        return real(self, sender, event)
+
+    monkeypatch.setattr(ingest.LogBuilder, "apply", crash_on_second)
+    with pytest.raises(RuntimeError):
+        ingest.sync(events_url=url)
+    monkeypatch.setattr(ingest.LogBuilder, "apply", real)
+    [c] = conversations("stream")
+    assert c.turns == 2  # the half-done batch left nothing behind
+    assert ingest.sync(events_url=url) == 2
+    [c] = conversations("stream")
+    assert c.turns == 4 and {i.intent for i in c.intents} == {"greet", "check_bill", "pay_bill",
+                                                              "thank_you"}
+    with session_scope() as db:
+        assert db.execute(select(func.count()).select_from(ConversationMessage)).scalar() == 4
+        assert db.get(StreamCursor, ingest.SOURCE).position == 7
+    broker.engine.dispose()

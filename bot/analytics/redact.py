@@ -14,12 +14,16 @@ import re
 from dataclasses import dataclass, field
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
+# Compact (IT60X0542811101000000123456) or in groups of four (IT60 X054 2811 ...); a spaced
+# group is upper case or holds a digit, so that the words after an IBAN are not taken for it.
+_IBAN_GROUP = r"(?:(?-i:[A-Z]{1,4})|(?=[A-Za-z]{0,3}\d)[A-Za-z0-9]{1,4})"
+IBAN = re.compile(rf"\b[A-Z]{{2}}\d{{2}}(?:[A-Z0-9]{{11,30}}|(?: {_IBAN_GROUP}){{3,8}})\b",
+                  re.IGNORECASE)
 TAX_CODE = re.compile(r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b", re.IGNORECASE)
 CUSTOMER_CODE = re.compile(r"\bC\d{7}\b", re.IGNORECASE)
 # +39 333 1234567, 333-123 4567, 0039 02 1234567, (02) 12345678: 8 to 15 digits in all
 # (13 without an international prefix, so a 14-digit PDR is not taken for a phone).
-PHONE = re.compile(r"(?<![\w+\-])(?:\+|00)?\(?\d(?:[ .\-()]{0,2}\d){7,14}(?!\w)")
+PHONE = re.compile(r"(?<![\w+\-/])(?:\+|00)?(?:\(\d{2,5}\)\s?)?\d(?:[ .\-]?\d){6,14}(?![\w/])")
 DATE = re.compile(r"\d{1,4}[-.]\d{1,2}[-.]\d{1,4}")
 STREET_WORDS = (r"via|viale|v\.le|piazza|p\.za|piazzale|corso|c\.so|largo|vicolo|strada|"
                 r"contrada|borgo|lungomare|lungotevere|localit[aà]|street|st\.|road|rd\.|"

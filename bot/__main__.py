@@ -173,6 +173,57 @@ def _cmd_export_annotations(args) -> int:
     return 0
 
 
+def _cmd_erase_customer(args) -> int:
+    from bot.analytics.lifecycle import erase_customer
+    from bot.crm.db import migrate
+
+    migrate()
+    result = erase_customer(args.customer_code, reference=args.reference or "",
+                            requested_by=args.by or "")
+    if not result.found:
+        print(f"{args.customer_code}: no such customer, and nothing of that code in the "
+              f"conversation log or in Rasa's stores; nothing erased", file=sys.stderr)
+        return 1
+    print(f"erased {args.customer_code}: {result.senders} sender id(s), "
+          f"{result.conversations} conversation(s) from the log, "
+          f"{result.tracker_events} tracker-store event(s), "
+          f"{result.broker_events} event-stream row(s), "
+          f"{result.history_rows} customer-history row(s)")
+    for table, n in result.history.items():
+        if n:
+            print(f"  {table}: {n}")
+    print(f"erasure record #{result.record_id} written (counts only)")
+    return 0
+
+
+def _cmd_purge(args) -> int:
+    from bot.analytics.lifecycle import purge
+    from bot.crm.db import migrate
+    from bot.settings import get_settings
+
+    days = args.days if args.days is not None else get_settings().retention_days
+    if days < 1:
+        if args.days is None:
+            print("retention is off (RETENTION_DAYS=0): nothing purged")
+            return 0
+        print(f"--days {days}: refusing, that would delete every conversation; give at least "
+              f"1 day (RETENTION_DAYS sets the default)", file=sys.stderr)
+        return 2
+    migrate()
+    result = purge(days, requested_by=args.by or "")
+    print(f"purged what is older than {days} days (before "
+          f"{result.cutoff.isoformat(timespec='seconds')}): "
+          f"{result.conversations} conversation(s) from the log, "
+          f"{result.tracker_events} tracker-store event(s), "
+          f"{result.broker_events} event-stream row(s), "
+          f"{result.history_rows} other row(s)")
+    for table, n in result.history.items():
+        if n:
+            print(f"  {table}: {n}")
+    print(f"erasure record #{result.record_id} written (kind retention)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -224,6 +275,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="annotations", help="folder (default: annotations/)")
     p.add_argument("--language", choices=["it", "en"], help="only this language")
     p.set_defaults(fn=_cmd_export_annotations)
+    p = sub.add_parser("erase-customer", help="erase a customer's history, conversations and "
+                                              "Rasa events (right to erasure)")
+    p.add_argument("customer_code")
+    p.add_argument("--reference", help="the request's reference, e.g. its ticket (no names)")
+    p.add_argument("--by", help="who asked for it (default: the system user)")
+    p.set_defaults(fn=_cmd_erase_customer)
+    p = sub.add_parser("purge", help="delete conversations and events older than the retention "
+                                     "period")
+    p.add_argument("--days", type=int, help="default: RETENTION_DAYS (365)")
+    p.add_argument("--by", help="who runs it (default: the system user)")
+    p.set_defaults(fn=_cmd_purge)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -1,0 +1,471 @@
+"""The end of personal data: erasure of one customer on request, and retention.
+
+`erase_customer(code)` (``python -m bot erase-customer CODE``) removes everything Sportello
+holds of one customer:
+
+- the customer history: the customer row, identities, supplies and their readings, bills,
+  tickets, interactions, one-time codes and verification state, the outbox rows addressed to
+  the customer's e-mail or phone (and their lines in the embedded profile's `var/outbox.log`),
+  the options last sent to their channel ids (`channel_options`), their handovers and the
+  handovers' transitions;
+- the conversation log: every conversation of the customer, and every session of the same
+  sender ids (a sender's earlier anonymous session belongs to the same person);
+- Rasa's tracker store and the event broker's table: every event of those sender ids.
+
+The sender ids are found everywhere they can be: the log, the customer's channel identities
+(on messaging apps the sender id is the app's user id), their handovers, one-time codes,
+tickets and interactions, and any slot event of the tracker store or event stream whose value
+is the customer code (a session the log has not read yet, or a code typed before verifying).
+A sender id that another customer also used is erased whole: a tracker cannot be split.
+
+Rasa's stores are emptied first and the customer history last, in one transaction: if anything
+fails half-way the customer is still there, and running the command again finishes the job.
+Then an `ErasureRecord` says that an erasure happened and how much was removed: never whose.
+While it runs the conversation log's stream cursor is held, so the desk cannot write a batch of
+the erased sessions in between; a last pass removes any batch that was already on its way.
+
+`purge(days)` (``python -m bot purge``) applies the retention period: conversations whose last
+event is older than the cutoff leave the log; Rasa's events older than the cutoff leave the
+tracker store and the event stream (for a sender whose kept session began before the cutoff,
+only the events before that session); closed handovers, outbox rows and remembered options
+older than the cutoff, expired one-time codes and the delivered-message ids the channels no
+longer need (`bot.channel_state.forget_old_deliveries`) go too.
+
+On SQLite the deleting connections use `secure_delete`, so the erased rows do not linger in
+the database file's free pages, and the full-text index of the transcript is optimised, so no
+erased word stays in its old segments. PostgreSQL reclaims deleted rows with (auto)vacuum.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+from sqlalchemy import create_engine, delete, func, inspect, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from bot.analytics.models import (
+    Conversation,
+    ConversationIntent,
+    ConversationMessage,
+    ConversationNote,
+    ConversationTag,
+    ErasureRecord,
+    MessageAnnotation,
+    StreamCursor,
+)
+from bot.crm import models as m
+from bot.crm.db import get_sessionmaker
+from bot.handover.models import OPEN_STATES, Handover, HandoverTransition
+from bot.settings import get_settings
+
+SOURCE = "rasa-events"  # the log's stream cursor (bot.analytics.ingest.SOURCE)
+CHUNK = 500  # sender ids per IN (...) list
+
+
+# ---- Rasa's stores -------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+    return create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _secure(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+
+
+def _has_events(engine: Engine) -> bool:
+    try:
+        return inspect(engine).has_table("events")
+    except Exception:  # the database does not exist yet: Rasa never started
+        return False
+
+
+def _chunks(values: list[str], size: int = CHUNK) -> Iterable[list[str]]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def _senders_with_code(url: str, code: str, slot_column: bool) -> set[str]:
+    """Sender ids with a slot event whose value is `code` in an `events` table (Rasa's tracker
+    store when `slot_column`, which has `type_name`; else the event broker's)."""
+    if not url:
+        return set()
+    engine = _engine(url)
+    if not _has_events(engine):
+        return set()
+    pattern = f'%"{code.lower()}"%'
+    query = "SELECT sender_id, data FROM events WHERE lower(data) LIKE :pattern"
+    if slot_column:
+        query += " AND type_name = 'slot'"
+    found = set()
+    with engine.connect() as c:
+        for sender, data in c.execute(text(query), {"pattern": pattern}):
+            try:
+                event = json.loads(data)
+            except (TypeError, ValueError):
+                continue
+            if (event.get("event") == "slot"
+                    and str(event.get("value") or "").upper() == code.upper() and sender):
+                found.add(sender)
+    return found
+
+
+def _delete_events_of(url: str, senders: list[str]) -> int:
+    """Delete every event of `senders` from an `events` table; the number of rows."""
+    if not url or not senders:
+        return 0
+    engine = _engine(url)
+    if not _has_events(engine):
+        return 0
+    n = 0
+    with engine.begin() as c:
+        _secure(c)
+        for chunk in _chunks(senders):
+            params = {f"s{i}": s for i, s in enumerate(chunk)}
+            marks = ", ".join(f":s{i}" for i in range(len(chunk)))
+            n += c.execute(text(f"DELETE FROM events WHERE sender_id IN ({marks})"),
+                           params).rowcount
+    return n
+
+
+def _event_timestamp_sql(dialect: str) -> str:
+    """The `timestamp` inside the event broker's JSON `data`, as a number."""
+    if dialect == "postgresql":
+        return "CAST((data::json ->> 'timestamp') AS double precision)"
+    return "CAST(json_extract(data, '$.timestamp') AS REAL)"
+
+
+def _delete_events_before(url: str, cutoff: float, spanning: dict[str, float],
+                          broker: bool) -> int:
+    """Delete the events older than `cutoff`, except, for the senders in `spanning`, those from
+    the start of their oldest kept session on (a session that began before the cutoff and goes
+    on after it keeps all its events)."""
+    if not url:
+        return 0
+    engine = _engine(url)
+    if not _has_events(engine):
+        return 0
+    ts = _event_timestamp_sql(engine.dialect.name) if broker else "timestamp"
+    n = 0
+    with engine.begin() as c:
+        _secure(c)
+        keep = sorted(spanning)
+        if keep:
+            # the spanning senders first, up to their own boundary
+            for sender in keep:
+                n += c.execute(text(f"DELETE FROM events WHERE sender_id = :s AND {ts} < :b"),
+                               {"s": sender, "b": spanning[sender]}).rowcount
+            params = {f"s{i}": s for i, s in enumerate(keep)}
+            marks = ", ".join(f":s{i}" for i in range(len(keep)))
+            n += c.execute(text(f"DELETE FROM events WHERE {ts} < :cutoff "
+                                f"AND sender_id NOT IN ({marks})"),
+                           {"cutoff": cutoff, **params}).rowcount
+        else:
+            n += c.execute(text(f"DELETE FROM events WHERE {ts} < :cutoff"),
+                           {"cutoff": cutoff}).rowcount
+    return n
+
+
+# ---- the customer database -----------------------------------------------------------------
+
+
+def _hold_cursor(db: Session) -> None:
+    """Hold the log's stream cursor until the transaction ends: the desk's sync waits."""
+    if db.bind.dialect.name == "postgresql":
+        db.execute(select(StreamCursor).where(StreamCursor.source == SOURCE).with_for_update())
+    else:  # SQLite: take the write lock now (one writer at a time)
+        db.execute(update(StreamCursor).where(StreamCursor.source == SOURCE)
+                   .values(updated_at=StreamCursor.updated_at))
+        db.execute(text("PRAGMA secure_delete = ON"))
+
+
+def _delete_conversations(db: Session, where) -> int:
+    """Delete the conversations matching `where` and everything hanging off them."""
+    ids = select(Conversation.id).where(where).scalar_subquery()
+    message_ids = select(ConversationMessage.id).where(
+        ConversationMessage.conversation_id.in_(ids)).scalar_subquery()
+    db.execute(delete(MessageAnnotation).where(MessageAnnotation.message_id.in_(message_ids)),
+               execution_options={"synchronize_session": False})
+    for model in (ConversationMessage, ConversationIntent, ConversationTag, ConversationNote):
+        db.execute(delete(model).where(model.conversation_id.in_(ids)),
+                   execution_options={"synchronize_session": False})
+    return db.execute(delete(Conversation).where(where),
+                      execution_options={"synchronize_session": False}).rowcount
+
+
+def _optimize_fts(db: Session) -> None:
+    if db.bind.dialect.name == "sqlite":
+        db.execute(text("INSERT INTO conversation_messages_fts(conversation_messages_fts) "
+                        "VALUES ('optimize')"))
+
+
+def _checkpoint(url: str) -> None:
+    """SQLite in WAL mode: write the (zeroed) pages back into the file and empty the WAL."""
+    if url.startswith("sqlite"):
+        from bot.crm.db import get_engine
+
+        with get_engine(url).connect() as c:
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _senders_in_log(db: Session, code: str) -> set[str]:
+    return set(db.execute(select(Conversation.sender_id)
+                          .where(Conversation.customer_code == code).distinct()).scalars())
+
+
+def _in(column, values: list[str]):
+    """`column IN values`, in chunks (an OR of IN lists); false for no values."""
+    if not values:
+        return column.in_([])
+    return or_(*(column.in_(chunk) for chunk in _chunks(values)))
+
+
+@dataclass
+class Erasure:
+    found: bool
+    senders: int = 0
+    conversations: int = 0
+    tracker_events: int = 0
+    broker_events: int = 0
+    history: dict[str, int] = field(default_factory=dict)  # table -> rows deleted
+    record_id: int | None = None
+
+    @property
+    def history_rows(self) -> int:
+        return sum(self.history.values())
+
+
+def _default_requester() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "cli"
+
+
+def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Erasure:
+    """Erase everything of customer `code` (see the module docstring). `found` is False, and
+    nothing is changed, when nothing at all is known of that code."""
+    code = code.strip().upper()
+    settings = get_settings()
+    db = get_sessionmaker(settings.database_url)()
+    try:
+        _hold_cursor(db)
+        customer = db.execute(select(m.Customer).where(m.Customer.customer_code == code)
+                              ).scalar_one_or_none()
+        senders = _senders_in_log(db, code)
+        contacts: list[str] = []
+        channel_ids: set[tuple[str, str]] = set()
+        if customer is not None:
+            cid = customer.id
+            contacts = [v for v in (customer.email, customer.phone) if v]
+            for channel, external_id in db.execute(
+                    select(m.Identity.channel, m.Identity.external_id)
+                    .where(m.Identity.customer_id == cid)):
+                channel_ids.add((channel, external_id))
+                senders.add(external_id)
+            for column, where in (
+                    (m.OneTimeCode.conversation_id, m.OneTimeCode.customer_id == cid),
+                    (m.Ticket.conversation_id, m.Ticket.customer_id == cid),
+                    (m.Interaction.conversation_id, m.Interaction.customer_id == cid)):
+                senders.update(s for s in db.execute(select(column).where(where)).scalars() if s)
+        senders.update(s for s in db.execute(select(Handover.conversation_id).where(
+            Handover.customer_code == code)).scalars() if s)
+        senders |= _senders_with_code(settings.tracker_database_url, code, slot_column=True)
+        senders |= _senders_with_code(settings.events_database_url, code, slot_column=False)
+        sender_list = sorted(senders)
+        if customer is None and not sender_list:
+            db.rollback()
+            return Erasure(found=False)
+
+        # Rasa's stores first: should anything fail later, the customer is still there and
+        # running the erasure again finishes it.
+        result = Erasure(found=True, senders=len(sender_list))
+        result.broker_events = _delete_events_of(settings.events_database_url, sender_list)
+        result.tracker_events = _delete_events_of(settings.tracker_database_url, sender_list)
+
+        # The customer database, in this one transaction.
+        h = result.history
+        if customer is not None:
+            cid = customer.id
+            supplies = select(m.Supply.id).where(m.Supply.customer_id == cid).scalar_subquery()
+            steps = [
+                ("readings", delete(m.Reading).where(m.Reading.supply_pk.in_(supplies))),
+                ("bills", delete(m.Bill).where(m.Bill.customer_id == cid)),
+                ("supplies", delete(m.Supply).where(m.Supply.customer_id == cid)),
+                ("identities", delete(m.Identity).where(m.Identity.customer_id == cid)),
+                ("tickets", delete(m.Ticket).where(m.Ticket.customer_id == cid)),
+                ("interactions", delete(m.Interaction).where(m.Interaction.customer_id == cid)),
+                ("one_time_codes", delete(m.OneTimeCode).where(m.OneTimeCode.customer_id == cid)),
+                ("verification_states", delete(m.VerificationState)
+                 .where(m.VerificationState.customer_id == cid)),
+            ]
+            if contacts:
+                steps.append(("outbox", delete(m.OutboxMessage)
+                              .where(m.OutboxMessage.destination.in_(contacts))))
+            for table, statement in steps:
+                h[table] = db.execute(statement,
+                                      execution_options={"synchronize_session": False}).rowcount
+        recipients = sorted(senders | {external_id for _, external_id in channel_ids})
+        h["channel_options"] = db.execute(
+            delete(m.ChannelOptions).where(_in(m.ChannelOptions.recipient, recipients)),
+            execution_options={"synchronize_session": False}).rowcount
+        handovers = select(Handover.id).where(or_(
+            Handover.customer_code == code, _in(Handover.conversation_id, sender_list)))
+        h["handover_transitions"] = db.execute(
+            delete(HandoverTransition).where(
+                HandoverTransition.handover_id.in_(handovers.scalar_subquery())),
+            execution_options={"synchronize_session": False}).rowcount
+        h["handovers"] = db.execute(
+            delete(Handover).where(Handover.id.in_(handovers.scalar_subquery())),
+            execution_options={"synchronize_session": False}).rowcount
+        if customer is not None:
+            h["customers"] = db.execute(delete(m.Customer).where(m.Customer.id == customer.id),
+                                        execution_options={"synchronize_session": False}
+                                        ).rowcount
+        result.conversations = _delete_conversations(
+            db, or_(Conversation.customer_code == code,
+                    _in(Conversation.sender_id, sender_list)))
+        _optimize_fts(db)
+        h["outbox_log_lines"] = _scrub_outbox_log(settings.outbox_log, contacts)
+        record = ErasureRecord(kind="customer", reference=(reference or "")[:100],
+                               requested_by=(requested_by or _default_requester())[:64],
+                               conversations=result.conversations,
+                               tracker_events=result.tracker_events + result.broker_events,
+                               history_rows=result.history_rows)
+        db.add(record)
+        db.commit()
+        result.record_id = record.id
+    except BaseException:
+        db.rollback()
+        raise
+    finally:
+        db.close()
+
+    # A batch the desk had already read before the cursor was held may have landed since.
+    with get_sessionmaker(settings.database_url)() as late:
+        again = _delete_conversations(late, or_(Conversation.customer_code == code,
+                                                _in(Conversation.sender_id, sender_list)))
+        late.commit()
+    if again:
+        result.conversations += again
+        with get_sessionmaker(settings.database_url)() as fix:
+            fix.execute(update(ErasureRecord).where(ErasureRecord.id == result.record_id)
+                        .values(conversations=result.conversations))
+            fix.commit()
+    _checkpoint(settings.database_url)
+    return result
+
+
+def _scrub_outbox_log(path: Path, contacts: list[str]) -> int:
+    """Remove the embedded profile's outbox log lines sent to `contacts`."""
+    if not contacts or not path.exists():
+        return 0
+    kept, removed = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[2] in contacts:
+            removed += 1
+        else:
+            kept.append(line)
+    if removed:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        tmp.replace(path)
+    return removed
+
+
+# ---- retention -----------------------------------------------------------------------------
+
+
+@dataclass
+class Purge:
+    cutoff: datetime
+    conversations: int = 0
+    tracker_events: int = 0
+    broker_events: int = 0
+    history: dict[str, int] = field(default_factory=dict)
+    record_id: int | None = None
+
+    @property
+    def history_rows(self) -> int:
+        return sum(self.history.values())
+
+
+def purge(days: int, requested_by: str = "", now: datetime | None = None) -> Purge:
+    """Delete what is older than `days` days (see the module docstring)."""
+    if days is None or days < 1:
+        raise ValueError("the retention period must be at least 1 day")
+    from bot.channel_state import forget_old_deliveries
+
+    settings = get_settings()
+    now = now or datetime.now(timezone.utc)
+    cutoff = now - timedelta(days=days)
+    result = Purge(cutoff=cutoff)
+
+    # Rasa's stores: a sender whose kept session began before the cutoff keeps that session.
+    with get_sessionmaker(settings.database_url)() as db:
+        spanning = dict(db.execute(
+            select(Conversation.sender_id, func.min(Conversation.session_start))
+            .where(Conversation.last_event_at >= cutoff,
+                   Conversation.session_start < cutoff.timestamp())
+            .group_by(Conversation.sender_id)).all())
+    result.tracker_events = _delete_events_before(settings.tracker_database_url,
+                                                  cutoff.timestamp(), spanning, broker=False)
+    result.broker_events = _delete_events_before(settings.events_database_url,
+                                                 cutoff.timestamp(), spanning, broker=True)
+
+    db = get_sessionmaker(settings.database_url)()
+    try:
+        if db.bind.dialect.name == "sqlite":
+            db.execute(text("PRAGMA secure_delete = ON"))
+        result.conversations = _delete_conversations(db, Conversation.last_event_at < cutoff)
+        h = result.history
+        old_handovers = select(Handover.id).where(Handover.created_at < cutoff,
+                                                  Handover.state.not_in(OPEN_STATES))
+        h["handover_transitions"] = db.execute(
+            delete(HandoverTransition).where(
+                HandoverTransition.handover_id.in_(old_handovers.scalar_subquery())),
+            execution_options={"synchronize_session": False}).rowcount
+        h["handovers"] = db.execute(
+            delete(Handover).where(Handover.id.in_(old_handovers.scalar_subquery())),
+            execution_options={"synchronize_session": False}).rowcount
+        h["one_time_codes"] = db.execute(
+            delete(m.OneTimeCode).where(m.OneTimeCode.expires_at < now),
+            execution_options={"synchronize_session": False}).rowcount
+        h["outbox"] = db.execute(
+            delete(m.OutboxMessage).where(m.OutboxMessage.created_at < cutoff),
+            execution_options={"synchronize_session": False}).rowcount
+        h["channel_options"] = db.execute(
+            delete(m.ChannelOptions).where(m.ChannelOptions.sent_at < cutoff),
+            execution_options={"synchronize_session": False}).rowcount
+        if result.conversations:
+            _optimize_fts(db)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    finally:
+        db.close()
+    h["channel_messages"] = forget_old_deliveries()
+    with get_sessionmaker(settings.database_url)() as db:
+        record = ErasureRecord(kind="retention", reference=f"older than {days} days",
+                               requested_by=(requested_by or _default_requester())[:64],
+                               conversations=result.conversations,
+                               tracker_events=result.tracker_events + result.broker_events,
+                               history_rows=result.history_rows, at=now)
+        db.add(record)
+        db.commit()
+        result.record_id = record.id
+    _checkpoint(settings.database_url)
+    return result
+

@@ -179,6 +179,8 @@ def banner() -> str:
     lines.append(f"Agent desk: {s.desk_url}/  (live chat hours: {s.desk_hours}; DESK_HOURS)")
     lines += [f"  {u} / {pw}  {role}, {','.join(sk) or '-'} ({','.join(lg)})"
               for u, pw, role, _, sk, lg in DEMO_USERS]
+    lines.append(f"Review console (CX leads): {s.desk_url}/console  (lucia, or admin to reveal "
+                 "personal data)")
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
 

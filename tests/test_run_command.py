@@ -59,6 +59,9 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
         assert "creating the demo desk users" in text
         desk = httpx.get(f"http://127.0.0.1:{desk_port}/desk", follow_redirects=False)
         assert desk.status_code == 302 and desk.headers["location"] == "/login"
+        assert f"Review console (CX leads): http://127.0.0.1:{desk_port}/console" in text
+        console = httpx.get(f"http://127.0.0.1:{desk_port}/console", follow_redirects=False)
+        assert console.status_code == 302 and console.headers["location"] == "/login"
         assert f"Demo page:  http://127.0.0.1:{site_port}/" in text
         page = httpx.get(f"http://127.0.0.1:{site_port}/")
         assert page.status_code == 200 and 'id="webchat"' in page.text

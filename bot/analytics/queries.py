@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from bot.analytics.models import (
     OUTCOMES,
     PREDEFINED_TAGS,
+    STAGE_LABELS,
     STAGES,
     Conversation,
     ConversationIntent,
@@ -427,7 +428,8 @@ def get_conversation(db: Session, conversation_id: int) -> dict | None:
         "reviewed")}
     record.update(started_at=_iso(conv.started_at), last_event_at=_iso(conv.last_event_at),
                   ended_at=_iso(conv.ended_at), reviewed_by=users.get(conv.reviewed_by))
-    record["intents"] = [{"intent": i.intent, "stage": i.stage, "count": i.count}
+    record["intents"] = [{"intent": i.intent, "stage": i.stage,
+                          "stage_label": STAGE_LABELS.get(i.stage, i.stage), "count": i.count}
                          for i in intents]
     record["messages"] = [_message(m, a, users) for m, a in lines]
     record["tags"] = [{"tag": t.tag, "by": users.get(t.user_id), "at": _iso(t.at)}
@@ -669,8 +671,6 @@ def record_reveal(db: Session, conversation_id: int, user_id: int | None, userna
 
 def options() -> dict:
     """The values of the filter form and of the tag and annotation controls."""
-    from bot.analytics.models import STAGE_LABELS
-
     return {"channels": list(CHANNELS), "languages": list(LANGUAGES), "personas": list(PERSONAS),
             "intents": list(domain_intents()), "outcomes": list(OUTCOMES),
             "stages": [{"value": s, "label": STAGE_LABELS[s]} for s in STAGES],

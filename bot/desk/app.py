@@ -137,6 +137,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     app.config.WEBSOCKET_PING_INTERVAL = 10
     app.config.WEBSOCKET_PING_TIMEOUT = 10
     app.static("/static", str(HERE / "static"), name="static")
+    from bot.desk.console import console; app.blueprint(console)  # noqa: E702 (review console)
     hub = Hub()
     app.ctx.hub = hub
 
@@ -189,7 +190,8 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     @app.get("/")
     @login_required(api=False)
     async def home(request):
-        return response.redirect("/desk")
+        return response.redirect("/console" if request.ctx.login.role in ("cx_lead", "admin")
+                                 else "/desk")
 
     @app.get("/desk")
     @login_required(api=False)

@@ -1,0 +1,400 @@
+"""KPIs of the conversation log (`bot.analytics.models`), for the CX lead's dashboard.
+
+Every figure is computed over the conversations with at least one customer message
+(`turns > 0`) whose `started_at` falls in the period: Europe/Rome calendar days, both ends
+included. Aggregation happens in SQL (GROUP BY, window functions); Python only divides the
+counts and maps hour buckets to local days, so the cost does not grow with the number of rows
+brought back.
+
+Definitions (the outcome of a conversation is `bot.analytics.ingest.outcome_of`):
+
+- containment rate = contained conversations / conversations;
+- handover rate = conversations with outcome `handover` / conversations; handover reasons are
+  counted over those conversations (`unknown` when no reason was recorded);
+- abandonment rate = abandoned conversations / conversations;
+- fallback rate = customer messages the NLU did not understand (`nlu_fallback`) / customer
+  messages to the bot (messages said to a person during a handover are not counted);
+- CSAT average and distribution over the conversations with a rating (1-5); CSAT response
+  rate = rated conversations / conversations;
+- wait time (handover created → a person claimed it, or → the customer stopped waiting) and
+  handling time (claimed → closed by the agent), in seconds, over the handovers that have the
+  figure; p50 and p90 are nearest-rank percentiles: the value at rank ceil(p/100 × n) of the n
+  values sorted ascending (always one of the observed values, no interpolation);
+- top intents: conversations per intent (a conversation counts once per intent it used);
+- failing intents: per intent, the share of its conversations that had at least one fallback or
+  ended in a handover; only intents with at least `MIN_INTENT_CONVERSATIONS` conversations in
+  the period are ranked, so one unlucky conversation does not top the list.
+
+Break-downs (`by`): channel, language, persona (`None` = anonymous) or journey stage. A
+conversation belongs to every stage of the intents it used, so stage groups can overlap; the
+conversations in which no intent was understood form the group `None`.
+
+Period over period (`compare`): the previous period is the same number of days ending the day
+before `start`. `change` = value - previous value (percentage points for rates, seconds for
+times, points for CSAT); `worse` says the change went the wrong way for that KPI: containment,
+CSAT and CSAT response rate should go up; handover, fallback and abandonment rates, wait and
+handling times should go down; volume has no good direction and is never "worse". A KPI
+without a value in either period (no conversations, no ratings, no handovers) has no change
+and is not worse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, null, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from bot.analytics.models import STAGE_LABELS, STAGES, Conversation, ConversationIntent
+from bot.crm.models import PERSONAS
+
+TZ = ZoneInfo("Europe/Rome")
+BREAKDOWNS = ("channel", "language", "persona", "stage")
+LANGUAGES = ("it", "en")
+MAX_DAYS = 366
+MIN_INTENT_CONVERSATIONS = 5
+TOP_INTENTS = 10
+PERCENTILES = (50, 90)
+
+# (key, label, direction): "up" = higher is better, "down" = lower is better, None = neither.
+KPI_DEFINITIONS = (
+    ("conversations", "Conversations", None),
+    ("containment_rate", "Containment rate", "up"),
+    ("handover_rate", "Handover rate", "down"),
+    ("fallback_rate", "Fallback rate", "down"),
+    ("abandonment_rate", "Abandonment rate", "down"),
+    ("csat_average", "CSAT (average)", "up"),
+    ("csat_response_rate", "CSAT response rate", "up"),
+    ("wait_p50", "Handover wait p50 (s)", "down"),
+    ("wait_p90", "Handover wait p90 (s)", "down"),
+    ("handling_p50", "Handling time p50 (s)", "down"),
+    ("handling_p90", "Handling time p90 (s)", "down"),
+)
+DIRECTION = {key: direction for key, _, direction in KPI_DEFINITIONS}
+LABEL = {key: label for key, label, _ in KPI_DEFINITIONS}
+
+
+# ---- input --------------------------------------------------------------------------------
+
+
+def check_period(start: date, end: date) -> None:
+    if end < start:
+        raise ValueError("the period ends before it starts ('to' is before 'from')")
+    if (end - start).days + 1 > MAX_DAYS:
+        raise ValueError(f"the period is longer than {MAX_DAYS} days")
+
+
+def check_filters(filters: dict | None) -> dict[str, str]:
+    """The filters that are set, validated; ValueError with a message for the user."""
+    clean: dict[str, str] = {}
+    for name, value in (filters or {}).items():
+        if value in (None, ""):
+            continue
+        if name not in BREAKDOWNS:
+            raise ValueError(f"unknown filter {name!r}: channel, language, persona or stage")
+        value = str(value)
+        if name == "language" and value not in LANGUAGES:
+            raise ValueError(f"language must be one of {', '.join(LANGUAGES)}")
+        if name == "persona" and value not in PERSONAS:
+            raise ValueError(f"persona must be one of {', '.join(PERSONAS)}")
+        if name == "stage" and value not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}")
+        if name == "channel" and not (0 < len(value) <= 32):
+            raise ValueError("channel must be 1 to 32 characters")
+        clean[name] = value
+    return clean
+
+
+def check_by(by: str | None) -> str | None:
+    if by in (None, ""):
+        return None
+    if by not in BREAKDOWNS:
+        raise ValueError(f"by must be one of {', '.join(BREAKDOWNS)}")
+    return by
+
+
+def utc_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, end+1 00:00) in Europe/Rome, as UTC instants."""
+    lo = datetime.combine(start, time(0), TZ).astimezone(timezone.utc)
+    hi = datetime.combine(end + timedelta(days=1), time(0), TZ).astimezone(timezone.utc)
+    return lo, hi
+
+
+def previous_period(start: date, end: date) -> tuple[date, date]:
+    days = (end - start).days + 1
+    prev_end = start - timedelta(days=1)
+    return prev_end - timedelta(days=days - 1), prev_end
+
+
+# ---- SQL pieces ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Scope:
+    """The conditions on a conversation (period, turns, filters) and the period's bounds."""
+
+    where: list
+    lo: datetime
+    hi: datetime
+
+
+def _scope(start: date, end: date, filters: dict[str, str]) -> _Scope:
+    lo, hi = utc_bounds(start, end)
+    c = Conversation
+    where = [c.turns > 0, c.started_at >= lo, c.started_at < hi]
+    for name in ("channel", "language", "persona"):
+        if name in filters:
+            where.append(getattr(c, name) == filters[name])
+    if "stage" in filters:
+        # an alias, so that the intents query (whose FROM has conversation_intents too) only
+        # correlates the conversation
+        ci = aliased(ConversationIntent, name="stage_filter")
+        where.append(select(ci.id).where(ci.conversation_id == c.id,
+                                         ci.stage == filters["stage"])
+                     .correlate(Conversation).exists())
+    return _Scope(where, lo, hi)
+
+
+def _source(scope: _Scope, by: str | None):
+    """(FROM clause, group column) for a break-down; the group column is None without one."""
+    table = Conversation.__table__
+    if by is None:
+        return table, None
+    if by == "stage":
+        # (conversation, stage) once each, only for the conversations of the period: the
+        # whole table would be read and de-duplicated otherwise
+        started = aliased(Conversation, name="started")
+        ci = ConversationIntent
+        stages = (select(ci.conversation_id, ci.stage)
+                  .join(started, started.id == ci.conversation_id)
+                  .where(started.started_at >= scope.lo, started.started_at < scope.hi)
+                  .distinct().subquery("stages"))
+        return (table.outerjoin(stages, stages.c.conversation_id == Conversation.id),
+                stages.c.stage)
+    return table, getattr(Conversation, by)
+
+
+def _count_if(condition):
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _headline(db: Session, scope: _Scope, by: str | None) -> dict[Any, dict[str, int]]:
+    """The counts behind the rates, per group (key None without a break-down)."""
+    source, group = _source(scope, by)
+    c = Conversation
+    columns = [func.count().label("conversations"),
+               _count_if(c.outcome == "contained").label("contained"),
+               _count_if(c.outcome == "handover").label("handover"),
+               _count_if(c.outcome == "abandoned").label("abandoned"),
+               func.sum(c.turns).label("customer_messages"),
+               func.sum(c.fallbacks).label("fallback_messages"),
+               func.count(c.csat).label("rated"),
+               func.sum(c.csat).label("csat_sum")]
+    query = (select((group if group is not None else null()).label("grp"), *columns)
+             .select_from(source).where(*scope.where))
+    if group is not None:
+        query = query.group_by(group)
+    out: dict[Any, dict[str, int]] = {}
+    for row in db.execute(query).mappings():
+        if not row["conversations"]:
+            continue
+        out[row["grp"]] = {k: int(row[k] or 0) for k in (
+            "conversations", "contained", "handover", "abandoned", "customer_messages",
+            "fallback_messages", "rated", "csat_sum")}
+    return out
+
+
+def _percentiles(db: Session, scope: _Scope, by: str | None, column) -> dict[Any, dict]:
+    """Nearest-rank p50 and p90 of `column` per group: the row whose rank r (1-based, values
+    ascending) is the smallest with r × 100 >= p × n, i.e. r = ceil(p/100 × n)."""
+    source, group = _source(scope, by)
+    partition = {"partition_by": group} if group is not None else {}
+    ranked = (select((group if group is not None else null()).label("grp"),
+                     column.label("v"),
+                     func.row_number().over(order_by=column, **partition).label("r"),
+                     func.count().over(**partition).label("n"))
+              .select_from(source).where(column.isnot(None), *scope.where).subquery("ranked"))
+    wanted = or_(*(and_(ranked.c.r * 100 >= p * ranked.c.n,
+                        (ranked.c.r - 1) * 100 < p * ranked.c.n) for p in PERCENTILES))
+    out: dict[Any, dict] = {}
+    for grp, v, r, n in db.execute(select(ranked.c.grp, ranked.c.v, ranked.c.r, ranked.c.n)
+                                   .where(wanted)):
+        entry = out.setdefault(grp, {"count": int(n), **{f"p{p}": None for p in PERCENTILES}})
+        for p in PERCENTILES:
+            if r * 100 >= p * n and (r - 1) * 100 < p * n:
+                entry[f"p{p}"] = int(v)
+    return out
+
+
+def _hour_bucket(db: Session):
+    if db.bind.dialect.name == "postgresql":
+        return func.to_char(Conversation.started_at, "YYYY-MM-DD HH24")
+    return func.strftime("%Y-%m-%d %H", Conversation.started_at)
+
+
+def _volume_by_day(db: Session, where: list, start: date, end: date) -> list[dict]:
+    """Conversations per Europe/Rome day, every day of the period (zeros included). SQL groups
+    by UTC hour (portable, and Rome's offset from UTC is a whole number of hours), Python maps
+    each hour to its local day: at most 24 rows a day come back, whatever the volume."""
+    bucket = _hour_bucket(db)
+    days = {start + timedelta(days=i): 0 for i in range((end - start).days + 1)}
+    for hour, n in db.execute(select(bucket, func.count()).where(*where).group_by(bucket)):
+        utc_hour = datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
+        local_day = utc_hour.astimezone(TZ).date()
+        if local_day in days:
+            days[local_day] += int(n)
+    return [{"day": d.isoformat(), "conversations": n} for d, n in days.items()]
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _kpis(counts: dict[str, int] | None, wait: dict | None, handling: dict | None) -> dict:
+    counts = counts or {}
+    n = counts.get("conversations", 0)
+    wait, handling = wait or {}, handling or {}
+    return {
+        "conversations": n,
+        "containment_rate": _rate(counts.get("contained", 0), n),
+        "handover_rate": _rate(counts.get("handover", 0), n),
+        "fallback_rate": _rate(counts.get("fallback_messages", 0),
+                               counts.get("customer_messages", 0)),
+        "abandonment_rate": _rate(counts.get("abandoned", 0), n),
+        "csat_average": _rate(counts.get("csat_sum", 0), counts.get("rated", 0)),
+        "csat_response_rate": _rate(counts.get("rated", 0), n),
+        "wait_p50": wait.get("p50"),
+        "wait_p90": wait.get("p90"),
+        "handling_p50": handling.get("p50"),
+        "handling_p90": handling.get("p90"),
+    }
+
+
+def group_label(by: str, key: Any) -> str:
+    if by == "stage":
+        return STAGE_LABELS.get(key, key) if key else "no intent understood"
+    if by == "persona":
+        return key or "anonymous"
+    if by == "channel":
+        return key or "unknown"
+    return key or "unknown"
+
+
+# ---- the KPIs -----------------------------------------------------------------------------
+
+
+def compute(db: Session, start: date, end: date, filters: dict | None = None,
+            by: str | None = None) -> dict:
+    """Every KPI of the period (see the module's docstring), optionally per group."""
+    check_period(start, end)
+    filters = check_filters(filters)
+    by = check_by(by)
+    scope = _scope(start, end, filters)
+    where = scope.where
+    c = Conversation
+
+    counts = _headline(db, scope, None).get(None) or {
+        k: 0 for k in ("conversations", "contained", "handover", "abandoned",
+                       "customer_messages", "fallback_messages", "rated", "csat_sum")}
+    wait = _percentiles(db, scope, None, c.handover_wait_seconds).get(None)
+    handling = _percentiles(db, scope, None, c.handover_handling_seconds).get(None)
+
+    channels = [{"channel": ch or "unknown", "conversations": int(n)} for ch, n in db.execute(
+        select(c.channel, func.count()).where(*where).group_by(c.channel))]
+    channels.sort(key=lambda r: (-r["conversations"], r["channel"]))
+
+    reason = func.coalesce(c.handover_reason, "unknown")
+    reasons = [{"reason": r, "conversations": int(n)} for r, n in db.execute(
+        select(reason, func.count()).where(c.outcome == "handover", *where).group_by(reason))]
+    reasons.sort(key=lambda r: (-r["conversations"], r["reason"]))
+
+    ratings = dict(db.execute(select(c.csat, func.count()).where(c.csat.isnot(None), *where)
+                              .group_by(c.csat)).all())
+    csat_distribution = [{"rating": r, "conversations": int(ratings.get(r, 0))}
+                         for r in range(1, 6)]
+
+    ci = ConversationIntent
+    failed = or_(c.fallbacks > 0, c.outcome == "handover")
+    intent_rows = [{"intent": intent, "stage": stage, "conversations": int(n),
+                    "failed": int(f or 0), "failure_rate": int(f or 0) / int(n)}
+                   for intent, stage, n, f in db.execute(
+                       select(ci.intent, ci.stage, func.count(), _count_if(failed))
+                       .select_from(ci).join(c, c.id == ci.conversation_id).where(*where)
+                       .group_by(ci.intent, ci.stage))]
+    top = sorted(intent_rows, key=lambda r: (-r["conversations"], r["intent"]))[:TOP_INTENTS]
+    failing = sorted((r for r in intent_rows
+                      if r["conversations"] >= MIN_INTENT_CONVERSATIONS and r["failed"]),
+                     key=lambda r: (-r["failure_rate"], -r["conversations"], r["intent"]))
+    result = {
+        "from": start.isoformat(), "to": end.isoformat(), "days": (end - start).days + 1,
+        "filters": filters, "by": by,
+        "kpis": _kpis(counts, wait, handling),
+        "counts": counts,
+        "outcomes": {o: counts[o] for o in ("contained", "handover", "abandoned")},
+        "volume_by_day": _volume_by_day(db, where, start, end),
+        "volume_by_channel": channels,
+        "handover_reasons": reasons,
+        "csat_distribution": csat_distribution,
+        "wait_seconds": wait or {"count": 0, "p50": None, "p90": None},
+        "handling_seconds": handling or {"count": 0, "p50": None, "p90": None},
+        "top_intents": top,
+        "failing_intents": failing[:TOP_INTENTS],
+        "min_intent_conversations": MIN_INTENT_CONVERSATIONS,
+        "groups": [],
+    }
+    if by:
+        per_group = _headline(db, scope, by)
+        waits = _percentiles(db, scope, by, c.handover_wait_seconds)
+        handlings = _percentiles(db, scope, by, c.handover_handling_seconds)
+        groups = [{"key": key, "label": group_label(by, key), "counts": g,
+                   "kpis": _kpis(g, waits.get(key), handlings.get(key))}
+                  for key, g in per_group.items()]
+        groups.sort(key=lambda g: (-g["counts"]["conversations"], g["label"]))
+        result["groups"] = groups
+    return result
+
+
+def _compare_kpis(now: dict, before: dict) -> list[dict]:
+    rows = []
+    for key, label, direction in KPI_DEFINITIONS:
+        value, previous = now.get(key), before.get(key)
+        change = value - previous if value is not None and previous is not None else None
+        worse = better = False
+        if change is not None and direction == "up":
+            worse, better = change < 0, change > 0
+        elif change is not None and direction == "down":
+            worse, better = change > 0, change < 0
+        rows.append({"key": key, "label": label, "direction": direction, "value": value,
+                     "previous": previous, "change": change, "worse": worse,
+                     "better": better})
+    return rows
+
+
+def compare(db: Session, start: date, end: date, filters: dict | None = None,
+            by: str | None = None) -> dict:
+    """The period and the previous one of the same length: every KPI with its previous value,
+    the change and whether it got worse (per group too, with a break-down)."""
+    current = compute(db, start, end, filters, by)
+    prev_start, prev_end = previous_period(start, end)
+    previous = compute(db, prev_start, prev_end, filters, by)
+    kpis = _compare_kpis(current["kpis"], previous["kpis"])
+    # Groups of either period: one that had conversations only before shows 0 now.
+    groups = []
+    now_of = {g["key"]: g for g in current["groups"]}
+    before = {g["key"]: g for g in previous["groups"]}
+    for g in current["groups"] + [g for g in previous["groups"] if g["key"] not in now_of]:
+        new, old = now_of.get(g["key"]), before.get(g["key"])
+        groups.append({"key": g["key"], "label": g["label"],
+                       "kpis": _compare_kpis(new["kpis"] if new else _kpis(None, None, None),
+                                             old["kpis"] if old else _kpis(None, None, None))})
+    return {"current": current, "previous": previous, "kpis": kpis,
+            "worsened": [k["key"] for k in kpis if k["worse"]], "groups": groups}
+
+
+def known_channels(db: Session) -> list[str]:
+    """The channels seen in the log, for the dashboard's filter."""
+    return sorted(ch for (ch,) in db.execute(
+        select(Conversation.channel).where(Conversation.turns > 0).distinct()) if ch)

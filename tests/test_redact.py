@@ -47,6 +47,8 @@ def test_the_known_customer_is_masked_wherever_named():
         "Ciao [NAME]! La fornitura di [ADDRESS] è attiva, sig.ra [NAME]"
     assert redact("scrivo io, Maria Rossi, al +393331112222", known) == \
         "scrivo io, [NAME], al [PHONE]"
+    # an e-mail made of the name is an e-mail, not a name
+    assert redact("scrivetemi a maria.rossi@gmail.com", known) == "scrivetemi a [EMAIL]"
     # whole words only: "Mariangela" is someone else's name, not a part of "Maria"
     assert redact("Mariangela", known) == "Mariangela"
 

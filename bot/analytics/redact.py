@@ -71,13 +71,17 @@ def redact(text: str | None, known: Known | None = None) -> str:
     if not text:
         return ""
     out = text
-    if known:
-        for pattern, label in known.patterns():
+    known_patterns = known.patterns() if known else []
+    for pattern, label in known_patterns:  # the values on file first (e-mail, phone, ...)
+        if label not in ("[NAME]", "[ADDRESS]"):
             out = pattern.sub(label, out)
     out = EMAIL.sub("[EMAIL]", out)
     out = TAX_CODE.sub("[TAX_CODE]", out)
     out = IBAN.sub("[IBAN]", out)
     out = CUSTOMER_CODE.sub("[CUSTOMER_CODE]", out)
+    for pattern, label in known_patterns:  # then names and addresses, outside e-mails
+        if label in ("[NAME]", "[ADDRESS]"):
+            out = pattern.sub(label, out)
     out = ADDRESS.sub("[ADDRESS]", out)
     out = ENGLISH_ADDRESS.sub("[ADDRESS]", out)
     out = PHONE.sub(_phone, out)

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import column, delete, exists, func, literal_column, select, table
+from sqlalchemy import column, delete, func, literal_column, select, table
 from sqlalchemy.orm import Session
 
 from bot.analytics.models import (
@@ -270,15 +270,16 @@ def _conditions(db: Session, f: Filters) -> list:
             c.append(getattr(Conversation, name) == value)
     if f.reviewed is not None:
         c.append(Conversation.reviewed.is_(f.reviewed))
+    # IN (indexed sub-select): SQLite starts from the index of a selective filter
     if f.intent:
-        c.append(exists().where(ConversationIntent.conversation_id == Conversation.id,
-                                ConversationIntent.intent == f.intent))
+        c.append(Conversation.id.in_(select(ConversationIntent.conversation_id)
+                                     .where(ConversationIntent.intent == f.intent)))
     if f.stage:
-        c.append(exists().where(ConversationIntent.conversation_id == Conversation.id,
-                                ConversationIntent.stage == f.stage))
+        c.append(Conversation.id.in_(select(ConversationIntent.conversation_id)
+                                     .where(ConversationIntent.stage == f.stage)))
     if f.tag:
-        c.append(exists().where(ConversationTag.conversation_id == Conversation.id,
-                                ConversationTag.tag == f.tag))
+        c.append(Conversation.id.in_(select(ConversationTag.conversation_id)
+                                     .where(ConversationTag.tag == f.tag)))
     if f.q:
         condition = _search_condition(db, f.q)
         if condition is not None:
@@ -290,7 +291,7 @@ def parse_sort(sort: str | None) -> tuple[str, bool]:
     """("started_at", True) for "-started_at"; ValueError for an unknown key."""
     sort = (sort or "-started_at").strip()
     descending = sort.startswith("-")
-    key = sort.lstrip("-+")
+    key = sort[1:] if descending else sort
     if key not in SORT_KEYS:
         raise ValueError(f"sort: one of {', '.join(SORT_KEYS)} (prefix - for descending); "
                          f"got {sort!r}")

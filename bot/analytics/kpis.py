@@ -68,10 +68,10 @@ KPI_DEFINITIONS = (
     ("abandonment_rate", "Abandonment rate", "down"),
     ("csat_average", "CSAT (average)", "up"),
     ("csat_response_rate", "CSAT response rate", "up"),
-    ("wait_p50", "Handover wait p50 (s)", "down"),
-    ("wait_p90", "Handover wait p90 (s)", "down"),
-    ("handling_p50", "Handling time p50 (s)", "down"),
-    ("handling_p90", "Handling time p90 (s)", "down"),
+    ("wait_p50", "Handover wait p50", "down"),
+    ("wait_p90", "Handover wait p90", "down"),
+    ("handling_p50", "Handling time p50", "down"),
+    ("handling_p90", "Handling time p90", "down"),
 )
 DIRECTION = {key: direction for key, _, direction in KPI_DEFINITIONS}
 LABEL = {key: label for key, label, _ in KPI_DEFINITIONS}

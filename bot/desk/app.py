@@ -138,6 +138,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     app.config.WEBSOCKET_PING_TIMEOUT = 10
     app.static("/static", str(HERE / "static"), name="static")
     from bot.desk.console import console; app.blueprint(console)  # noqa: E702 (review console)
+    from bot.desk.dashboard import dashboard; app.blueprint(dashboard)  # noqa: E702 (KPIs)
     hub = Hub()
     app.ctx.hub = hub
 

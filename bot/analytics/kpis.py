@@ -2,9 +2,10 @@
 
 Every figure is computed over the conversations with at least one customer message
 (`turns > 0`) whose `started_at` falls in the period: Europe/Rome calendar days, both ends
-included. Aggregation happens in SQL (GROUP BY, window functions); Python only divides the
-counts and maps hour buckets to local days, so the cost does not grow with the number of rows
-brought back.
+included. Aggregation happens in SQL (GROUP BY, window functions), four to six queries a
+period; Python only sums and divides the grouped counts (a few hundred rows at most) and maps
+UTC hour buckets to local days, so nothing grows with the number of conversations but the
+database's own scan.
 
 Definitions (the outcome of a conversation is `bot.analytics.ingest.outcome_of`):
 
@@ -177,55 +178,107 @@ def _source(scope: _Scope, by: str | None):
     return table, getattr(Conversation, by)
 
 
+COUNTS = ("conversations", "contained", "handover", "abandoned", "customer_messages",
+          "fallback_messages", "rated", "csat_sum")
+
+
 def _count_if(condition):
     return func.sum(case((condition, 1), else_=0))
 
 
-def _headline(db: Session, scope: _Scope, by: str | None) -> dict[Any, dict[str, int]]:
-    """The counts behind the rates, per group (key None without a break-down)."""
-    source, group = _source(scope, by)
-    c = Conversation
-    columns = [func.count().label("conversations"),
-               _count_if(c.outcome == "contained").label("contained"),
-               _count_if(c.outcome == "handover").label("handover"),
-               _count_if(c.outcome == "abandoned").label("abandoned"),
-               func.sum(c.turns).label("customer_messages"),
-               func.sum(c.fallbacks).label("fallback_messages"),
-               func.count(c.csat).label("rated"),
-               func.sum(c.csat).label("csat_sum")]
-    query = (select((group if group is not None else null()).label("grp"), *columns)
-             .select_from(source).where(*scope.where))
-    if group is not None:
-        query = query.group_by(group)
-    out: dict[Any, dict[str, int]] = {}
-    for row in db.execute(query).mappings():
-        if not row["conversations"]:
-            continue
-        out[row["grp"]] = {k: int(row[k] or 0) for k in (
-            "conversations", "contained", "handover", "abandoned", "customer_messages",
-            "fallback_messages", "rated", "csat_sum")}
+def _tally(rows) -> dict[str, int]:
+    """The counts behind the rates, summed over rows of (outcome, csat, n, turns, fallbacks)."""
+    out = dict.fromkeys(COUNTS, 0)
+    for outcome, csat, n, turns, fallbacks in rows:
+        out["conversations"] += n
+        if outcome in ("contained", "handover", "abandoned"):
+            out[outcome] += n
+        out["customer_messages"] += turns
+        out["fallback_messages"] += fallbacks
+        if csat is not None:
+            out["rated"] += n
+            out["csat_sum"] += n * int(csat)
     return out
 
 
-def _percentiles(db: Session, scope: _Scope, by: str | None, column) -> dict[Any, dict]:
-    """Nearest-rank p50 and p90 of `column` per group: the row whose rank r (1-based, values
-    ascending) is the smallest with r × 100 >= p × n, i.e. r = ceil(p/100 × n)."""
+def _overview(db: Session, scope: _Scope, by: str | None) -> tuple[list[dict], dict]:
+    """One pass over the period: conversations per (group, channel, outcome, handover reason,
+    rating), with their messages and fallbacks. A few hundred rows at most, whatever the
+    volume; the period's counts, channels, reasons and ratings (and the groups of a column
+    break-down) are sums of them."""
+    c = Conversation
+    reason = case((c.outcome == "handover", func.coalesce(c.handover_reason, "unknown")),
+                  else_=None)
+    keys = [c.channel.label("channel"), c.outcome.label("outcome"), reason.label("reason"),
+            c.csat.label("csat")]
+    if by in ("channel", "language", "persona"):
+        keys.append(getattr(c, by).label("grp"))
+    query = (select(*keys, func.count().label("n"), func.sum(c.turns).label("turns"),
+                    func.sum(c.fallbacks).label("fallbacks"))
+             .where(*scope.where).group_by(*keys))
+    rows = [{"grp": None, **r, "n": int(r["n"]), "turns": int(r["turns"] or 0),
+             "fallbacks": int(r["fallbacks"] or 0)} for r in db.execute(query).mappings()]
+    groups: dict[Any, list] = {}
+    for r in rows:
+        groups.setdefault(r["grp"], []).append(
+            (r["outcome"], r["csat"], r["n"], r["turns"], r["fallbacks"]))
+    return rows, {key: _tally(g) for key, g in groups.items()}
+
+
+def _headline(db: Session, scope: _Scope, by: str) -> dict[Any, dict[str, int]]:
+    """The counts behind the rates per journey stage (the groups overlap, so they cannot be
+    summed from the overview)."""
     source, group = _source(scope, by)
-    partition = {"partition_by": group} if group is not None else {}
-    ranked = (select((group if group is not None else null()).label("grp"),
-                     column.label("v"),
-                     func.row_number().over(order_by=column, **partition).label("r"),
-                     func.count().over(**partition).label("n"))
-              .select_from(source).where(column.isnot(None), *scope.where).subquery("ranked"))
-    wanted = or_(*(and_(ranked.c.r * 100 >= p * ranked.c.n,
-                        (ranked.c.r - 1) * 100 < p * ranked.c.n) for p in PERCENTILES))
-    out: dict[Any, dict] = {}
-    for grp, v, r, n in db.execute(select(ranked.c.grp, ranked.c.v, ranked.c.r, ranked.c.n)
-                                   .where(wanted)):
-        entry = out.setdefault(grp, {"count": int(n), **{f"p{p}": None for p in PERCENTILES}})
-        for p in PERCENTILES:
-            if r * 100 >= p * n and (r - 1) * 100 < p * n:
-                entry[f"p{p}"] = int(v)
+    c = Conversation
+    query = (select(group.label("grp"), c.outcome, c.csat, func.count(), func.sum(c.turns),
+                    func.sum(c.fallbacks))
+             .select_from(source).where(*scope.where).group_by(group, c.outcome, c.csat))
+    groups: dict[Any, list] = {}
+    for grp, outcome, csat, n, turns, fallbacks in db.execute(query):
+        groups.setdefault(grp, []).append((outcome, csat, int(n), int(turns or 0),
+                                           int(fallbacks or 0)))
+    return {key: _tally(g) for key, g in groups.items()}
+
+
+def _at_rank(r: int, n: int, p: int) -> bool:
+    """Nearest rank: of n values sorted ascending, the one at rank r (1-based) is the p-th
+    percentile when r is the smallest with r × 100 >= p × n, i.e. r = ceil(p/100 × n)."""
+    return r * 100 >= p * n and (r - 1) * 100 < p * n
+
+
+def _percentiles(db: Session, scope: _Scope, by: str | None) -> tuple[dict, dict]:
+    """Nearest-rank p50 and p90 of the handover wait and handling seconds, per group, in one
+    pass: each figure is ranked within (group, figure is null), so that the nulls of one do
+    not move the ranks of the other; only the rows at the wanted ranks come back."""
+    source, group = _source(scope, by)
+    c = Conversation
+    figures = {"wait": c.handover_wait_seconds, "handling": c.handover_handling_seconds}
+    columns = [(group if group is not None else null()).label("grp")]
+    for name, col in figures.items():
+        partition = [group, col.is_(None)] if group is not None else [col.is_(None)]
+        columns += [col.label(f"{name}_v"),
+                    func.row_number().over(partition_by=partition, order_by=col)
+                    .label(f"{name}_r"),
+                    func.count(col).over(partition_by=group).label(f"{name}_n")]
+    ranked = (select(*columns).select_from(source)
+              .where(or_(*(col.isnot(None) for col in figures.values())), *scope.where)
+              .subquery("ranked"))
+    wanted = []
+    for name in figures:
+        v, r, n = (ranked.c[f"{name}_{x}"] for x in "vrn")
+        wanted += [and_(v.isnot(None), r * 100 >= p * n, (r - 1) * 100 < p * n)
+                   for p in PERCENTILES]
+    out: tuple[dict, dict] = ({}, {})
+    for row in db.execute(select(ranked).where(or_(*wanted))).mappings():
+        for i, name in enumerate(figures):
+            v, r, n = row[f"{name}_v"], row[f"{name}_r"], row[f"{name}_n"]
+            if v is None:
+                continue
+            entry = out[i].setdefault(row["grp"], {"count": int(n),
+                                                   **{f"p{p}": None for p in PERCENTILES}})
+            for p in PERCENTILES:
+                if _at_rank(int(r), int(n), p):
+                    entry[f"p{p}"] = int(v)
     return out
 
 
@@ -296,25 +349,26 @@ def compute(db: Session, start: date, end: date, filters: dict | None = None,
     where = scope.where
     c = Conversation
 
-    counts = _headline(db, scope, None).get(None) or {
-        k: 0 for k in ("conversations", "contained", "handover", "abandoned",
-                       "customer_messages", "fallback_messages", "rated", "csat_sum")}
-    wait = _percentiles(db, scope, None, c.handover_wait_seconds).get(None)
-    handling = _percentiles(db, scope, None, c.handover_handling_seconds).get(None)
+    rows, tallies = _overview(db, scope, by)
+    counts = _tally((r["outcome"], r["csat"], r["n"], r["turns"], r["fallbacks"]) for r in rows)
+    waits, handlings = _percentiles(db, scope, None)
+    wait, handling = waits.get(None), handlings.get(None)
 
-    channels = [{"channel": ch or "unknown", "conversations": int(n)} for ch, n in db.execute(
-        select(c.channel, func.count()).where(*where).group_by(c.channel))]
+    def summed(key: str, only=lambda r: True) -> dict:
+        out: dict = {}
+        for r in rows:
+            if only(r):
+                out[r[key]] = out.get(r[key], 0) + r["n"]
+        return out
+
+    channels = [{"channel": ch or "unknown", "conversations": n}
+                for ch, n in summed("channel").items()]
     channels.sort(key=lambda r: (-r["conversations"], r["channel"]))
-
-    reason = func.coalesce(c.handover_reason, "unknown")
-    reasons = [{"reason": r, "conversations": int(n)} for r, n in db.execute(
-        select(reason, func.count()).where(c.outcome == "handover", *where).group_by(reason))]
+    reasons = [{"reason": reason, "conversations": n} for reason, n in
+               summed("reason", lambda r: r["outcome"] == "handover").items()]
     reasons.sort(key=lambda r: (-r["conversations"], r["reason"]))
-
-    ratings = dict(db.execute(select(c.csat, func.count()).where(c.csat.isnot(None), *where)
-                              .group_by(c.csat)).all())
-    csat_distribution = [{"rating": r, "conversations": int(ratings.get(r, 0))}
-                         for r in range(1, 6)]
+    ratings = summed("csat", lambda r: r["csat"] is not None)
+    csat_distribution = [{"rating": r, "conversations": ratings.get(r, 0)} for r in range(1, 6)]
 
     ci = ConversationIntent
     failed = or_(c.fallbacks > 0, c.outcome == "handover")
@@ -346,9 +400,8 @@ def compute(db: Session, start: date, end: date, filters: dict | None = None,
         "groups": [],
     }
     if by:
-        per_group = _headline(db, scope, by)
-        waits = _percentiles(db, scope, by, c.handover_wait_seconds)
-        handlings = _percentiles(db, scope, by, c.handover_handling_seconds)
+        per_group = _headline(db, scope, by) if by == "stage" else tallies
+        waits, handlings = _percentiles(db, scope, by)
         groups = [{"key": key, "label": group_label(by, key), "counts": g,
                    "kpis": _kpis(g, waits.get(key), handlings.get(key))}
                   for key, g in per_group.items()]

@@ -157,7 +157,7 @@ def _backend(name: str, conversations: int, runs: int, work: Path) -> dict:
                     stats, _ = _timed(call, runs)
                     out["kpis"].append({"query": label, **stats})
                     print(f"  {name}: kpis {label}: {stats['p50_ms']} ms", flush=True)
-        out["lifecycle"] = _lifecycle(code)
+        out["lifecycle"] = _lifecycle(code, end)
     finally:
         crm_db.get_engine.cache_clear()
         from bot.analytics import lifecycle
@@ -183,14 +183,14 @@ def _drop_pg_database(name: str) -> None:
     engine.dispose()
 
 
-def _lifecycle(code: str) -> dict:
+def _lifecycle(code: str, end: datetime) -> dict:
     from bot.analytics import lifecycle
 
     t = time.perf_counter()
     erased = lifecycle.erase_customer(code, reference="bench", requested_by="bench")
     erase_ms = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
-    purged = lifecycle.purge(60, requested_by="bench")
+    purged = lifecycle.purge(60, requested_by="bench", now=end)  # the same cutoff on both
     purge_ms = (time.perf_counter() - t) * 1000
     return {"erase_customer": {"conversations": erased.conversations, "ms": round(erase_ms)},
             "purge_60_days": {"conversations": purged.conversations, "ms": round(purge_ms)}}
@@ -209,13 +209,15 @@ def section(raw: dict) -> list[str]:
              "a fresh migrated database per backend; PostgreSQL 127.0.0.1 on the same machine. "
              "Each query run once to warm up, then "
              f"{r['runs']} times in a row in one process (`python -m bench.console`); "
-             "`list_conversations` returns 50 rows and the total, as the console's list does.",
-             ""]
+             "`list_conversations` returns 50 rows and the total, as the console's list does."
+             + (f" {r['note']}" if r.get("note") else ""), ""]
     for b in backends:
         g = r["backends"][b]
         lines.append(f"- {b}: generated {g['generated']['conversations']:,} conversations, "
                      f"{g['generated']['conversation_messages']:,} transcript lines in "
-                     f"{g['generate_seconds']} s; database {g['database_mib']} MiB.")
+                     f"{g['generate_seconds']} s; database {g['database_mib']} MiB"
+                     + (f"; load average {g['load'][0]} before, {g['load'][1]} after"
+                        if g.get("load") else "") + ".")
     lines += ["", "| query | matching | " + " | ".join(
         f"{b} p50 / p95 / max ms" for b in backends) + " |",
         "|---|---|" + "---|" * len(backends)]
@@ -267,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--note", default="", help="a sentence for RESULTS.md (e.g. the load)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
@@ -274,12 +277,15 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(), "conversations": args.conversations, "runs": args.runs,
-              "backends": {}}
+              "note": args.note, "backends": {}}
     with tempfile.TemporaryDirectory(prefix="sportello-console-") as work:
         for backend in args.backends.split(","):
             print(f"console benchmark: {backend}", flush=True)
+            load = os.getloadavg()[0]
             result["backends"][backend] = _backend(backend, args.conversations, args.runs,
                                                    Path(work))
+            result["backends"][backend]["load"] = [round(load, 1),
+                                                   round(os.getloadavg()[0], 1)]
     raw = json.loads(RAW.read_text()) if RAW.exists() else {}
     raw["console"] = result
     print("\n".join(section(raw)))

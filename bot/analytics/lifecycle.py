@@ -21,8 +21,9 @@ A sender id that another customer also used is erased whole: a tracker cannot be
 Rasa's stores are emptied first and the customer history last, in one transaction: if anything
 fails half-way the customer is still there, and running the command again finishes the job.
 Then an `ErasureRecord` says that an erasure happened and how much was removed: never whose.
-While it runs the conversation log's stream cursor is held, so the desk cannot write a batch of
-the erased sessions in between; a last pass removes any batch that was already on its way.
+While the customer database is changed the conversation log's stream cursor is held, so the
+desk cannot write a batch of the erased sessions in between (on PostgreSQL it also waits for a
+batch being written); a last pass removes any batch that was already on its way.
 
 `purge(days)` (``python -m bot purge``) applies the retention period: conversations whose last
 event is older than the cutoff leave the log; Rasa's events older than the cutoff leave the
@@ -257,9 +258,12 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
     nothing is changed, when nothing at all is known of that code."""
     code = code.strip().upper()
     settings = get_settings()
+    # Sessions the log may not have read yet, or codes typed before verifying: read-only scans
+    # of Rasa's stores, before anything is locked.
+    in_rasa = (_senders_with_code(settings.tracker_database_url, code, slot_column=True)
+               | _senders_with_code(settings.events_database_url, code, slot_column=False))
     db = get_sessionmaker(settings.database_url)()
     try:
-        _hold_cursor(db)
         customer = db.execute(select(m.Customer).where(m.Customer.customer_code == code)
                               ).scalar_one_or_none()
         senders = _senders_in_log(db, code)
@@ -280,8 +284,7 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
                 senders.update(s for s in db.execute(select(column).where(where)).scalars() if s)
         senders.update(s for s in db.execute(select(Handover.conversation_id).where(
             Handover.customer_code == code)).scalars() if s)
-        senders |= _senders_with_code(settings.tracker_database_url, code, slot_column=True)
-        senders |= _senders_with_code(settings.events_database_url, code, slot_column=False)
+        senders |= in_rasa
         sender_list = sorted(senders)
         if customer is None and not sender_list:
             db.rollback()
@@ -293,7 +296,9 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
         result.broker_events = _delete_events_of(settings.events_database_url, sender_list)
         result.tracker_events = _delete_events_of(settings.tracker_database_url, sender_list)
 
-        # The customer database, in this one transaction.
+        # The customer database, in this one transaction, with the log's cursor held: the desk
+        # cannot write a batch of these sessions between here and the commit.
+        _hold_cursor(db)
         h = result.history
         if customer is not None:
             cid = customer.id

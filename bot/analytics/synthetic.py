@@ -54,7 +54,8 @@ _W = {  # weights
     "handover_state": {"closed": 75, "abandoned": 12, "unavailable": 8, "fallback": 5},
 }
 
-# What customers say, per intent and language ({m} a month, {n} a number, {email}, {phone}, ... a masked value).
+# What customers say, per intent and language: {m} a month, {n} a number, {email}, {phone},
+# {iban}, {address}, {code} the masked value.
 SAY: dict[str, dict[str, list[str]]] = {
     "check_bill": {
         "it": ["quanto devo pagare?", "a quanto ammonta l'ultima bolletta?",
@@ -65,7 +66,8 @@ SAY: dict[str, dict[str, list[str]]] = {
                "can you show me the bill for {m}", "do I have any unpaid bill?"],
     },
     "pay_bill": {
-        "it": ["come posso pagare la bolletta?", "voglio pagare adesso", "posso pagare con la carta?",
+        "it": ["come posso pagare la bolletta?", "voglio pagare adesso",
+               "posso pagare con la carta?",
                "mandami il link per pagare", "ho già pagato la bolletta di {m}, risulta?",
                "pagamento bolletta"],
         "en": ["how can I pay my bill?", "I want to pay now", "can I pay by card?",
@@ -86,19 +88,22 @@ SAY: dict[str, dict[str, list[str]]] = {
                "meter reading {n}", "how do I send the gas reading?"],
     },
     "report_outage": {
-        "it": ["non ho la luce", "sono senza corrente da stamattina", "è saltata la luce in tutto il palazzo",
+        "it": ["non ho la luce", "sono senza corrente da stamattina",
+               "è saltata la luce in tutto il palazzo",
                "guasto al contatore", "manca il gas da ieri sera", "c'è un blackout in zona?"],
         "en": ["I have no power", "the electricity has been off since this morning",
                "there is a blackout in my street", "my meter is broken", "no gas since last night"],
     },
     "ticket_status": {
-        "it": ["a che punto è la mia pratica?", "novità sul reclamo?", "ho aperto una segnalazione, ci sono aggiornamenti?",
+        "it": ["a che punto è la mia pratica?", "novità sul reclamo?",
+               "ho aperto una segnalazione, ci sono aggiornamenti?",
                "stato della richiesta del cliente {code}", "quando risolvete il guasto?"],
         "en": ["what is the status of my request?", "any news on my complaint?",
                "I opened a ticket last week, any update?", "when will the fault be fixed?"],
     },
     "activate_ebill": {
-        "it": ["voglio la bolletta via email", "basta bollette di carta", "attiva la bolletta digitale",
+        "it": ["voglio la bolletta via email", "basta bollette di carta",
+               "attiva la bolletta digitale",
                "mandatemi le bollette a {email}"],
         "en": ["I want my bills by email", "no more paper bills please", "switch me to paperless",
                "send my bills to {email}"],
@@ -116,7 +121,8 @@ SAY: dict[str, dict[str, list[str]]] = {
                "can I pay automatically from my bank account?"],
     },
     "request_callback": {
-        "it": ["potete richiamarmi?", "chiamatemi domani mattina al {phone}", "vorrei essere richiamato",
+        "it": ["potete richiamarmi?", "chiamatemi domani mattina al {phone}",
+               "vorrei essere richiamato",
                "mi fate chiamare da un consulente?"],
         "en": ["can you call me back?", "call me tomorrow morning on {phone}",
                "I'd like a callback please"],
@@ -126,10 +132,12 @@ SAY: dict[str, dict[str, list[str]]] = {
                "avete offerte per il gas?", "è un prezzo fisso o variabile?",
                "ho un impianto fotovoltaico, cambia qualcosa nel contratto?"],
         "en": ["what tariff am I on?", "how much do I pay per kWh?", "when does my contract end?",
-               "do you have gas offers?", "I have a photovoltaic system, does it change my contract?"],
+               "do you have gas offers?",
+               "I have a photovoltaic system, does it change my contract?"],
     },
     "move_home": {
-        "it": ["mi trasferisco il mese prossimo", "devo fare un trasloco, come sposto la fornitura?",
+        "it": ["mi trasferisco il mese prossimo",
+               "devo fare un trasloco, come sposto la fornitura?",
                "cambio casa, vado in {address}", "voltura per trasloco"],
         "en": ["I'm moving house next month", "how do I move my supply to a new home?",
                "I'm moving to {address}"],

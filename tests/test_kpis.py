@@ -524,3 +524,27 @@ def test_kpis_of_conversations_built_from_rasa_events(database):
     assert r["kpis"]["wait_p50"] is None
     assert r["handover_reasons"] == [{"reason": "request_human", "conversations": 1}]
     assert r["volume_by_channel"] == [{"channel": "web", "conversations": 3}]
+
+
+def test_asking_for_a_person_is_not_a_failing_intent(database):
+    """Five conversations where the customer asks for a person, each a handover: the intent is a
+    top intent, but never one that "fails" (the handover is what was asked for)."""
+    from bot.analytics.ingest import apply_events
+
+    def user(text, intent, at):
+        return {"event": "user", "text": text, "timestamp": at, "input_channel": "rest",
+                "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": []}}
+
+    t = datetime(2026, 3, 24, 10, 0, tzinfo=timezone.utc).timestamp()
+    events = []
+    for i in range(5):
+        s = f"h{i}"
+        events += [(s, {"event": "session_started", "timestamp": t + i}),
+                   (s, user("voglio un operatore", "request_human", t + i + 0.5)),
+                   (s, {"event": "pause", "timestamp": t + i + 0.7})]
+    with session_scope() as db:
+        apply_events(db, events)
+        r = kpis.compute(db, date(2026, 3, 24), date(2026, 3, 24))
+    assert r["outcomes"]["handover"] == 5
+    assert [x["intent"] for x in r["top_intents"]] == ["request_human"]
+    assert r["failing_intents"] == []

@@ -24,7 +24,8 @@ Definitions (the outcome of a conversation is `bot.analytics.ingest.outcome_of`)
 - top intents: conversations per intent (a conversation counts once per intent it used);
 - failing intents: per intent, the share of its conversations that had at least one fallback or
   ended in a handover; only intents with at least `MIN_INTENT_CONVERSATIONS` conversations in
-  the period are ranked, so one unlucky conversation does not top the list.
+  the period are ranked, so one unlucky conversation does not top the list; `request_human` is
+  not ranked (a handover is what the customer asked for, not a failure).
 
 Break-downs (`by`): channel, language, persona (`None` = anonymous) or journey stage. A
 conversation belongs to every stage of the intents it used, so stage groups can overlap; the
@@ -57,6 +58,7 @@ BREAKDOWNS = ("channel", "language", "persona", "stage")
 LANGUAGES = ("it", "en")
 MAX_DAYS = 366
 MIN_INTENT_CONVERSATIONS = 5
+NOT_FAILURES = {"request_human"}  # a handover is what these intents ask for
 TOP_INTENTS = 10
 PERCENTILES = (50, 90)
 
@@ -380,7 +382,8 @@ def compute(db: Session, start: date, end: date, filters: dict | None = None,
                        .group_by(ci.intent, ci.stage))]
     top = sorted(intent_rows, key=lambda r: (-r["conversations"], r["intent"]))[:TOP_INTENTS]
     failing = sorted((r for r in intent_rows
-                      if r["conversations"] >= MIN_INTENT_CONVERSATIONS and r["failed"]),
+                      if r["conversations"] >= MIN_INTENT_CONVERSATIONS and r["failed"]
+                      and r["intent"] not in NOT_FAILURES),
                      key=lambda r: (-r["failure_rate"], -r["conversations"], r["intent"]))
     result = {
         "from": start.isoformat(), "to": end.isoformat(), "days": (end - start).days + 1,

@@ -248,7 +248,8 @@
     dl.appendChild(el("dt", null, "Intents that fail most"));
     dl.appendChild(el("dd", null, "Share of an intent's conversations with at least one " +
       "fallback or a handover; only intents with at least " + data.min_intent_conversations +
-      " conversations in the period are ranked."));
+      " conversations in the period are ranked, and not request_human (a handover is what " +
+      "it asks for)."));
     $("min-intent").textContent = "at least " + data.min_intent_conversations + " conversations";
   }
 

@@ -301,7 +301,12 @@ async function change(action) {
   }
 }
 
-function revealed(lines) {
+function revealed(data) {
+  const lines = data.lines;
+  const note = document.getElementById("revealed-note");
+  note.textContent = "Unmasked, as the customer wrote it. This reveal is recorded in the audit log (#" +
+                     data.audit_id + ").";
+  note.hidden = false;
   const list = document.getElementById("revealed");
   list.replaceChildren(...lines.map(l => {
     const who = l.sender === "customer" ? "Customer" : l.sender === "agent" ? "Agent" + (l.agent ? ": " + l.agent : "") : "Bot";
@@ -352,7 +357,7 @@ async function conversationPage() {
       try {
         const reason = document.getElementById("reveal-reason").value;
         const data = await api("POST", `/console/api/conversations/${conv.id}/reveal`, { reason });
-        revealed(data.lines);
+        revealed(data);
       } catch (err) {
         showError(err);
       }

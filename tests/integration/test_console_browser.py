@@ -1,0 +1,167 @@
+"""The review console in headless Chromium (Debian's chromium, driven by Playwright): the CX
+lead signs in and lands on the conversation list, filters it and searches, opens a transcript
+(a customer's HTML shown as text), tags it with a predefined and a free tag, writes a note
+(masked), marks it reviewed, annotates a customer message and downloads the annotations as
+Rasa NLU YAML; an admin reveals the personal data. Screenshots in test-artifacts/console-*.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from playwright.sync_api import expect, sync_playwright
+
+from tests.integration.desk_client import Agent
+from tests.integration.test_console import marker, wait_listed
+
+pytestmark = pytest.mark.integration
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script><b>bold</b>'
+
+
+@pytest.fixture
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def sign_in(browser, stack, username: str, password: str):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{stack.desk_url}/console")
+    assert page.url.endswith("/login")  # not signed in: the login page
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#sign-in")
+    page.wait_for_url("**/console")  # a CX lead or an admin lands on the console
+    return context, page, errors
+
+
+def loaded(page):
+    expect(page.locator("#console")).to_have_attribute("data-loaded", "true")
+
+
+def test_cx_lead_reviews_a_conversation_in_the_browser(stack, browser, sender):
+    ARTIFACTS.mkdir(exist_ok=True)
+    word = marker()
+    stack.talk(sender, f"ciao {word}")
+    stack.talk(sender, HOSTILE)
+    stack.talk(sender, "quanto devo pagare?")
+    [row] = wait_listed(Agent(stack.desk_url, "lucia"), f"q={word}")
+    cid = row["id"]
+
+    context, page, errors = sign_in(browser, stack, "lucia", "lucia-demo-pass")
+    loaded(page)
+    expect(page.locator("#rows tr").first).to_be_visible()
+    expect(page.locator("#nav-dashboard")).to_have_attribute("href", "/console/dashboard")
+    assert "conversation" in page.locator("#total").inner_text()
+
+    # a filter and the search
+    page.select_option("#f-channel", "web")
+    page.fill("#f-q", word)
+    page.click("#apply")
+    page.wait_for_url(f"**/console?*q={word}*")
+    assert "channel=web" in page.url
+    loaded(page)
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(page.locator("#total")).to_have_text("1 conversation")
+    expect(page.locator("#rows tr").first).to_contain_text("greet")
+    expect(page.locator("#f-q")).to_have_value(word)  # the form shows the filters in use
+    expect(page.locator("#f-channel")).to_have_value("web")
+    assert f"q={word}" in page.locator("#export-csv").get_attribute("href")
+    page.screenshot(path=str(ARTIFACTS / "console-list.png"), full_page=True)
+    page.select_option("#f-outcome", "abandoned")  # nothing else matches
+    page.click("#apply")
+    loaded(page)
+    expect(page.locator("#empty")).to_be_visible()
+    page.go_back()
+    loaded(page)
+
+    # the transcript
+    page.locator(f'#rows tr[data-id="{cid}"] a.open').click()
+    page.wait_for_url(f"**/console/conversations/{cid}")
+    loaded(page)
+    transcript = page.locator("#transcript")
+    expect(transcript).to_contain_text(f"ciao {word}")
+    expect(transcript).to_contain_text("<script>window.pwned=2</script>")  # text, not HTML
+    assert page.evaluate("window.pwned") is None
+    assert transcript.locator("b, img, script").count() == 0
+    first = transcript.locator("li.customer", has_text=f"ciao {word}")
+    expect(first.locator(".intent")).to_contain_text("greet")
+    expect(first.locator(".who")).to_have_text("Customer")
+    expect(transcript.locator("li.bot").first.locator(".who")).to_have_text("Bot")
+    expect(page.locator("#reveal")).to_have_count(0)  # not for a CX lead
+
+    # tags: a predefined one and a free one
+    page.click('.tag-toggle[data-tag="misunderstood"]')
+    expect(page.locator('.tag-toggle[data-tag="misunderstood"]')).to_have_attribute(
+        "aria-pressed", "true")
+    expect(page.locator("#tags")).to_contain_text("misunderstood")
+    page.fill("#tag-input", "  da rivedere ")
+    page.click("#tag-add")
+    expect(page.locator("#tags li")).to_have_count(2)
+    expect(page.locator("#tags")).to_contain_text("da rivedere")
+    page.locator('#tags li[data-tag="da rivedere"] .chip-remove').click()
+    expect(page.locator("#tags li")).to_have_count(1)
+
+    # a note, masked before it is stored
+    page.fill("#note-text", "La cliente scrive da mario.rossi@example.it, <b>da richiamare</b>")
+    page.click("#note-add")
+    notes = page.locator("#notes")
+    expect(notes).to_contain_text("La cliente scrive da [EMAIL], <b>da richiamare</b>")
+    assert "mario.rossi" not in notes.inner_text()
+    expect(page.locator("#note-text")).to_have_value("")
+
+    # reviewed
+    page.check("#reviewed")
+    expect(page.locator("#reviewed-by")).to_have_text("by Lucia (CX lead)")
+
+    # annotate the greeting with the intent it should have had
+    first.locator("select.annotate-intent").select_option("check_bill")
+    first.locator("button.annotate-save").click()
+    expect(transcript.locator("li.customer", has_text=f"ciao {word}").locator(".annotation")
+           ).to_contain_text("should be: check_bill")
+    assert not errors, errors
+    page.screenshot(path=str(ARTIFACTS / "console-conversation.png"), full_page=True)
+
+    # the annotations as Rasa NLU training data
+    with page.expect_download() as info:
+        page.click("#annotations-it")
+    download = info.value
+    assert download.suggested_filename == "annotations-it.yml"
+    content = Path(download.path()).read_text(encoding="utf-8")
+    data = yaml.safe_load(content)
+    assert data["version"] == "3.1"
+    examples = {block["intent"]: block["examples"] for block in data["nlu"]}
+    assert f"- ciao {word}" in examples["check_bill"].splitlines()
+
+    # the filter on the tag finds it, with the tag and the reviewed mark in the list
+    page.goto(f"{stack.desk_url}/console?tag=misunderstood&reviewed=yes&q={word}")
+    loaded(page)
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(page.locator("#rows tr").first).to_contain_text("misunderstood")
+    expect(page.locator("#rows tr").first).to_contain_text("✓")
+    context.close()
+
+    # an admin reveals the conversation as written (here: nothing personal in it)
+    context, page, errors = sign_in(browser, stack, "admin", "admin-demo-pass")
+    page.goto(f"{stack.desk_url}/console/conversations/{cid}")
+    loaded(page)
+    page.fill("#reveal-reason", "browser test")
+    page.click("#reveal")
+    revealed = page.locator("#revealed")
+    expect(revealed).to_be_visible()
+    expect(revealed).to_contain_text(f"ciao {word}")
+    expect(page.locator("#revealed-note")).to_contain_text("recorded in the audit log")
+    expect(revealed).to_contain_text("<script>window.pwned=2</script>")
+    assert page.evaluate("window.pwned") is None
+    assert revealed.locator("b, img, script").count() == 0
+    assert not errors, errors
+    page.screenshot(path=str(ARTIFACTS / "console-reveal.png"), full_page=True)
+    context.close()

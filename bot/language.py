@@ -30,7 +30,10 @@ def _detector():
 
 def detect(text: str | None) -> str | None:
     """'it', 'en', or None when the text is too short or ambiguous to tell."""
-    words = re.findall(r"[^\W\d_]+", (text or "").lower())
+    # markup and scripts are in no language
+    text = re.sub(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", " ", text or "",
+                  flags=re.IGNORECASE | re.DOTALL)
+    words = re.findall(r"[^\W\d_]+", text.lower())
     if not words:
         return None
     if len(words) == 1:  # one word says little, except a few unmistakable ones

@@ -17,6 +17,8 @@ The sender ids are found everywhere they can be: the log, the customer's channel
 tickets and interactions, and any slot event of the tracker store or event stream whose value
 is the customer code (a session the log has not read yet, or a code typed before verifying).
 A sender id that another customer also used is erased whole: a tracker cannot be split.
+Kept: the admins' reveal audit (who revealed which conversation number, when, and the reason
+they gave), the accountability record of access to personal data.
 
 Rasa's stores are emptied first and the customer history last, in one transaction: if anything
 fails half-way the customer is still there, and running the command again finishes the job.

@@ -146,32 +146,34 @@ def _socketio_redis_url(profile: str) -> str:
     return _redis_url(profile)
 
 
-def _events_url(profile: str, var_dir: Path) -> str:
-    """Where Rasa's SQL event broker writes (endpoints*.yml): the desk and the conversation log
-    read the event stream from there."""
-    if os.environ.get("EVENTS_DATABASE_URL"):
-        return os.environ["EVENTS_DATABASE_URL"]
+def _rasa_db_url(profile: str, var_dir: Path, override: str, pg_database: str,
+                 pg_default: str, sqlite_file: str) -> str:
+    """A database of Rasa's (endpoints*.yml): `override` when set; the production profile's
+    PostgreSQL database named by `pg_database` (`PG_HOST`, `PG_PORT`, `PG_USER`,
+    `PG_PASSWORD`); otherwise a SQLite file under the var folder."""
+    if os.environ.get(override):
+        return os.environ[override]
     if profile == "production":
         user = os.environ.get("PG_USER", "postgres")
         password = os.environ.get("PG_PASSWORD", "")
         auth = f"{user}:{password}" if password else user
         return (f"postgresql://{auth}@{os.environ.get('PG_HOST', '127.0.0.1')}:"
-                f"{os.environ.get('PG_PORT', '5432')}/{os.environ.get('RASA_EVENTS_DB', 'rasa_events')}")
-    return f"sqlite:///{var_dir / 'rasa-events.db'}"
+                f"{os.environ.get('PG_PORT', '5432')}/{os.environ.get(pg_database, pg_default)}")
+    return f"sqlite:///{var_dir / sqlite_file}"
+
+
+def _events_url(profile: str, var_dir: Path) -> str:
+    """Where Rasa's SQL event broker writes: the desk and the conversation log read the event
+    stream from there."""
+    return _rasa_db_url(profile, var_dir, "EVENTS_DATABASE_URL", "RASA_EVENTS_DB", "rasa_events",
+                        "rasa-events.db")
 
 
 def _tracker_url(profile: str, var_dir: Path) -> str:
-    """Where Rasa's SQL tracker store keeps the conversations (endpoints*.yml): erasure and
-    retention delete there too."""
-    if os.environ.get("TRACKER_DATABASE_URL"):
-        return os.environ["TRACKER_DATABASE_URL"]
-    if profile == "production":
-        user = os.environ.get("PG_USER", "postgres")
-        password = os.environ.get("PG_PASSWORD", "")
-        auth = f"{user}:{password}" if password else user
-        return (f"postgresql://{auth}@{os.environ.get('PG_HOST', '127.0.0.1')}:"
-                f"{os.environ.get('PG_PORT', '5432')}/{os.environ.get('RASA_TRACKER_DB', 'rasa')}")
-    return f"sqlite:///{var_dir / 'rasa-tracker.db'}"
+    """Where Rasa's SQL tracker store keeps the conversations: erasure and retention delete
+    there too."""
+    return _rasa_db_url(profile, var_dir, "TRACKER_DATABASE_URL", "RASA_TRACKER_DB", "rasa",
+                        "rasa-tracker.db")
 
 
 def reset_settings() -> None:

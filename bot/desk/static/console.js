@@ -3,39 +3,10 @@
 // never as HTML, so whatever a customer wrote is shown as text.
 "use strict";
 
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const root = document.getElementById("console");
 const pageName = root.dataset.page;
 const role = root.dataset.role;
 const OUTCOME_LABELS = { contained: "contained", handover: "handed over", abandoned: "abandoned" };
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k.startsWith("data-") || k.startsWith("aria-")) node.setAttribute(k, v);
-    else node[k] = v;
-  }
-  for (const c of children) {
-    if (c === undefined || c === null) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
-
-async function api(method, url, body) {
-  const opts = { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" };
-  if (body !== undefined) {
-    opts.headers["Content-Type"] = "application/json";
-    opts.body = JSON.stringify(body);
-  }
-  const r = await fetch(url, opts);
-  if (r.status === 401) { window.location = "/login"; throw new Error("login required"); }
-  const data = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
-  return data;
-}
 
 function showError(err) {
   document.getElementById("console-error").textContent = err ? String(err.message || err) : "";

@@ -2,37 +2,12 @@
 // textContent, so whatever a customer writes is displayed as text, never run as HTML.
 "use strict";
 
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const role = document.querySelector(".layout").dataset.role;
 const baseTitle = document.title;
 let current = null;        // the open handover id
 let seen = new Set();      // queue ids already notified
 let firstLoad = true;
 let queueItems = [];
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("data-")) node.setAttribute(k, v);
-    else node[k] = v;
-  }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
-  return node;
-}
-
-async function api(method, url, body) {
-  const opts = { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" };
-  if (body !== undefined) {
-    opts.headers["Content-Type"] = "application/json";
-    opts.body = JSON.stringify(body);
-  }
-  const r = await fetch(url, opts);
-  if (r.status === 401) { window.location = "/login"; throw new Error("login required"); }
-  const data = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
-  return data;
-}
 
 function waited(iso) {
   const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));

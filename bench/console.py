@@ -250,15 +250,16 @@ def section(raw: dict) -> list[str]:
     return lines
 
 
-def write_section(raw: dict) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving the others."""
+def write_section(raw: dict, title: str = TITLE, lines: list[str] | None = None) -> None:
+    """Replace (or append) one benchmark's section of RESULTS.md (by default this one's),
+    leaving the others."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    new = "\n".join(section(raw))
-    start = text.find(TITLE)
+    new = "\n".join(section(raw) if lines is None else lines)
+    start = text.find(title)
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + new
     else:
-        end = text.find("\n## ", start + len(TITLE))
+        end = text.find("\n## ", start + len(title))
         text = text[:start] + new + ("\n" + text[end + 1:] if end != -1 else "")
     RESULTS.write_text(text.rstrip("\n") + "\n")
 

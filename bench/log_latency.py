@@ -1,0 +1,144 @@
+"""How soon a customer's message is in the review console's conversation log.
+
+The real stack (action server, Rasa server, desk) on the embedded profile; N customers talk over
+REST at the same time, and each message is timed from the moment its REST reply arrives to the
+moment the log (built by the desk from Rasa's event stream) holds it. Run with
+`python -m bench.log_latency`; results in bench/results.json (key "log") and their own section
+of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TITLE = "## Conversation log latency"
+TURNS = ["ciao", "quanto devo pagare?", "come posso pagare?", "che tariffa ho?", "grazie"]
+
+
+def _turns_in_log(sender: str) -> int:
+    from sqlalchemy import select
+
+    from bot.analytics.models import Conversation
+    from bot.crm.db import session_scope
+
+    with session_scope() as db:
+        return db.execute(select(Conversation.turns).where(Conversation.sender_id == sender)
+                          .order_by(Conversation.session_start.desc())).scalars().first() or 0
+
+
+def _customer(i: int, rasa: str, latencies: list[float]) -> None:
+    sender = f"bench-log-{i}-{time.time_ns()}"
+    with httpx.Client(timeout=120) as client:
+        for n, text in enumerate(TURNS, start=1):
+            client.post(f"{rasa}/webhooks/rest/webhook",
+                        json={"sender": sender, "message": text}).raise_for_status()
+            answered = time.monotonic()
+            while _turns_in_log(sender) < n:
+                time.sleep(0.02)
+            latencies.append(time.monotonic() - answered)
+
+
+def _q(values: list[float]) -> dict:
+    values = sorted(values)
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {"messages": len(values), "p50_ms": round(q[49] * 1000),
+            "p95_ms": round(q[94] * 1000), "max_ms": round(values[-1] * 1000)}
+
+
+def run(customers: tuple[int, ...]) -> dict:
+    from bench.run import env_for, start as start_process
+    from bot.runner import (action_command, desk_command, ensure_model, rasa_command, stop,
+                            wait_until_up)
+    from bot.settings import reset_settings
+
+    work = Path(tempfile.mkdtemp(prefix="sportello-log-"))
+    var = work / "var"
+    var.mkdir()
+    env = env_for(var, 17105, 17155)
+    env.update({"RASA_URL": "http://127.0.0.1:17105", "DESK_URL": "http://127.0.0.1:17106",
+                "RASA_TOKEN": "bench-rasa-token"})
+    subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    saved = dict(os.environ)
+    os.environ.update(env)
+    reset_settings()
+    model = ensure_model()
+    procs = [start_process(action_command(17155), ROOT, env, work / "actions.log"),
+             start_process(rasa_command(model, 17105), ROOT, env, work / "rasa.log"),
+             start_process(desk_command(17106), ROOT, env, work / "desk.log")]
+    try:
+        wait_until_up("http://127.0.0.1:17155/health", procs[0])
+        wait_until_up("http://127.0.0.1:17105/", procs[1])
+        wait_until_up("http://127.0.0.1:17106/health", procs[2])
+        runs = []
+        for n in customers:
+            latencies: list[float] = []
+            threads = [threading.Thread(target=_customer,
+                                        args=(i, "http://127.0.0.1:17105", latencies))
+                       for i in range(n)]
+            load = os.getloadavg()[0]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            runs.append({"customers": n, **_q(latencies),
+                         "load": [round(load, 1), round(os.getloadavg()[0], 1)]})
+        return {"runs": runs}
+    finally:
+        stop(procs)
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_settings()
+
+
+def section(raw: dict) -> list[str]:
+    r = raw.get("log")
+    if not r:
+        return []
+    lines = [f"{TITLE} (run {r['date']})", "",
+             f"Machine: {r['machine']}. Embedded profile (SQLite). Each message is timed from "
+             "its REST reply to the moment the conversation log holds it (the desk reads Rasa's "
+             "event stream every second, so about 0.5 s is the expected middle).", "",
+             "| customers at once | messages | p50 | p95 | max | load average (start, end) |",
+             "|---|---|---|---|---|---|"]
+    for x in r["runs"]:
+        lines.append(f"| {x['customers']} | {x['messages']} | {x['p50_ms']} ms | "
+                     f"{x['p95_ms']} ms | {x['max_ms']} ms | {x['load'][0]}, {x['load'][1]} |")
+    lines.append("")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.log_latency")
+    parser.add_argument("--customers", default="1,10")
+    args = parser.parse_args(argv)
+    from bench.console import RAW, write_section
+    from bench.run import machine
+
+    result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": machine(),
+              **run(tuple(int(n) for n in args.customers.split(",")))}
+    raw = json.loads(RAW.read_text()) if RAW.exists() else {}
+    raw["log"] = result
+    raw.setdefault("dates", {})["log"] = result["date"]
+    RAW.write_text(json.dumps(raw, indent=2))
+    write_section(raw, TITLE, section(raw))
+    print("\n".join(section(raw)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -67,6 +67,9 @@ def identified(stack, sender, token):
     [row] = wait_listed(lead, f"q={word}")
     detail = wait_detail(lead, row["id"], lambda d: len([m for m in d["messages"]
                                                          if m["sender"] == "bot"]) >= 3)
+    # the row as listed once the whole conversation is in the log (it can be listed as soon as
+    # the word is, before the last turn arrives)
+    [row] = wait_listed(lead, f"q={word}")
     return {"id": row["id"], "word": word, "sender": sender, "row": row, "detail": detail,
             "lead": lead}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import deque
 from typing import Dict, Optional
 
@@ -24,8 +25,8 @@ class MemoryLimiter:
         self.limit, self.window = limit, window
         self.hits: Dict[str, deque] = {}
 
-    async def allow(self, key: str) -> bool:
-        now = time.monotonic()
+    async def allow(self, key: str, now: Optional[float] = None) -> bool:
+        now = time.monotonic() if now is None else now
         if len(self.hits) > 10000:  # forget idle senders
             self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.window}
         hits = self.hits.setdefault(key, deque())
@@ -38,24 +39,37 @@ class MemoryLimiter:
 
 
 class RedisLimiter:
-    """A fixed window per key in Redis, shared by every Rasa process."""
+    """A sliding window per key in Redis, shared by every Rasa process: a sorted set of the
+    accepted messages' times, trimmed and checked in one Lua script, so that it is atomic across
+    processes and a flood that straddles a clock boundary still gets only `limit` messages in
+    any `window` seconds (a fixed window would let up to twice the limit through)."""
 
-    def __init__(self, url: str, limit: int, window: int):
+    SCRIPT = """
+    local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    if redis.call('ZCARD', key) >= limit then return 0 end
+    redis.call('ZADD', key, now, ARGV[4])
+    redis.call('PEXPIRE', key, math.ceil(window * 1000))
+    return 1
+    """
+
+    def __init__(self, url: str, limit: int, window: float):
         from redis import asyncio as aioredis
 
         self.redis = aioredis.from_url(url)
-        self.limit, self.window = limit, max(1, int(window))
+        self.limit, self.window = limit, float(window)
+        self.script = self.redis.register_script(self.SCRIPT)
 
-    async def allow(self, key: str) -> bool:
-        slot = int(time.time() // self.window)
-        name = f"sportello:ratelimit:{key}:{slot}"
+    async def allow(self, key: str, now: Optional[float] = None) -> bool:
+        now = time.time() if now is None else now
+        name = f"sportello:ratelimit:{key}"
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                count, _ = await pipe.incr(name).expire(name, self.window * 2).execute()
+            ok = await self.script(keys=[name], args=[repr(now), repr(self.window), self.limit,
+                                                     uuid.uuid4().hex])
         except Exception:
             log.exception("rate limiter unavailable; letting the message through")
             return True
-        return int(count) <= self.limit
+        return bool(int(ok))
 
 
 _limiter = None

@@ -119,6 +119,18 @@ def test_csat_and_comment(database):
     assert (c.csat, c.csat_comment) == (4, "4 stelle, molto veloce")
     apply("bad", session(0) + [user("7", "give_feedback", at=1), slot("rating", 7, 1.1)])
     assert conversations("bad")[0].csat is None  # out of range: not a rating
+    # a rating button sends its payload as the text: a rating, not a comment
+    apply("button", session(0) + [user('/give_feedback{"rating": "2"}', "give_feedback", at=1),
+                                  slot("rating", "2", 1.1)])
+    assert (conversations("button")[0].csat, conversations("button")[0].csat_comment) == (2, None)
+    apply("bare", session(0) + [user("5 stelle!", "give_feedback", at=1), slot("rating", 5, 1.1)])
+    assert (conversations("bare")[0].csat, conversations("bare")[0].csat_comment) == (5, None)
+    # a comment after a button rating is kept, and a later button press does not overwrite it
+    apply("both", session(0) + [user("3 stars, the bill answer was slow", "give_feedback", at=1),
+                                slot("rating", 3, 1.1),
+                                user('/give_feedback{"rating": "3"}', "give_feedback", at=2)])
+    c = conversations("both")[0]
+    assert (c.csat, c.csat_comment) == (3, "3 stars, the bill answer was slow")
 
 
 def test_a_handover_marks_the_outcome_segment_and_figures(database):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -66,6 +67,17 @@ class _Open:
     last_action: str = ""
     paused: bool = False
     intents: dict[str, ConversationIntent] = field(default_factory=dict)
+
+
+# A rating and nothing else: "4", "4/5", "5 stelle", "3 stars." (no comment in it)
+_BARE_RATING = re.compile(r"^\s*\d\s*(/\s*5)?\s*(stell[ae]|stars?|punti|points?)?\s*[.!]*\s*$",
+                          re.IGNORECASE)
+
+
+def is_comment(text: str) -> bool:
+    """Whether a `give_feedback` message says something beyond the rating: not a button's
+    payload (`/give_feedback{"rating": "4"}`) nor a bare rating."""
+    return bool(text) and not text.startswith("/") and not _BARE_RATING.match(text)
 
 
 class LogBuilder:
@@ -181,7 +193,7 @@ class LogBuilder:
             row.count += 1
             if intent == "give_feedback":
                 text = redact(event.get("text") or "", state.known).strip()
-                if text and not text.isdigit():
+                if is_comment(text):
                     conv.csat_comment = text[:1000]
 
     def _on_bot(self, state: _Open, event: dict, when: datetime) -> None:

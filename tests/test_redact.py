@@ -23,6 +23,13 @@ from bot.analytics.redact import Known, redact, redact_value
     ("I live at 12 Baker Street", "I live at [ADDRESS]"),
     ("mi chiamo Giovanni Esposito", "mi chiamo [NAME]"),
     ("My name is John Smith, hi", "My name is [NAME], hi"),
+    # someone the log knows nothing of: a first name from the name lists and a surname
+    ("ciao, sono Maria Rossi", "ciao, sono [NAME]"),
+    ("sono maria rossi e ho un problema", "sono [NAME] e ho un problema"),
+    ("scrivo per conto di Giulia Verdi, mia madre", "scrivo per conto di [NAME], mia madre"),
+    ("I'm john smith, my bill is high", "I'm [NAME], my bill is high"),
+    ("Hi, I'm Tom", "Hi, I'm [NAME]"),
+    ("la bolletta è di Bill Johnson", "la bolletta è di [NAME]"),
 ])
 def test_personal_data_is_replaced_by_its_label(text, expected):
     assert redact(text) == expected
@@ -34,6 +41,11 @@ def test_personal_data_is_replaced_by_its_label(text, expected):
     "la lettura è 4821,5 del 01/12/2026 (2026-12-01), bolletta di 123,45 euro",
     "ho pagato 1.234,56 € il 3 marzo",
     "sono senza luce da stamattina",
+    "sono stanco, sono felice, sono io, sono il titolare",
+    "la mia bolletta, Mia Energia",  # first names that are everyday words
+    "Bill Payment failed",
+    "I'm fine, I am Sportello's customer",
+    "Buongiorno Sportello, Enel Energia",
 ])
 def test_what_is_not_personal_stays(text):
     assert redact(text) == text

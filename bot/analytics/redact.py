@@ -3,15 +3,20 @@
 What is masked, each replaced by a bracketed label that says what was there:
 e-mail addresses `[EMAIL]`, IBANs `[IBAN]`, Italian tax codes `[TAX_CODE]`, customer codes
 `[CUSTOMER_CODE]`, phone numbers `[PHONE]`, street addresses `[ADDRESS]` and names `[NAME]`.
-Names and addresses are found two ways: the identified customer's own name, company name and
-supply addresses from the customer history (`Known`), and the phrases people introduce them
-with ("mi chiamo …", "my name is …", "abito in via …", "via Roma 12").
+Names and addresses are found three ways: the identified customer's own name, company name and
+supply addresses from the customer history (`Known`); the phrases people introduce them with
+("mi chiamo …", "my name is …", "abito in via …", "via Roma 12"); and, for anyone else (an
+anonymous customer, a relative, a neighbour), a first name from Faker's Italian and English
+name lists followed by a surname, or after "sono" / "I'm" ("sono Maria Rossi", "per conto di
+Giulia Verdi", "I'm john smith"). First names that are also everyday words ("Mia", "Stella",
+"Bill", "June") count only when a surname follows them.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
 # Compact (IT60X0542811101000000123456) or in groups of four (IT60 X054 2811 ...); a spaced
@@ -38,6 +43,72 @@ _NAME = r"[A-ZÀ-Ý][a-zà-ÿ'’]+(?:\s+[A-ZÀ-Ý][a-zà-ÿ'’]+){0,2}"
 INTRODUCED_NAME = re.compile(
     rf"(\b(?:mi chiamo|il mio nome [eè]|sono il signor|sono la signora|my name is|"
     rf"this is|name'?s)\s+)({_NAME})", re.IGNORECASE)
+# First names that are also everyday words (Italian or English): a name only before a surname.
+COMMON_WORDS = frozenset((
+    "mia", "stella", "bill", "june", "april", "may", "will", "mark", "grant", "rose", "grace",
+    "joy", "hope", "faith", "dawn", "summer", "art", "guy", "august", "ray", "rich", "dean",
+    "penny", "ivy", "holly", "amber", "ruby", "jade", "pearl", "crystal", "angel", "chance",
+    "king", "major", "miles", "price", "ben", "cole", "tim", "sole", "luce", "rosa", "felice",
+    "serena", "bianca", "gioia", "fortunato", "pace", "speranza", "vittoria", "celeste",
+    "flora", "marina", "franco", "fiore", "leone", "beata", "benedetta", "sky", "don", "gay",
+    "lee", "sue", "pat", "carol", "sandy", "rusty", "frank", "earnest", "ernesto", "noel",
+    "violet", "iris", "jasmine", "olive", "reed", "wade", "gene", "lance", "bob", "jack",
+    "sunny", "patience", "unity", "ebony", "misty", "destiny", "brook", "chase", "hunter",
+))
+_WORD = r"[A-Za-zÀ-ÿ'’]+"
+_CAPITALISED = r"[A-ZÀ-Ý][a-zà-ÿ'’]+"
+# A capitalised word followed by one or two more: checked against the name lists.
+NAME_PAIR = re.compile(rf"\b({_CAPITALISED})((?:\s+{_CAPITALISED}){{1,2}})\b")
+# "sono Maria", "I'm john smith": a word (any case) after the phrase, and up to two more.
+SELF_INTRODUCTION = re.compile(
+    rf"(\b(?:sono|io sono|I'?m|I am)\s+)({_WORD})((?:\s+{_WORD}){{0,2}})", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _name_lists() -> tuple[frozenset, frozenset]:
+    """First names and surnames (lower case) from Faker's it_IT, en_US and en_GB lists."""
+    from faker.providers.person.en_GB import Provider as EnGB
+    from faker.providers.person.en_US import Provider as EnUS
+    from faker.providers.person.it_IT import Provider as ItIT
+
+    first, last = set(), set()
+    for provider in (ItIT, EnUS, EnGB):
+        for attr in ("first_names_male", "first_names_female", "first_names"):
+            first |= {n.lower() for n in getattr(provider, attr, ())}
+        last |= {n.lower() for n in provider.last_names}
+    return frozenset(first), frozenset(last)
+
+
+def _name_pair(match: re.Match) -> str:
+    first, last = _name_lists()
+    given, rest = match.group(1), match.group(2)
+    if given.lower() not in first:
+        return match.group(0)
+    following = rest.split()
+    if given.lower() in COMMON_WORDS and following[0].lower() not in last:
+        return match.group(0)  # "Stella Polare", "Bill Payment": words, not a person
+    return "[NAME]"
+
+
+def _self_introduction(match: re.Match) -> str:
+    first, last = _name_lists()
+    intro, given, rest = match.group(1), match.group(2), match.group(3)
+    if given.lower() not in first or given.lower() in COMMON_WORDS:
+        return match.group(0)
+    # the surname: the next word if it is on the surname list or capitalised, and so on
+    kept = []
+    words = rest.split()
+    for word in words:
+        if word.lower() in last or (word[:1].isupper() and word[1:].islower()):
+            kept.append(word)
+        else:
+            break
+    tail = rest
+    for word in kept:
+        tail = tail[tail.index(word) + len(word):]
+    return intro + "[NAME]" + tail
+
+
 LABELS = ("[EMAIL]", "[IBAN]", "[TAX_CODE]", "[CUSTOMER_CODE]", "[PHONE]", "[ADDRESS]",
           "[NAME]")
 
@@ -86,6 +157,8 @@ def redact(text: str | None, known: Known | None = None) -> str:
     out = ENGLISH_ADDRESS.sub("[ADDRESS]", out)
     out = PHONE.sub(_phone, out)
     out = INTRODUCED_NAME.sub(_case_insensitive_name, out)
+    out = SELF_INTRODUCTION.sub(_self_introduction, out)
+    out = NAME_PAIR.sub(_name_pair, out)
     return out
 
 

@@ -176,6 +176,8 @@ def stack(request, model_path, tmp_path_factory, platform_api):
                             stdout=open(site_log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     processes = {  # restarted by Stack.restart
+        "actions": [actions, action_command(action_port),
+                    f"http://127.0.0.1:{action_port}/health", action_log],
         "rasa": [rasa, rasa_command(model_path, rasa_port), f"http://127.0.0.1:{rasa_port}/",
                  rasa_log],
         "desk": [desk, desk_command(desk_port), f"http://127.0.0.1:{desk_port}/health", desk_log],
@@ -191,7 +193,7 @@ def stack(request, model_path, tmp_path_factory, platform_api):
         yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir, env,
                     f"http://127.0.0.1:{desk_port}", f"http://127.0.0.1:{site_port}", processes)
     finally:
-        stop([processes["site"][0], processes["desk"][0], processes["rasa"][0], actions])
+        stop([processes[name][0] for name in ("site", "desk", "rasa", "actions")])
         db.get_engine.cache_clear()
         for name in databases:
             drop_pg_database(name)

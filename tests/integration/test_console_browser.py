@@ -2,16 +2,22 @@
 lead signs in and lands on the conversation list, filters it and searches, opens a transcript
 (a customer's HTML shown as text), tags it with a predefined and a free tag, writes a note
 (masked), marks it reviewed, annotates a customer message and downloads the annotations as
-Rasa NLU YAML; an admin reveals the personal data. Screenshots in test-artifacts/console-*.png."""
+Rasa NLU YAML; an admin reveals the personal data; a customer's page lists their conversations
+on every channel. Screenshots in test-artifacts/console-*.png."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import yaml
 from playwright.sync_api import expect, sync_playwright
+from sqlalchemy import delete
 
+from bot.analytics.models import Conversation, ConversationIntent
+from bot.crm.db import session_scope
 from tests.integration.desk_client import Agent
 from tests.integration.test_console import marker, wait_listed
 
@@ -165,3 +171,54 @@ def test_cx_lead_reviews_a_conversation_in_the_browser(stack, browser, sender):
     assert not errors, errors
     page.screenshot(path=str(ARTIFACTS / "console-reveal.png"), full_page=True)
     context.close()
+
+
+def test_a_customers_page_shows_every_channel(stack, browser):
+    """One customer's conversations on the web, WhatsApp and Telegram (records as the log
+    holds them), newest first, with a link from the list; another customer's are not there."""
+    code, other = "C1009871", "C1009872"  # no other test writes these customers
+    now = datetime.now(timezone.utc)
+    senders = []
+
+    def record(sender, customer, channel, when, intent):
+        senders.append(sender)
+        conv = Conversation(sender_id=sender, session_start=when.timestamp(), channel=channel,
+                            customer_code=customer, language="it", outcome="contained",
+                            ended=True, turns=1, fallbacks=0, last_was_fallback=False,
+                            handed_over=False, reviewed=False, started_at=when,
+                            last_event_at=when, ended_at=when + timedelta(seconds=1))
+        conv.intents.append(ConversationIntent(intent=intent, stage="self_care", count=1))
+        return conv
+
+    with session_scope() as db:
+        db.add(record(f"cust-{uuid.uuid4().hex[:8]}", code, "web", now - timedelta(hours=1),
+                      "check_bill"))
+        db.add(record(f"cust-{uuid.uuid4().hex[:8]}", code, "whatsapp",
+                      now - timedelta(days=1), "report_outage"))
+        db.add(record(f"cust-{uuid.uuid4().hex[:8]}", code, "telegram",
+                      now - timedelta(days=2), "submit_meter_reading"))
+        db.add(record(f"cust-{uuid.uuid4().hex[:8]}", other, "web", now, "pay_bill"))
+    context, page, errors = sign_in(browser, stack, "lucia", "lucia-demo-pass")
+    try:
+        page.goto(f"{stack.desk_url}/console?customer_code={code}")
+        loaded(page)
+        expect(page.locator("#rows tr")).to_have_count(3)
+        page.locator("#rows tr").first.get_by_role("link", name=code).click()
+        page.wait_for_url(f"**/console/customers/{code}")
+        loaded(page)
+        rows = page.locator("#rows tr")
+        expect(rows).to_have_count(3)
+        channels = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(3)]
+        assert channels == ["web", "whatsapp", "telegram"]  # newest first
+        expect(rows.nth(1)).to_contain_text("report_outage")
+        assert page.locator("#channels .chip").all_inner_texts() == [
+            "web", "whatsapp", "telegram"]
+        expect(page.locator("#rows")).not_to_contain_text(other)
+        expect(page.locator("#rows")).not_to_contain_text("pay_bill")
+        assert f"customer_code={code}" in page.locator("#export-csv").get_attribute("href")
+        assert not errors, errors
+        page.screenshot(path=str(ARTIFACTS / "console-customer.png"), full_page=True)
+    finally:
+        context.close()
+        with session_scope() as db:
+            db.execute(delete(Conversation).where(Conversation.sender_id.in_(senders)))

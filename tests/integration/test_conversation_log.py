@@ -1,6 +1,7 @@
 """The review console's conversation log against the real stack, on both profiles: Rasa's event
-broker feeds it, the desk builds it within seconds, masked; a restart of the desk or of the Rasa
-server loses nothing and counts nothing twice; a handover's figures reach the record."""
+broker feeds it, the desk builds it within seconds, masked; a restart of the desk, the Rasa
+server or the action server loses nothing and counts nothing twice; a rating reaches the record;
+a handover's figures reach the record."""
 
 from __future__ import annotations
 
@@ -80,10 +81,16 @@ def test_restarts_lose_nothing_and_count_nothing_twice(stack, sender):
     stack.restart("rasa")
     stack.talk(sender, "arrivederci")
     c = record(sender, turns=6)
+    stack.restart("actions")
+    # the goodbye asks for a rating; the customer presses a button (its payload is the text)
+    replies = stack.talk(sender, '/give_feedback{"rating": "4"}')
+    assert any("4/5" in (m.get("text") or "") for m in replies), replies
+    c = record(sender, turns=7, check=lambda c: c.csat is not None)
     time.sleep(3)  # a few more rounds of the desk's log builder: still no double counting
-    c = record(sender, turns=6)
-    assert customer_lines(sender) == 6
+    c = record(sender, turns=7)
+    assert customer_lines(sender) == 7
     assert {i.intent: i.count for i in c.intents}["pay_bill"] == 2
+    assert (c.csat, c.csat_comment) == (4, None)  # a button press is a rating, not a comment
 
 
 def test_a_handover_is_the_outcome_with_its_reason_wait_and_handling_time(stack, sender):

@@ -4,6 +4,7 @@ Chromium; changing the break-down redraws the charts. Agents are refused; bad in
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -70,12 +71,26 @@ def test_cx_lead_sees_the_kpis_in_the_browser(stack, browser, token):
     # a conversation whose channel is HTML: the dashboard must show it as text
     hostile = f"dash-hostile-{uuid.uuid4().hex[:8]}"
     now = datetime.now(timezone.utc)
+    # The previous period (the 30 days before the last 30) holds only these three
+    # conversations, all contained; today one more is abandoned after three misunderstood
+    # messages: containment and abandonment got worse, and the page must say so first.
+    earlier = now - timedelta(days=40)
+    past = [f"dash-past-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    lost = f"dash-lost-{uuid.uuid4().hex[:8]}"
+    inserted = [hostile, lost, *past]
+
+    def record(sender, when, channel="web", outcome="contained", turns=1, fallbacks=0):
+        return Conversation(sender_id=sender, session_start=when.timestamp(), channel=channel,
+                            language="it", outcome=outcome, ended=True, turns=turns,
+                            fallbacks=fallbacks, last_was_fallback=fallbacks > 0,
+                            handed_over=False, reviewed=False, started_at=when,
+                            last_event_at=when, ended_at=when + timedelta(seconds=1))
+
     with session_scope() as db:
-        db.add(Conversation(sender_id=hostile, session_start=now.timestamp(),
-                            channel=HOSTILE_CHANNEL, language="it", outcome="contained",
-                            ended=True, turns=1, fallbacks=0, last_was_fallback=False,
-                            handed_over=False, reviewed=False, started_at=now,
-                            last_event_at=now, ended_at=now + timedelta(seconds=1)))
+        db.add(record(hostile, now, channel=HOSTILE_CHANNEL))
+        db.add(record(lost, now, outcome="abandoned", turns=3, fallbacks=3))
+        for i, sender in enumerate(past):
+            db.add(record(sender, earlier + timedelta(hours=i), turns=2))
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -111,10 +126,19 @@ def test_cx_lead_sees_the_kpis_in_the_browser(stack, browser, token):
         expect(cards).to_have_count(11)
         flags = [cards.nth(i).get_attribute("data-worse") for i in range(11)]
         assert flags == sorted(flags, reverse=True)  # "true" before "false"
+        for key in ("containment_rate", "abandonment_rate"):
+            card = page.locator(f'#cards .card[data-key="{key}"]')
+            expect(card).to_have_attribute("data-worse", "true")
+            expect(card).to_have_class(re.compile(r"\bworse\b"))
+            expect(card.locator(".flag")).to_have_text("worse")
+        assert cards.first.get_attribute("data-worse") == "true"
+        summary = page.locator("#worse-summary")
+        expect(summary).to_have_class(re.compile(r"\bhas-worse\b"))
+        expect(summary).to_contain_text("Containment rate")
+        expect(summary).to_contain_text("Abandonment rate")
         conversations = page.locator('#cards .card[data-key="conversations"]')
         expect(conversations).to_contain_text("previous period")
         assert int(conversations.locator(".value").inner_text().replace(",", "")) >= 3
-        expect(page.locator("#worse-summary")).not_to_be_empty()
 
         # break-down by channel first (the page's default), then by language and stage
         expect(dash).to_have_attribute("data-by", "channel")
@@ -166,7 +190,7 @@ def test_cx_lead_sees_the_kpis_in_the_browser(stack, browser, token):
     finally:
         page.close()
         with session_scope() as db:
-            db.execute(delete(Conversation).where(Conversation.sender_id == hostile))
+            db.execute(delete(Conversation).where(Conversation.sender_id.in_(inserted)))
 
 
 def test_kpi_api_roles_and_input(stack):

@@ -266,7 +266,8 @@ def test_erase_customer_removes_everything_of_theirs_and_nothing_else(database, 
     assert before["481516234"]["conversations"] == 1 and before["late-a"]["conversations"] == 0
     assert before["outbox_log"]["C1000001"] == 1
 
-    result = lifecycle.erase_customer("C1000001", reference="REQ-42", requested_by="dpo")
+    result = lifecycle.erase_customer("C1000001", requested_by="dpo",
+                                      reference=f"REQ-42 Maria Rossi {A['email']} C1000001")
     assert result.found
     after = _footprint()
     assert all(n == 0 for n in after["C1000001"].values()), after["C1000001"]
@@ -286,8 +287,8 @@ def test_erase_customer_removes_everything_of_theirs_and_nothing_else(database, 
     assert result.broker_events == sum(before[s]["broker_events"] for s in A_SENDERS)
     with session_scope() as db:
         record = db.execute(select(ErasureRecord)).scalar_one()
-        assert (record.kind, record.reference, record.requested_by) == ("customer", "REQ-42",
-                                                                         "dpo")
+        assert (record.kind, record.reference, record.requested_by) == (
+            "customer", "REQ-42 [NAME] [EMAIL] [CUSTOMER_CODE]", "dpo")
         assert record.conversations == 3
         assert record.tracker_events == result.tracker_events + result.broker_events
         assert record.history_rows == result.history_rows >= 12

@@ -97,7 +97,7 @@ class LogBuilder:
                                ).scalar_one_or_none()
         if conv is None:
             return None
-        state = _Open(conv, known=_known(conv.customer_code))
+        state = _Open(conv, known=known_of(conv.customer_code))
         state.intents = {i.intent: i for i in conv.intents}
         state.paused = conv.handed_over and conv.handover_state in ("queued", "assigned")
         self.open[sender] = state
@@ -222,7 +222,7 @@ class LogBuilder:
             conv.persona = value or None
         elif name == "customer_code" and value and value != conv.customer_code:
             conv.customer_code = str(value)[:8]
-            state.known = _known(conv.customer_code)
+            state.known = known_of(conv.customer_code)
             for msg in conv.messages:  # what was said before identification, masked again
                 msg.text = redact(msg.text, state.known)
         elif name == "rating" and value is not None:
@@ -265,7 +265,7 @@ def _finish(conv: Conversation, when: datetime) -> None:
     conv.outcome = outcome_of(conv)
 
 
-def _known(code: str | None) -> Known | None:
+def known_of(code: str | None) -> Known | None:
     """The customer's own name, company and addresses, to be masked wherever they appear."""
     if not code:
         return None

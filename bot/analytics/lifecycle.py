@@ -63,6 +63,8 @@ from bot.analytics.models import (
     MessageAnnotation,
     StreamCursor,
 )
+from bot.analytics.ingest import known_of
+from bot.analytics.redact import redact
 from bot.crm import models as m
 from bot.crm.db import get_sessionmaker
 from bot.handover.models import OPEN_STATES, Handover, HandoverTransition
@@ -264,6 +266,7 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
     # of Rasa's stores, before anything is locked.
     in_rasa = (_senders_with_code(settings.tracker_database_url, code, slot_column=True)
                | _senders_with_code(settings.events_database_url, code, slot_column=False))
+    known = known_of(code)  # read before anything is deleted
     db = get_sessionmaker(settings.database_url)()
     try:
         customer = db.execute(select(m.Customer).where(m.Customer.customer_code == code)
@@ -344,8 +347,10 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
                     _in(Conversation.sender_id, sender_list)))
         _optimize_fts(db)
         h["outbox_log_lines"] = _scrub_outbox_log(settings.outbox_log, contacts)
-        record = ErasureRecord(kind="customer", reference=(reference or "")[:100],
-                               requested_by=(requested_by or _default_requester())[:64],
+        # free text typed by whoever runs it: masked, with this customer's details too
+        record = ErasureRecord(kind="customer", reference=redact(reference, known)[:100],
+                               requested_by=redact(requested_by or _default_requester(),
+                                                   known)[:64],
                                conversations=result.conversations,
                                tracker_events=result.tracker_events + result.broker_events,
                                history_rows=result.history_rows)

@@ -1,10 +1,11 @@
 """How soon a customer's message is in the review console's conversation log.
 
-The real stack (action server, Rasa server, desk) on the embedded profile; N customers talk over
-REST at the same time, and each message is timed from the moment its REST reply arrives to the
-moment the log (built by the desk from Rasa's event stream) holds it. Run with
-`python -m bench.log_latency`; results in bench/results.json (key "log") and their own section
-of bench/RESULTS.md.
+The real stack (action server, Rasa server, desk) on each profile: embedded (SQLite) and
+production (PostgreSQL tracker store, event stream and log in fresh databases; Redis lock store);
+N customers talk over REST at the same time, and each message is timed from the moment its REST
+reply arrives to the moment the log (built by the desk from Rasa's event stream) holds it. Run
+with `python -m bench.log_latency [--profiles embedded,production] [--customers 1,10]`; results
+in bench/results.json (key "log") and their own section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -58,8 +60,38 @@ def _q(values: list[float]) -> dict:
             "p95_ms": round(q[94] * 1000), "max_ms": round(values[-1] * 1000)}
 
 
-def run(customers: tuple[int, ...]) -> dict:
+PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
+
+
+def _production_env(env: dict) -> list[str]:
+    """The production profile's settings, with three fresh PostgreSQL databases (the log, the
+    tracker store, the event stream); their names, to be dropped afterwards."""
+    from bot.crm.db import ensure_pg_database
+
+    names = [f"sportello_bench_{uuid.uuid4().hex[:10]}" for _ in range(3)]
+    for name in names:
+        ensure_pg_database(f"{PG_SERVER}/{name}")
+    env.update({"SPORTELLO_PROFILE": "production", "DATABASE_URL": f"{PG_SERVER}/{names[0]}",
+                "PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
+                "PG_PASSWORD": "", "RASA_TRACKER_DB": names[1], "RASA_EVENTS_DB": names[2],
+                "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "8",
+                "SOCKETIO_REDIS_CHANNEL": f"sportello-bench-{uuid.uuid4().hex[:8]}"})
+    return names
+
+
+def _drop(names: list[str]) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", future=True)
+    with engine.connect() as c:
+        for name in names:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def run(customers: tuple[int, ...], profile: str = "embedded") -> dict:
     from bench.run import env_for, start as start_process
+    from bot.crm import db as crm_db
     from bot.runner import (action_command, desk_command, ensure_model, rasa_command, stop,
                             wait_until_up)
     from bot.settings import reset_settings
@@ -70,11 +102,13 @@ def run(customers: tuple[int, ...]) -> dict:
     env = env_for(var, 17105, 17155)
     env.update({"RASA_URL": "http://127.0.0.1:17105", "DESK_URL": "http://127.0.0.1:17106",
                 "RASA_TOKEN": "bench-rasa-token"})
+    databases = _production_env(env) if profile == "production" else []
     subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
     saved = dict(os.environ)
     os.environ.update(env)
     reset_settings()
+    crm_db.get_engine.cache_clear()
     model = ensure_model()
     procs = [start_process(action_command(17155), ROOT, env, work / "actions.log"),
              start_process(rasa_command(model, 17105), ROOT, env, work / "rasa.log"),
@@ -96,12 +130,19 @@ def run(customers: tuple[int, ...]) -> dict:
                 t.join()
             runs.append({"customers": n, **_q(latencies),
                          "load": [round(load, 1), round(os.getloadavg()[0], 1)]})
-        return {"runs": runs}
+        return {"profile": profile, "runs": runs}
     finally:
         stop(procs)
         os.environ.clear()
         os.environ.update(saved)
         reset_settings()
+        crm_db.get_engine.cache_clear()
+        if databases:
+            _drop(databases)
+
+
+PROFILES = {"embedded": "embedded profile (SQLite)",
+            "production": "production profile (PostgreSQL, Redis lock store)"}
 
 
 def section(raw: dict) -> list[str]:
@@ -109,14 +150,17 @@ def section(raw: dict) -> list[str]:
     if not r:
         return []
     lines = [f"{TITLE} (run {r['date']})", "",
-             f"Machine: {r['machine']}. Embedded profile (SQLite). Each message is timed from "
-             "its REST reply to the moment the conversation log holds it (the desk reads Rasa's "
-             "event stream every second, so about 0.5 s is the expected middle).", "",
-             "| customers at once | messages | p50 | p95 | max | load average (start, end) |",
-             "|---|---|---|---|---|---|"]
-    for x in r["runs"]:
-        lines.append(f"| {x['customers']} | {x['messages']} | {x['p50_ms']} ms | "
-                     f"{x['p95_ms']} ms | {x['max_ms']} ms | {x['load'][0]}, {x['load'][1]} |")
+             f"Machine: {r['machine']}. Each message is timed from its REST reply to the moment "
+             "the conversation log holds it (the desk reads Rasa's event stream every second, "
+             "so about 0.5 s is the expected middle).", "",
+             "| profile | customers at once | messages | p50 | p95 | max "
+             "| load average (start, end) |",
+             "|---|---|---|---|---|---|---|"]
+    for p in r.get("profiles") or [{"profile": "embedded", "runs": r["runs"]}]:
+        for x in p["runs"]:
+            lines.append(f"| {PROFILES[p['profile']]} | {x['customers']} | {x['messages']} | "
+                         f"{x['p50_ms']} ms | {x['p95_ms']} ms | {x['max_ms']} ms | "
+                         f"{x['load'][0]}, {x['load'][1]} |")
     lines.append("")
     return lines
 
@@ -124,13 +168,19 @@ def section(raw: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.log_latency")
     parser.add_argument("--customers", default="1,10")
+    parser.add_argument("--profiles", default="embedded,production")
     args = parser.parse_args(argv)
     from bench.console import RAW, write_section
     from bench.run import machine
 
+    profiles = [p for p in args.profiles.split(",") if p]
+    unknown = [p for p in profiles if p not in PROFILES]
+    if unknown:
+        parser.error(f"unknown profile(s): {', '.join(unknown)}; use embedded, production")
+    customers = tuple(int(n) for n in args.customers.split(","))
     result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(),
-              **run(tuple(int(n) for n in args.customers.split(",")))}
+              "profiles": [run(customers, p) for p in profiles]}
     raw = json.loads(RAW.read_text()) if RAW.exists() else {}
     raw["log"] = result
     raw.setdefault("dates", {})["log"] = result["date"]

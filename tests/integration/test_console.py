@@ -31,7 +31,8 @@ def marker() -> str:
     return "".join(random.choice("bcdfghjklmnpqrstvwxz") for _ in range(12))
 
 
-def wait_listed(lead: Agent, query: str, timeout: float = 20, total: int = 1) -> list[dict]:
+def wait_listed(lead: Agent, query: str, timeout: float = 20, total: int = 1,
+                check=lambda rows: True) -> list[dict]:
     """The console's rows for `query`, once the desk's log has caught up."""
     deadline = time.monotonic() + timeout
     rows: list[dict] = []
@@ -39,7 +40,7 @@ def wait_listed(lead: Agent, query: str, timeout: float = 20, total: int = 1) ->
         r = lead.get(f"/console/api/conversations?{query}")
         assert r.status_code == 200, r.text
         rows = r.json()["rows"]
-        if len(rows) >= total:
+        if len(rows) >= total and check(rows):
             return rows
         time.sleep(0.5)
     raise AssertionError(f"not in the console after {timeout}s: {query} -> {rows}")
@@ -64,12 +65,15 @@ def identified(stack, sender, token):
     stack.talk(sender, word, t)
     stack.talk(sender, "quanto devo pagare?", t)
     lead = Agent(stack.desk_url, "lucia")
-    [row] = wait_listed(lead, f"q={word}")
-    detail = wait_detail(lead, row["id"], lambda d: len([m for m in d["messages"]
-                                                         if m["sender"] == "bot"]) >= 3)
     # the row as listed once the whole conversation is in the log (it can be listed as soon as
     # the word is, before the last turn arrives)
-    [row] = wait_listed(lead, f"q={word}")
+    [row] = wait_listed(lead, f"q={word}", check=lambda rows: rows[0]["turns"] >= 3)
+
+    def answered(detail):  # the third customer message and the bot's answer to it
+        senders = [m["sender"] for m in detail["messages"] if m["sender"] in ("customer", "bot")]
+        return senders.count("customer") >= 3 and senders[-1] == "bot"
+
+    detail = wait_detail(lead, row["id"], answered)
     return {"id": row["id"], "word": word, "sender": sender, "row": row, "detail": detail,
             "lead": lead}
 

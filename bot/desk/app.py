@@ -120,7 +120,9 @@ def login_required(roles: tuple[str, ...] = ("agent", "cx_lead", "admin"),
                     return response.json({"error": "login required"}, status=401)
                 return response.redirect("/login")
             if login.role not in roles:
-                return response.json({"error": "not allowed for your role"}, status=403)
+                if api:
+                    return response.json({"error": "not allowed for your role"}, status=403)
+                return _page("forbidden.html", status=403, role=login.role)
             if request.method not in ("GET", "HEAD", "OPTIONS"):
                 given = request.headers.get("x-csrf-token") or (
                     request.form.get("csrf_token") if request.form else None)

@@ -3,7 +3,8 @@ lead signs in and lands on the conversation list, filters it and searches, opens
 (a customer's HTML shown as text), tags it with a predefined and a free tag, writes a note
 (masked), marks it reviewed, annotates a customer message and downloads the annotations as
 Rasa NLU YAML; an admin reveals the personal data; a customer's page lists their conversations
-on every channel. Screenshots in test-artifacts/console-*.png."""
+on every channel; a transcript with entities, actions, a handover and a CSAT; an agent is refused
+the console. Screenshots in test-artifacts/console-*.png."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import yaml
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import delete
 
-from bot.analytics.models import Conversation, ConversationIntent
+from bot.analytics.models import Conversation, ConversationIntent, ConversationMessage
 from bot.crm.db import session_scope
 from tests.integration.desk_client import Agent
 from tests.integration.test_console import marker, wait_listed
@@ -222,3 +223,87 @@ def test_a_customers_page_shows_every_channel(stack, browser):
         context.close()
         with session_scope() as db:
             db.execute(delete(Conversation).where(Conversation.sender_id.in_(senders)))
+
+
+def test_a_transcript_shows_entities_actions_the_handover_and_the_csat(stack, browser):
+    """A conversation as the log holds it after a handover (the log's side is tested with a real
+    handover in test_conversation_log): every kind of line is drawn for the CX lead."""
+    sender = f"hand-{uuid.uuid4().hex[:8]}"
+    start = datetime.now(timezone.utc) - timedelta(minutes=10)
+
+    def at(seconds):
+        return start + timedelta(seconds=seconds)
+
+    conv = Conversation(sender_id=sender, session_start=start.timestamp(), channel="telegram",
+                        language="it", outcome="handover", ended=True, turns=2, fallbacks=0,
+                        last_was_fallback=False, handed_over=True,
+                        handover_reason="request_human", handover_state="closed",
+                        handover_wait_seconds=42, handover_handling_seconds=185, csat=2,
+                        csat_comment="l'operatore è stato gentile ma lento", reviewed=False,
+                        started_at=start, last_event_at=at(300), ended_at=at(300))
+    conv.intents.append(ConversationIntent(intent="request_human", stage="conversation",
+                                           count=1))
+    conv.messages.extend([
+        ConversationMessage(at=at(1), sender="customer", text="la lettura è 4821",
+                            intent="submit_meter_reading", confidence=0.91,
+                            entities='[{"entity": "reading", "value": "4821"}]'),
+        ConversationMessage(at=at(2), sender="action", text="meter_reading_form"),
+        ConversationMessage(at=at(3), sender="bot", text="Non riesco a registrarla."),
+        ConversationMessage(at=at(4), sender="customer", text="voglio un operatore",
+                            intent="request_human", confidence=0.97),
+        ConversationMessage(at=at(5), sender="event",
+                            text="handover: the conversation is with a person"),
+        ConversationMessage(at=at(50), sender="agent", text="Buongiorno, sono qui per aiutarla",
+                            agent="Giulia (agent)", handover=True),
+        ConversationMessage(at=at(60), sender="customer", text="grazie", handover=True),
+    ])
+    with session_scope() as db:
+        db.add(conv)
+        db.flush()
+        cid = conv.id
+    context, page, errors = sign_in(browser, stack, "lucia", "lucia-demo-pass")
+    try:
+        page.goto(f"{stack.desk_url}/console/conversations/{cid}")
+        loaded(page)
+        transcript = page.locator("#transcript")
+        first = transcript.locator("li.customer").first
+        expect(first.locator(".intent")).to_have_text("submit_meter_reading 91%")
+        expect(first.locator(".entity")).to_have_text("reading=4821")
+        expect(transcript.locator("li.action")).to_contain_text("meter_reading_form")
+        expect(transcript.locator("li.event")).to_contain_text("with a person")
+        agent = transcript.locator("li.agent")
+        expect(agent.locator(".who")).to_have_text("Agent: Giulia (agent)")
+        expect(agent.locator(".handover-mark")).to_have_text("with a person")
+        expect(transcript.locator("li.customer.handover")).to_contain_text("grazie")
+        expect(transcript.locator("li.handover")).to_have_count(2)
+        facts = page.locator("#facts")
+        expect(facts).to_contain_text("request_human · closed · wait 0:42 · handling 3:05")
+        expect(page.locator("#outcome")).to_have_text("handed over")
+        expect(page.locator("#csat")).to_contain_text("CSAT 2/5")
+        expect(page.locator("#csat-comment")).to_have_text("l'operatore è stato gentile ma lento")
+        assert not errors, errors
+        page.screenshot(path=str(ARTIFACTS / "console-handover.png"), full_page=True)
+    finally:
+        context.close()
+        with session_scope() as db:
+            db.execute(delete(Conversation).where(Conversation.sender_id == sender))
+
+
+def test_an_agent_cannot_open_the_console_in_the_browser(stack, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"{stack.desk_url}/login")
+        page.fill("#username", "giulia")
+        page.fill("#password", "giulia-demo-pass")
+        page.click("#sign-in")
+        page.wait_for_url("**/desk")  # an agent lands on the desk
+        for path in ("/console", "/console/dashboard", "/console/customers/C1000001"):
+            r = page.goto(f"{stack.desk_url}{path}")
+            assert r.status == 403, path
+            expect(page.locator("#forbidden")).to_contain_text("not for your role (agent)")
+            assert page.locator("#rows, #transcript, #dashboard").count() == 0
+        page.click("#forbidden a")
+        page.wait_for_url("**/desk")
+    finally:
+        context.close()

@@ -206,10 +206,13 @@ def test_kpi_api_roles_and_input(stack):
 
     # an agent is refused everything of the dashboard
     giulia = Agent(stack.desk_url, "giulia")
-    for path in ("/console/api/kpis", "/console/dashboard", "/console/vendor/chart.umd.js"):
+    r = giulia.get("/console/api/kpis")
+    assert r.status_code == 403 and r.json() == {"error": "not allowed for your role"}
+    for path in ("/console/dashboard", "/console/vendor/chart.umd.js"):  # a page for people
         r = giulia.get(path)
         assert r.status_code == 403, path
-        assert r.json() == {"error": "not allowed for your role"}
+        assert r.headers["content-type"].startswith("text/html")
+        assert "This page is not for your role (agent)" in r.text and "Chart" not in r.text
 
     lucia = Agent(stack.desk_url, "lucia")
     r = lucia.get("/console/api/kpis")

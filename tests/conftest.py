@@ -95,3 +95,8 @@ def agent(model_path):
     from bot.nlu_eval import load_agent
 
     return load_agent(model_path)
+
+
+# The real stack (Rasa, action server, desk, site) for tests/integration and tests/security:
+# defined once here so that every directory shares the same stacks, one per profile.
+from tests.stack import platform_api, sender, stack, token  # noqa: E402,F401

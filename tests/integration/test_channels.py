@@ -47,7 +47,7 @@ def test_socketio_conversation_with_customer_token(stack, token):
 
 
 def test_a_flood_on_socketio_is_dropped_and_others_are_unaffected(stack):
-    from tests.integration.conftest import RATE_LIMIT
+    from tests.stack import RATE_LIMIT
     from tests.integration.desk_client import Customer
 
     flooder, other = Customer(stack.rasa_url), Customer(stack.rasa_url)

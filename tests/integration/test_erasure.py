@@ -16,7 +16,7 @@ from bot.analytics.models import Conversation, ErasureRecord
 from bot.crm import models as m
 from bot.crm.db import session_scope
 from bot.settings import get_settings
-from tests.integration.conftest import ROOT
+from tests.stack import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from bot.crm.db import session_scope
 from bot.handover.models import OPEN_STATES, DeskUser, Handover
-from tests.integration.conftest import AGENT_REPLY_TIMEOUT, HANDOVER_MAX_WAIT
+from tests.stack import AGENT_REPLY_TIMEOUT, HANDOVER_MAX_WAIT
 from tests.integration.desk_client import Agent, Customer
 
 pytestmark = pytest.mark.integration
@@ -341,7 +341,7 @@ def test_handover_triggers(desk, stack, sender, token, language, who, messages, 
 
 
 def test_desk_sign_in_is_rate_limited_per_address_and_username(desk):
-    from tests.integration.conftest import RATE_LIMIT
+    from tests.stack import RATE_LIMIT
 
     page = httpx.get(f"{desk.desk_url}/login")
     cookie = re.search(r"desk_login_csrf=([^;]+)", page.headers["set-cookie"]).group(1)

@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.integration.conftest import CHANNEL_SECRETS, RATE_LIMIT
+from tests.stack import CHANNEL_SECRETS, RATE_LIMIT
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import subprocess
 import httpx
 import pytest
 
-from tests.integration.conftest import ROOT, free_port
+from tests.stack import ROOT, free_port
 from tests.integration.desk_client import Customer
 
 pytestmark = pytest.mark.integration

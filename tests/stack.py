@@ -1,5 +1,6 @@
-"""The real stack for integration tests: the Rasa server with the trained model and the action
-server, on the embedded profile (SQLite) and on the production profile (PostgreSQL + Redis)."""
+"""The real stack for integration and security tests (fixtures registered by tests/conftest.py):
+the Rasa server with the trained model, the action server, the desk and the demo site, on the
+embedded profile (SQLite) and on the production profile (PostgreSQL + Redis)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TOKEN_SECRET = "integration-test-secret"
 # The messaging channels' secrets (credentials.yml reads them from the environment).
 CHANNEL_SECRETS = {

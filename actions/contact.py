@@ -1,4 +1,6 @@
-"""Contact data: validate a new e-mail or phone, store it, confirm it masked."""
+"""Contact data: validate a new e-mail or phone, confirm the change with a one-time code sent
+to the contact on file today (not the new one, so that whoever took over a conversation cannot
+redirect the customer's codes), store it, confirm it masked."""
 
 from __future__ import annotations
 
@@ -9,10 +11,14 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import FormValidation, record, verified_customer
+from actions.common import FormValidation, language_of, record, verified_customer
+from bot import i18n
 from bot.crm.card import load_identity_card
-from bot.crm.service import run, set_email, set_phone
+from bot.crm.service import check_otp, issue_otp, run, set_email, set_phone
 from bot.crm.validation import is_valid_email, mask_email, mask_phone, normalise_phone
+
+
+CONFIRMED, STOPPED = "confirmed", "stopped"  # contact_otp values that end the form
 
 
 def parse_contact(text: str) -> tuple[str, str] | None:
@@ -48,7 +54,40 @@ class ValidateContactForm(FormValidation):
         if parsed is None:
             dispatcher.utter_message(response="utter_contact_not_valid", value=str(value)[:60])
             return {"new_contact": None}
-        return {"new_contact": f"{parsed[0]}:{parsed[1]}"}
+        code = verified_customer(tracker)
+        if not code:
+            return {"new_contact": None, "contact_otp": STOPPED}
+        issued = await run(issue_otp, code, tracker.sender_id)
+        if issued.locked_until:
+            dispatcher.utter_message(response="utter_verification_locked",
+                                     until=i18n.moment(issued.locked_until, language_of(tracker)))
+        elif issued.limited:
+            dispatcher.utter_message(response="utter_otp_limit")
+        if not issued.sent:
+            dispatcher.utter_message(response="utter_contact_not_changed")
+            return {"new_contact": f"{parsed[0]}:{parsed[1]}", "contact_otp": STOPPED}
+        return {"new_contact": f"{parsed[0]}:{parsed[1]}", "contact_otp": None,
+                "contact_otp_to": issued.masked_destination}
+
+    async def validate_contact_otp(self, value: Any, dispatcher: CollectingDispatcher,
+                                   tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if value in (STOPPED, CONFIRMED):
+            return {"contact_otp": value}
+        code = verified_customer(tracker)
+        if not code:
+            return {"contact_otp": STOPPED}
+        result = await run(check_otp, code, tracker.sender_id, str(value or ""))
+        if result.ok:
+            return {"contact_otp": CONFIRMED}
+        if result.locked_until:
+            dispatcher.utter_message(response="utter_verification_locked",
+                                     until=i18n.moment(result.locked_until, language_of(tracker)))
+        elif not result.expired:
+            dispatcher.utter_message(response="utter_otp_wrong",
+                                     attempts_left=result.attempts_left)
+            return {"contact_otp": None}
+        dispatcher.utter_message(response="utter_contact_not_changed")
+        return {"contact_otp": STOPPED}
 
 
 class ActionContactSubmit(Action):
@@ -57,7 +96,9 @@ class ActionContactSubmit(Action):
 
     async def run(self, dispatcher, tracker, domain):
         value = tracker.get_slot("new_contact") or ""
-        if verified_customer(tracker) and ":" in value:
+        confirmed = tracker.get_slot("contact_otp") == CONFIRMED
+        if verified_customer(tracker) and confirmed and ":" in value:
             kind, contact = value.split(":", 1)
             await store_contact(dispatcher, tracker, kind, contact)
-        return [SlotSet("new_contact", None)]
+        return [SlotSet("new_contact", None), SlotSet("contact_otp", None),
+                SlotSet("contact_otp_to", None)]

@@ -28,7 +28,6 @@ from bot.crm.service import conversation_recorded, customer_for_identity, run
 from bot.language import detect
 from bot.safety import smells_of_gas
 from bot.settings import get_settings
-from bot.tokens import customer_from_token
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +37,15 @@ IDENTITY_SLOTS = ("customer_code", "verified", "auth_method", "first_name", "per
 class ActionUpdateContext(Action):
     """Runs on every user message (custom slot mapping): who is writing, in which language.
 
-    A valid customer token identifies the customer; an invalid or expired one makes the
-    conversation anonymous again. On messaging apps a verified (channel, user id) link does.
+    Identity is bound to what cannot be replayed, and checked again on every message:
+    - web (REST, socket.io): the customer token of the company's site, which the channel checked
+      and replaced by the customer it proves (`metadata.customer`, connectors/identity.py). A
+      customer identified by token stays identified only while each message carries a valid
+      token; a message without one makes the conversation anonymous again.
+    - messaging apps: a verified (channel, user id) link, trusted only on its own signed
+      webhook (the input channel is set by the connector, never by the client).
+    - a one-time code: valid while the customer keeps writing; after
+      `VERIFICATION_IDLE_MINUTES` without a message the conversation is anonymous again.
     A customer code typed in the chat never identifies anybody by itself.
     """
 
@@ -55,32 +61,34 @@ class ActionUpdateContext(Action):
         if tracker.get_slot("offer") and intent not in ("affirm", "deny"):
             events.append(SlotSet("offer", None))  # an offer is answered at once or not at all
         metadata = tracker.latest_message.get("metadata") or {}
-        token = metadata.get("customer_token") if isinstance(metadata, dict) else None
-        code, method = None, None
+        proven = metadata.get("customer") if isinstance(metadata, dict) else None
+        proven = proven if isinstance(proven, dict) else None
+        channel = channel_of(tracker)
+        method = tracker.get_slot("auth_method")
+        code, new_method = None, None
         try:
-            if token:
-                code, method = customer_from_token(token), "token"
-            else:
-                channel = channel_of(tracker)
-                if channel in MESSAGING:
-                    code = await run(customer_for_identity, channel, tracker.sender_id)
-                    method = "channel"
+            if proven is not None:
+                code, new_method = proven.get("code"), "token"
+            elif channel in MESSAGING:
+                code = await run(customer_for_identity, channel, tracker.sender_id)
+                new_method = "channel"
             current = tracker.get_slot("customer_code")
-            if code and (code != current or tracker.get_slot("verified") is not True):
+            if code and (code != current or tracker.get_slot("verified") is not True
+                         or method != new_method):
                 card = await load_identity_card(code)
                 if card is not None:
                     events += [
                         SlotSet("customer_code", code), SlotSet("verified", True),
-                        SlotSet("auth_method", method), SlotSet("first_name", card.first_name),
+                        SlotSet("auth_method", new_method),
+                        SlotSet("first_name", card.first_name),
                         SlotSet("persona", card.persona), SlotSet("vip", card.vip),
                     ]
                     if tracker.get_slot("language_source") != "user":
                         events += [SlotSet("language", card.language),
                                    SlotSet("language_source", "profile")]
                     return events
-            if token and not code and tracker.get_slot("auth_method") == "token":
-                events += [SlotSet(name, None) for name in IDENTITY_SLOTS]
-                events.append(SlotSet("verified", False))
+            if not code and _identity_lapsed(tracker, method, channel):
+                events += forget_identity()
         except Exception:
             log.exception("could not read the customer's identity")
         if tracker.get_slot("language_source") not in ("profile", "user"):
@@ -89,6 +97,34 @@ class ActionUpdateContext(Action):
             if detected:
                 events += [SlotSet("language", detected), SlotSet("language_source", "detected")]
         return events
+
+
+def forget_identity() -> List[EventType]:
+    """The conversation is anonymous again."""
+    return [SlotSet(name, None) for name in IDENTITY_SLOTS if name != "verified"] + [
+        SlotSet("verified", False)]
+
+
+def _identity_lapsed(tracker: Tracker, method: str | None, channel: str) -> bool:
+    """Whether the identity held in the slots no longer stands for this message."""
+    if tracker.get_slot("verified") is not True:
+        return False
+    if method == "token":  # the token must come with every message
+        return True
+    if method == "channel":  # only on the channel that proved it
+        return channel not in MESSAGING
+    if method == "otp":
+        return _idle_minutes(tracker) > get_settings().verification_idle_minutes
+    return True  # an identity nobody proved
+
+
+def _idle_minutes(tracker: Tracker) -> float:
+    """Minutes between the customer's previous message and this one."""
+    times = [e.get("timestamp") for e in tracker.events if e.get("event") == "user"]
+    times = [t for t in times if isinstance(t, (int, float))]
+    if len(times) < 2:
+        return 0.0
+    return (times[-1] - times[-2]) / 60
 
 
 class ActionGreet(Action):

@@ -28,6 +28,9 @@ async def send_code(dispatcher: CollectingDispatcher, tracker: Tracker,
         dispatcher.utter_message(response="utter_verification_locked",
                                  until=i18n.moment(issued.locked_until, language_of(tracker)))
         return None
+    if issued.limited:
+        dispatcher.utter_message(response="utter_otp_limit")
+        return None
     dispatcher.utter_message(response="utter_otp_sent")
     return [SlotSet("code_input", customer_code), SlotSet("otp_sent_for", customer_code)]
 

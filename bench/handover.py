@@ -78,14 +78,15 @@ async def _pair(i: int, rasa: str, desk: str, password: str, start: asyncio.Even
 
         await sio.connect(rasa, socketio_path="/socket.io", transports=["websocket"])
         await sio.emit("session_request", {"session_id": uuid.uuid4().hex})
-        sid = await asyncio.wait_for(session, 30)
+        sid = await asyncio.wait_for(session, 30)  # the server-issued session
+        conversation = sid.split(".")[0]  # its conversation id, as the desk shows it
         await start.wait()  # every customer asks at the same moment
         await sio.emit("user_uttered", {"message": "voglio parlare con un operatore",
                                         "session_id": sid})
         handover = None
         for _ in range(300):
             mine = (await client.get(f"{desk}/api/queue", headers=headers)).json()
-            waiting = [h for h in mine["queue"] if h["conversation_id"] == sid]
+            waiting = [h for h in mine["queue"] if h["conversation_id"] == conversation]
             if waiting:
                 handover = waiting[0]["id"]
                 break

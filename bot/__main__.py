@@ -91,6 +91,31 @@ def _cmd_desk(args) -> int:
     return 0
 
 
+def _cmd_actions(args) -> int:
+    from bot.action_server import serve
+
+    serve(port=args.port)
+    return 0
+
+
+def _cmd_secret(args) -> int:
+    from bot.keys import SECRETS, generate
+
+    for name in SECRETS:
+        print(f"{name}={generate()}")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    from bot.production import problems
+
+    found = problems()
+    for line in found:
+        print(f"- {line}")
+    print("ready for production" if not found else f"{len(found)} problem(s)")
+    return 1 if found else 0
+
+
 def _cmd_site(args) -> int:
     from bot.site.app import serve
 
@@ -108,13 +133,25 @@ def _cmd_token(args) -> int:
 def _cmd_outbox(args) -> int:
     from bot.settings import get_settings
 
-    path = get_settings().outbox_log
-    if not path.exists():
-        print(f"{path}: nothing sent yet")
-        return 0
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for line in lines[-args.last:]:
-        print(line)
+    if get_settings().profile == "production":
+        print("python -m bot outbox only works in the embedded profile: in production one-time "
+              "codes are sent to the customers by e-mail (SMTP) and SMS, and never stored",
+              file=sys.stderr)
+        return 2
+    from sqlalchemy import select
+
+    from bot.crm import models as m
+    from bot.crm.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as s:
+        rows = s.execute(select(m.OutboxMessage).order_by(m.OutboxMessage.id.desc())
+                         .limit(args.last)).scalars().all()
+    if not rows:
+        print("outbox: nothing sent yet")
+    for row in reversed(rows):  # the outbox table: OTP_DELIVERY=outbox keeps the whole message
+        print(f"{row.created_at.isoformat(timespec='seconds')}\t{row.medium}\t"
+              f"{row.destination}\t{row.body}")
     return 0
 
 
@@ -239,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("customer_code")
     p.add_argument("--minutes", type=int, default=60)
     p.set_defaults(fn=_cmd_token)
-    p = sub.add_parser("outbox", help="show the last e-mails/SMS the product 'sent'")
+    p = sub.add_parser("outbox", help="show the last e-mails/SMS the product 'sent' (embedded "
+                                     "profile: the outbox table)")
     p.add_argument("--last", type=int, default=10)
     p.set_defaults(fn=_cmd_outbox)
     p = sub.add_parser("card", help="print a customer's identity card")
@@ -257,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("desk", help="run the desk web app alone")
     p.add_argument("--port", type=int)
     p.set_defaults(fn=_cmd_desk)
+    p = sub.add_parser("actions", help="run the action server alone (private, token required)")
+    p.add_argument("--port", type=int)
+    p.set_defaults(fn=_cmd_actions)
+    sub.add_parser("secret", help="print fresh random values for every secret (for .env)"
+                   ).set_defaults(fn=_cmd_secret)
+    sub.add_parser("check-production", help="list what stops this configuration from "
+                   "starting in production").set_defaults(fn=_cmd_check)
     p = sub.add_parser("site", help="run the demo site (the page with the chat widget) alone")
     p.add_argument("--port", type=int)
     p.set_defaults(fn=_cmd_site)

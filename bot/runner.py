@@ -75,13 +75,32 @@ def rasa_env() -> dict[str, str]:
     env = with_channel_defaults(dict(os.environ))
     env.setdefault("SPORTELLO_VAR_DIR", str(s.var_dir))
     env.setdefault("ACTION_SERVER_URL", s.action_server_url)
+    # endpoints*.yml sends the action server's token; every process shares the same secrets
+    # (in the embedded profile they were generated into var/secrets.env).
+    env.setdefault("ACTION_SERVER_TOKEN", s.action_server_token)
+    env.setdefault("RASA_TOKEN", s.rasa_token)
+    env.setdefault("CUSTOMER_TOKEN_SECRET", s.customer_token_secret)
+    env.setdefault("SPORTELLO_SECRET_KEY", s.secret_key)
     env.setdefault("PYTHONPATH", str(ROOT))
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     env.setdefault("PYTHONWARNINGS", "ignore")
-    s.var_dir.mkdir(parents=True, exist_ok=True)
+    private_var_dir()
     return env
+
+
+def private_var_dir() -> Path:
+    """The var folder (databases, secrets, logs), readable by its owner only; files created by
+    this process and its children are private too."""
+    var_dir = get_settings().var_dir
+    os.umask(0o077)
+    var_dir.mkdir(parents=True, exist_ok=True)
+    var_dir.chmod(0o700)
+    for path in var_dir.iterdir():
+        if path.is_file():
+            path.chmod(0o600)
+    return var_dir
 
 
 def _port(url: str, default: int) -> int:
@@ -93,14 +112,21 @@ def _port(url: str, default: int) -> int:
 def rasa_command(model: Path, port: int | None = None) -> list[str]:
     s = get_settings()
     port = port or _port(s.rasa_url, 5005)
-    return [sys.executable, "-m", "rasa", "run", "--model", str(model), "--port", str(port),
-            "--endpoints", endpoints_file(), "--credentials", "credentials.yml",
-            "--enable-api", "--auth-token", s.rasa_token, "--cors", "*"]
+    # Rasa takes the HTTP API's token only as a flag (visible in this machine's process list,
+    # as for any `rasa run`); CORS only for the site's origins; loopback unless RASA_HOST.
+    command = [sys.executable, "-m", "rasa", "run", "--model", str(model),
+               "--interface", s.rasa_host, "--port", str(port),
+               "--endpoints", endpoints_file(), "--credentials", "credentials.yml",
+               "--enable-api", "--auth-token", s.rasa_token]
+    if s.cors_origins:
+        command += ["--cors", *s.cors_origins]
+    return command
 
 
 def action_command(port: int | None = None) -> list[str]:
+    """The action server (bot.action_server): loopback by default, token required."""
     port = port or _port(get_settings().action_server_url, 5055)
-    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+    return [sys.executable, "-m", "bot", "actions", "--port", str(port)]
 
 
 def desk_command(port: int | None = None) -> list[str]:
@@ -170,15 +196,17 @@ def banner() -> str:
         f"  HTTP API:   {s.rasa_url}  (token auth)",
         "  Terminal:   make shell",
         "  A customer token for a demo customer: .venv/bin/python -m bot token C1000001",
-        "  One-time codes 'sent' to customers:  .venv/bin/python -m bot outbox",
-        "Demo customers:",
     ]
-    lines += [f"  {code}  {what}" for code, what in DEMO.items()]
+    if s.demo:
+        lines += ["  One-time codes 'sent' to customers:  .venv/bin/python -m bot outbox",
+                  "Demo customers:"]
+        lines += [f"  {code}  {what}" for code, what in DEMO.items()]
     from bot.desk.demo import DEMO_USERS
 
     lines.append(f"Agent desk: {s.desk_url}/  (live chat hours: {s.desk_hours}; DESK_HOURS)")
-    lines += [f"  {u} / {pw}  {role}, {','.join(sk) or '-'} ({','.join(lg)})"
-              for u, pw, role, _, sk, lg in DEMO_USERS]
+    if s.demo:
+        lines += [f"  {u} / {pw}  {role}, {','.join(sk) or '-'} ({','.join(lg)})"
+                  for u, pw, role, _, sk, lg in DEMO_USERS]
     lines.append(f"Review console (CX leads): {s.desk_url}/console  (lucia, or admin to reveal "
                  "personal data)")
     lines.append("Ctrl-C stops everything.")
@@ -191,12 +219,17 @@ def run(with_shell: bool = False) -> int:
 
     from bot.desk.demo import has_desk_users, seed_desk_users
 
+    from bot.production import enforce
+
     os.chdir(ROOT)
+    private_var_dir()
     migrate()
-    if is_empty():
+    s = get_settings()
+    if s.demo and is_empty():
         print(f"loading demo data: {seed_demo()} customers", flush=True)
-    if not has_desk_users():
+    if s.demo and not has_desk_users():
         print(f"creating the demo desk users: {seed_desk_users()}", flush=True)
+    enforce("stack")
     ensure_events_database()
     model = ensure_model()
     env = rasa_env()

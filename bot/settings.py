@@ -9,6 +9,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from bot.keys import SECRETS, embedded_secrets
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,6 +29,22 @@ class Settings:
     rasa_url: str
     action_server_url: str
     rasa_token: str
+    # The action server's bearer token, and the key of one-time-code hashes and socket.io
+    # sessions (bot.keys: from the environment; generated once in the embedded profile).
+    action_server_token: str = ""
+    secret_key: str = ""
+    # Where the servers listen: loopback unless configured (a private address when the other
+    # processes run on other machines, a public one only behind a load balancer).
+    rasa_host: str = "127.0.0.1"
+    action_server_host: str = "127.0.0.1"
+    # Origins allowed by CORS on the Rasa server (the site's); never "*".
+    cors_origins: tuple = ()
+    # A customer verified with a one-time code stays verified this long without writing.
+    verification_idle_minutes: int = 30
+    # One-time codes: at most this many sent per customer and per destination in an hour.
+    otp_sends_per_hour: int = 3
+    # The demo data, desk users and sign-in (embedded profile only; production refuses them).
+    demo: bool = True
     otp_ttl_minutes: int = 10
     otp_max_attempts: int = 3
     otp_lock_minutes: int = 15
@@ -67,6 +85,21 @@ class Settings:
     # conversations older than `retention_days` are deleted by `python -m bot purge` (0: never).
     conversation_idle_minutes: int = 30
     retention_days: int = 365
+    # One-time codes (bot.notify): "outbox" keeps them in the outbox table (the embedded demo,
+    # `python -m bot outbox`); "real" sends e-mails over SMTP and SMS through SMS_PROVIDER (the
+    # production default, and the only choice there). No mode writes a code to a log.
+    otp_delivery: str = "outbox"
+    smtp_host: str = ""
+    smtp_port: int = 587  # 465 when smtp_security is "tls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_security: str = "starttls"  # "starttls", "tls" (implicit) or "none" (localhost only)
+    smtp_from: str = ""  # "Luce Nord Energia <no-reply@lucenordenergia.example>"
+    smtp_timeout: float = 10.0
+    sms_provider: str = "twilio"
+    sms_twilio_account_sid: str = ""
+    sms_twilio_auth_token: str = ""
+    sms_from: str = ""  # E.164 sender number, or a Twilio Messaging Service SID (MG...)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -81,18 +114,27 @@ def get_settings() -> Settings:
     profile = os.environ.get("SPORTELLO_PROFILE", "embedded")
     var_dir = Path(os.environ.get("SPORTELLO_VAR_DIR", ROOT / "var"))
     default_db = f"sqlite:///{var_dir / 'sportello.db'}"
+    keys = (embedded_secrets(var_dir) if profile != "production"
+            else {name: os.environ.get(name, "") for name in SECRETS})
+    site_url = os.environ.get("SITE_URL", "http://127.0.0.1:5007")
     return Settings(
         profile=profile,
         database_url=os.environ.get("DATABASE_URL", default_db),
         var_dir=var_dir,
-        customer_token_secret=os.environ.get(
-            "CUSTOMER_TOKEN_SECRET", "dev-only-customer-token-secret-change-me"
-        ),
+        customer_token_secret=keys["CUSTOMER_TOKEN_SECRET"],
         rasa_url=os.environ.get("RASA_URL", "http://127.0.0.1:5005"),
         action_server_url=os.environ.get(
             "ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"
         ),
-        rasa_token=os.environ.get("RASA_TOKEN", "dev-only-rasa-token"),
+        rasa_token=keys["RASA_TOKEN"],
+        action_server_token=keys["ACTION_SERVER_TOKEN"],
+        secret_key=keys["SPORTELLO_SECRET_KEY"],
+        rasa_host=os.environ.get("RASA_HOST", "127.0.0.1"),
+        action_server_host=os.environ.get("ACTION_SERVER_HOST", "127.0.0.1"),
+        cors_origins=_origins(os.environ.get("CORS_ORIGINS"), site_url),
+        verification_idle_minutes=int(os.environ.get("VERIFICATION_IDLE_MINUTES", "30")),
+        otp_sends_per_hour=int(os.environ.get("OTP_SENDS_PER_HOUR", "3")),
+        demo=_bool(os.environ.get("SPORTELLO_DEMO"), profile != "production"),
         otp_ttl_minutes=int(os.environ.get("OTP_TTL_MINUTES", "10")),
         otp_max_attempts=int(os.environ.get("OTP_MAX_ATTEMPTS", "3")),
         otp_lock_minutes=int(os.environ.get("OTP_LOCK_MINUTES", "15")),
@@ -114,7 +156,7 @@ def get_settings() -> Settings:
         tracker_database_url=_tracker_url(profile, var_dir),
         socketio_redis_url=_socketio_redis_url(profile),
         socketio_redis_channel=os.environ.get("SOCKETIO_REDIS_CHANNEL", "sportello-socketio"),
-        site_url=os.environ.get("SITE_URL", "http://127.0.0.1:5007"),
+        site_url=site_url,
         whatsapp_api_url=os.environ.get("WHATSAPP_API_URL") or "https://graph.facebook.com/v19.0",
         telegram_api_url=os.environ.get("TELEGRAM_API_URL") or "https://api.telegram.org",
         twilio_api_url=os.environ.get("TWILIO_API_URL") or "https://api.twilio.com",
@@ -125,7 +167,37 @@ def get_settings() -> Settings:
         redis_url=_redis_url(profile),
         conversation_idle_minutes=int(os.environ.get("CONVERSATION_IDLE_MINUTES", "30")),
         retention_days=int(os.environ.get("RETENTION_DAYS", "365")),
+        otp_delivery=(os.environ.get("OTP_DELIVERY")
+                      or ("real" if profile == "production" else "outbox")).strip().lower(),
+        smtp_host=os.environ.get("SMTP_HOST", "").strip(),
+        smtp_port=int(os.environ.get("SMTP_PORT") or (
+            "465" if os.environ.get("SMTP_SECURITY", "").strip().lower() == "tls" else "587")),
+        smtp_username=os.environ.get("SMTP_USERNAME", ""),
+        smtp_password=os.environ.get("SMTP_PASSWORD", ""),
+        smtp_security=(os.environ.get("SMTP_SECURITY") or "starttls").strip().lower(),
+        smtp_from=os.environ.get("SMTP_FROM", "").strip(),
+        smtp_timeout=float(os.environ.get("SMTP_TIMEOUT") or "10"),
+        sms_provider=(os.environ.get("SMS_PROVIDER") or "twilio").strip().lower(),
+        sms_twilio_account_sid=os.environ.get("SMS_TWILIO_ACCOUNT_SID", "").strip(),
+        sms_twilio_auth_token=os.environ.get("SMS_TWILIO_AUTH_TOKEN", ""),
+        sms_from=os.environ.get("SMS_FROM", "").strip(),
     )
+
+
+def _origins(value: str | None, site_url: str) -> tuple:
+    """`CORS_ORIGINS` (comma-separated), by default the demo site's origin and its localhost
+    spelling; "*" is refused (it would let any page use a visitor's credentials)."""
+    from urllib.parse import urlparse
+
+    if value:
+        origins = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+    else:
+        u = urlparse(site_url)
+        origins = [f"{u.scheme}://{u.netloc}"]
+        if u.hostname == "127.0.0.1":
+            origins.append(f"{u.scheme}://localhost:{u.port}" if u.port
+                           else f"{u.scheme}://localhost")
+    return tuple(o for o in origins if o != "*")
 
 
 def _redis_url(profile: str) -> str:

@@ -13,6 +13,12 @@ Incoming text is normalised by `connectors.text.normalise`, as on every channel;
 the rate limit (`bot.ratelimit`) is dropped, and socket.io packets are limited to
 `MAX_REQUEST_BYTES`.
 
+Sessions are issued by the server (`bot.web_session`): a browser that sends a session the
+server did not sign gets a new one, and the conversation id (the room, the tracker's sender id)
+is the unsigned part, so knowing a conversation id does not let a client join it or write in
+it. The customer token in `customData` is replaced by the customer it proves
+(`connectors.identity`).
+
 Note: Rasa 3.6 and this channel call `sio.enter_room` without `await`; it is synchronous in
 python-socketio 5.9 (pinned), a coroutine from 5.10 on.
 """
@@ -21,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 import socketio
@@ -30,8 +35,10 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot import web_session
 from bot.ratelimit import allowed
 from bot.settings import get_settings
+from connectors.identity import identify
 from connectors.text import normalise
 
 logger = logging.getLogger(__name__)
@@ -82,22 +89,28 @@ class RedisSocketIOInput(SocketIOInput):
         async def session_request(sid: Text, data: Optional[Dict]) -> None:
             data = data if isinstance(data, dict) else {}
             session_id = data.get("session_id")
-            if not isinstance(session_id, str) or not session_id or len(session_id) > 128:
-                session_id = uuid.uuid4().hex
-            if self.session_persistence:
-                sio.enter_room(sid, session_id, namespace=self.namespace)  # sync in 5.9
+            conversation_id = web_session.conversation_of(session_id)
+            if conversation_id is None:  # new, or not one this server issued
+                session_id = web_session.issue()
+                conversation_id = web_session.conversation_of(session_id)
+            sio.enter_room(sid, conversation_id, namespace=self.namespace)  # sync in 5.9
+            await sio.save_session(sid, {"conversation_id": conversation_id},
+                                   namespace=self.namespace)
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: Text, data: Dict) -> None:
             data = data if isinstance(data, dict) else {}
-            if self.session_persistence:
-                sender_id = data.get("session_id")
-                if not isinstance(sender_id, str) or not sender_id:
-                    logger.warning("socket.io message without a session_id ignored")
-                    return
-            else:
-                sender_id = sid
+            # The conversation of this connection's confirmed session; a message naming
+            # another session is refused.
+            session = await sio.get_session(sid, namespace=self.namespace)
+            sender_id = session.get("conversation_id") if isinstance(session, dict) else None
+            if sender_id is None or web_session.conversation_of(
+                    data.get("session_id")) != sender_id:
+                logger.warning("socket.io message without this connection's session ignored")
+                await sio.emit("session_error", {"error": "request a session first"},
+                               room=sid, namespace=self.namespace)
+                return
             if not await allowed(self.name(), sender_id):  # a flood is dropped (and logged)
                 return
             metadata = data.get(self.metadata_key) or {}
@@ -106,7 +119,7 @@ class RedisSocketIOInput(SocketIOInput):
                     metadata = json.loads(metadata)
                 except ValueError:
                     metadata = {}
-            metadata = dict(metadata) if isinstance(metadata, dict) else {}
+            metadata = identify(metadata)
             text, flags = normalise(data.get("message"))
             metadata.update(flags)
             output = SocketIOOutput(sio, self.bot_message_evt)

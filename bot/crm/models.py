@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Index,
+    select,
 )
 from sqlalchemy.orm import declarative_base, relationship
 from sqlalchemy.types import TypeDecorator
@@ -129,6 +130,55 @@ class Identity(Base):
     linked_at = Column(UTCDateTime, nullable=False, default=utcnow)
 
     customer = relationship("Customer", back_populates="identities")
+
+
+CONTACT_KINDS = ("email", "phone")
+
+
+class ContactHistory(Base):
+    """Every e-mail address and phone number a customer has had: since when (`valid_from`,
+    empty when it predates this record) and until when (`valid_until`, empty for the current
+    one). Erasure finds by it what was ever sent to any of them."""
+
+    __tablename__ = "contact_history"
+    __table_args__ = (Index("ix_contact_history_customer", "customer_id", "kind"),)
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    kind = Column(String(8), nullable=False)  # CONTACT_KINDS
+    value = Column(String(254), nullable=False)
+    valid_from = Column(UTCDateTime)
+    valid_until = Column(UTCDateTime)
+
+
+def note_contact(session, customer_id: int, kind: str, previous: str | None,
+                 current: str | None, at: datetime | None = None) -> None:
+    """Record in `contact_history` that the customer's e-mail or phone (`kind`) went from
+    `previous` to `current`: the open record ends, one opens for the new value. A previous value
+    with no record (it predates the history) is recorded too, its start unknown."""
+    if kind not in CONTACT_KINDS:
+        raise ValueError(f"not a contact kind: {kind!r}")
+    previous, current = previous or None, current or None
+    if previous == current:
+        return
+    at = at or utcnow()
+    open_rows = session.execute(select(ContactHistory).where(
+        ContactHistory.customer_id == customer_id, ContactHistory.kind == kind,
+        ContactHistory.valid_until.is_(None))).scalars().all()
+    for row in open_rows:
+        row.valid_until = at
+    if previous and not any(row.value == previous for row in open_rows):
+        session.add(ContactHistory(customer_id=customer_id, kind=kind, value=previous,
+                                   valid_until=at))
+    if current:
+        session.add(ContactHistory(customer_id=customer_id, kind=kind, value=current,
+                                   valid_from=at))
+
+
+def change_contact(session, customer: "Customer", kind: str, value: str | None) -> None:
+    """Give the customer a new e-mail or phone (`kind`), keeping the old one in the history."""
+    note_contact(session, customer.id, kind, getattr(customer, kind), value)
+    setattr(customer, kind, value)
 
 
 class Supply(Base):
@@ -328,3 +378,20 @@ class ChannelOptions(Base):
     recipient = Column(String(128), nullable=False)
     options = Column(Text, nullable=False)
     sent_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class VerificationCounter(Base):
+    """A counter of one-time-code sends or failures in a window, with a progressive lock.
+
+    Keys name what is counted: `send:customer:<id>`, `send:destination:<hash>`,
+    `fail:sender:<conversation id hash>`, `fail:customer:<id>`. Counting per sender and per
+    customer separately means an attacker's wrong guesses lock the attacker, and only a
+    large number of them from many senders slows the customer down."""
+
+    __tablename__ = "verification_counters"
+
+    key = Column(String(96), primary_key=True)
+    count = Column(Integer, nullable=False, default=0)
+    window_start = Column(UTCDateTime, nullable=False)
+    locked_until = Column(UTCDateTime)
+    locks = Column(Integer, nullable=False, default=0)  # locks so far: each one is longer

@@ -334,10 +334,15 @@ def build_document(today: date | None = None, seed: int = SEED, generated: int =
     return {"customers": customers, "outages": outages}
 
 
-def seed_demo(url: str | None = None, today: date | None = None) -> int:
-    """Load the demo data; returns the number of customers."""
+def seed_demo(url: str | None = None, today: date | None = None, mark: bool = True) -> int:
+    """Load the demo data; returns the number of customers.
+
+    The data is marked as the demo's (a `counters` row, `bot.production.DEMO_MARKER`), so that
+    the production profile refuses to start on it. `mark=False` loads the same records as an
+    ordinary import (the production-profile tests use them as the operator's own data)."""
     from bot.crm.db import session_scope
     from bot.crm.importer import apply, validate
+    from bot.crm.models import Counter
 
     document = build_document(today)
     problems = validate(document)
@@ -345,6 +350,8 @@ def seed_demo(url: str | None = None, today: date | None = None) -> int:
         raise RuntimeError("demo data invalid: " + "; ".join(problems[:5]))
     with session_scope(url) as session:
         apply(session, document)
+        if mark and session.get(Counter, "demo_data") is None:
+            session.add(Counter(name="demo_data", value=1))
     return len(document["customers"])
 
 

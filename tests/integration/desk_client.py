@@ -66,7 +66,10 @@ class Customer:
     def __init__(self, rasa_url: str, metadata: dict | None = None) -> None:
         self.rasa_url, self.metadata = rasa_url, metadata or {}
         self.received: list[dict] = []
+        # The conversation id (the tracker's sender id, what agents see) and the session the
+        # server issued for it (what only this browser knows).
         self.session_id: str | None = None
+        self.session: str | None = None
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -81,7 +84,8 @@ class Customer:
 
         @self.client.on("session_confirm")
         async def on_session(data):
-            self.session_id = data if isinstance(data, str) else data.get("session_id")
+            self.session = data if isinstance(data, str) else data.get("session_id")
+            self.session_id = self.session.split(".")[0]
             confirmed.set()
 
         @self.client.on("bot_uttered")
@@ -96,7 +100,7 @@ class Customer:
     def say(self, text: str, wait_for_reply: bool = True, timeout: float = 60) -> str:
         before = len(self.received)
         self._call(self.client.emit("user_uttered", {"message": text,
-                                                     "session_id": self.session_id,
+                                                     "session_id": self.session,
                                                      "customData": self.metadata}))
         if not wait_for_reply:
             return ""

@@ -31,8 +31,9 @@ def browser():
 
 
 def session_id(page) -> str:
+    """The conversation id of the widget's session (the part before the server's signature)."""
     stored = json.loads(page.evaluate("localStorage.getItem('chat_session')") or "{}")
-    return stored.get("session_id") or ""
+    return (stored.get("session_id") or "").split(".")[0]
 
 
 def send(page, text: str) -> None:

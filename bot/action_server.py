@@ -1,0 +1,75 @@
+"""The action server (`python -m bot actions`): rasa_sdk's app, private and authenticated.
+
+rasa_sdk 3.6 listens on every interface, allows any CORS origin, runs any action for anyone
+who can reach it, and echoes the request body in its error responses. The actions trust the
+tracker they are sent (slots such as `verified` and `customer_code`), so only the Rasa server
+may call them: this wrapper listens on `ACTION_SERVER_HOST` (127.0.0.1 unless configured),
+requires `Authorization: Bearer <ACTION_SERVER_TOKEN>` on every route but `/health` (Rasa's
+`action_endpoint` sends it, see endpoints*.yml), allows no CORS, and answers errors without
+echoing anything.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from sanic import Sanic, response
+from sanic.request import Request
+
+from bot.settings import get_settings
+
+log = logging.getLogger(__name__)
+OPEN_PATHS = {"/health"}
+
+
+def authorised(request: Request, token: str) -> bool:
+    """True when the request carries the action server's bearer token."""
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.encode())
+
+
+def create_app(package: str = "actions", token: str | None = None) -> Sanic:
+    from rasa_sdk.endpoint import create_app as sdk_app
+
+    token = token if token is not None else get_settings().action_server_token
+    if not token:
+        raise SystemExit("ACTION_SERVER_TOKEN is empty: the action server would be open")
+    app = sdk_app(package, cors_origins=[])
+
+    @app.on_request
+    async def require_token(request: Request):
+        if request.path in OPEN_PATHS:
+            return None
+        if not authorised(request, token):
+            return response.json({"error": "unauthorised"}, status=401)
+        return None
+
+    @app.exception(Exception)
+    async def error(request: Request, exception: Exception):
+        status = getattr(exception, "status_code", 500)
+        if status >= 500:
+            log.error("action server error on %s: %s", request.path, type(exception).__name__)
+        return response.json({"error": "request failed"}, status=status)
+
+    return app
+
+
+def serve(port: int | None = None, host: str | None = None) -> None:
+    from urllib.parse import urlparse
+
+    from rasa_sdk import utils
+    from rasa_sdk.plugin import plugin_manager
+
+    from bot.production import enforce
+
+    utils.configure_colored_logging("INFO")
+    utils.update_sanic_log_level()
+    enforce("action server")
+    s = get_settings()
+    port = port or urlparse(s.action_server_url).port or 5055
+    app = create_app()
+    plugin_manager().hook.attach_sanic_app_extensions(app=app)
+    app.run(host or s.action_server_host, port, workers=1, access_log=False, motd=False)

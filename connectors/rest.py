@@ -45,6 +45,9 @@ class MetadataRestInput(RestInput):
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        from bot.production import enforce
+
+        enforce("Rasa server")  # every Rasa process has the REST channel
         bp = super().blueprint(on_new_message)
         limit_size(bp)
 

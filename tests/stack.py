@@ -5,8 +5,11 @@ embedded profile (SQLite) and on the production profile (PostgreSQL + Redis)."""
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import socket
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,11 @@ import pytest
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN_SECRET = "integration-test-secret"
+# Fresh secrets for every run: the production stack refuses published or weak ones.
+TOKEN_SECRET = secrets.token_urlsafe(48)
+RASA_TOKEN = secrets.token_urlsafe(48)
+ACTION_SERVER_TOKEN = secrets.token_urlsafe(48)
+SECRET_KEY = secrets.token_urlsafe(48)
 # The messaging channels' secrets (credentials.yml reads them from the environment).
 CHANNEL_SECRETS = {
     "WHATSAPP_VERIFY_TOKEN": "whatsapp-verify-token",
@@ -39,6 +46,7 @@ CHANNEL_SECRETS = {
 RATE_LIMIT = 30  # messages per sender per window on every public webhook
 AGENT_REPLY_TIMEOUT = 20  # seconds; short, so that the tests can see it happen
 HANDOVER_MAX_WAIT = 40
+OTP_SENDS_PER_HOUR = 6
 
 
 def free_port() -> int:
@@ -57,6 +65,8 @@ class Stack:
     desk_url: str = ""
     site_url: str = ""
     processes: dict = None  # name -> [Popen, command, health url, log]
+    mailbox: "Mailbox" = None
+    platform: object = None
 
     def restart(self, name: str) -> None:
         """Stop one of the stack's processes and start it again, as an operator would."""
@@ -82,10 +92,41 @@ class Stack:
         return "\n".join(m.get("text", "") for m in self.talk(sender, text, token))
 
     def tracker(self, sender: str) -> dict:
-        r = httpx.get(f"{self.rasa_url}/conversations/{sender}/tracker",
-                      params={"token": "integration-rasa-token"}, timeout=30)
+        from urllib.parse import quote
+
+        r = httpx.get(f"{self.rasa_url}/conversations/{quote(sender, safe='')}/tracker",
+                      params={"token": RASA_TOKEN}, timeout=30)
         r.raise_for_status()
         return r.json()
+
+    def code_sent_to(self, destination: str, timeout: float = 30) -> str:
+        """The last one-time code delivered to `destination`: the outbox of the embedded demo,
+        the real e-mail (SMTP server of the tests) or SMS (Twilio stand-in) in production."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self._last_message_to(destination)
+            match = re.search(r"\b(\d{6})\b", body or "")
+            if match:
+                return match.group(1)
+            time.sleep(0.1)
+        raise AssertionError(f"no one-time code reached {destination} in {timeout:.0f}s")
+
+    def _last_message_to(self, destination: str) -> str | None:
+        if self.profile == "embedded":
+            from sqlalchemy import select
+
+            from bot.crm import models as m
+            from bot.crm.db import session_scope
+
+            with session_scope() as s:
+                return s.execute(select(m.OutboxMessage.body)
+                                 .where(m.OutboxMessage.destination == destination)
+                                 .order_by(m.OutboxMessage.id.desc())).scalars().first()
+        if "@" in destination:
+            return self.mailbox.last_to(destination)
+        sms = self.platform.sent(lambda r: r.path.endswith("/Messages.json")
+                                 and r.form().get("To") == destination)
+        return sms[-1].form().get("Body") if sms else None
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +139,50 @@ def platform_api():
     api.stop()
 
 
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        mailbox = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                from email import message_from_bytes, policy
+
+                mailbox.messages.append((list(envelope.rcpt_tos),
+                                         message_from_bytes(envelope.content,
+                                                            policy=policy.default)))
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> "Mailbox":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def last_to(self, address: str) -> str | None:
+        for rcpts, message in reversed(self.messages):
+            if address in rcpts:
+                return message.get_body(("plain",)).get_content()
+        return None
+
+
+@pytest.fixture(scope="session")
+def mailbox():
+    box = Mailbox().start()
+    yield box
+    box.stop()
+
+
 @pytest.fixture(scope="session", params=["embedded", "production"])
-def stack(request, model_path, tmp_path_factory, platform_api):
+def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
     from bot.crm import db
     from bot.crm.db import migrate
     from bot.crm.seed import seed_demo
@@ -114,6 +197,8 @@ def stack(request, model_path, tmp_path_factory, platform_api):
         "SPORTELLO_PROFILE": profile,
         "SPORTELLO_VAR_DIR": str(var_dir),
         "CUSTOMER_TOKEN_SECRET": TOKEN_SECRET,
+        "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
+        "SPORTELLO_SECRET_KEY": SECRET_KEY,
         "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
         "RASA_URL": f"http://127.0.0.1:{rasa_port}",
         "DESK_URL": f"http://127.0.0.1:{desk_port}",
@@ -121,7 +206,7 @@ def stack(request, model_path, tmp_path_factory, platform_api):
         "DESK_HOURS": "mon-sun 00:00-24:00",
         "AGENT_REPLY_TIMEOUT_SECONDS": str(AGENT_REPLY_TIMEOUT),
         "HANDOVER_MAX_WAIT_SECONDS": str(HANDOVER_MAX_WAIT),
-        "RASA_TOKEN": "integration-rasa-token",
+        "RASA_TOKEN": RASA_TOKEN,
         "PYTHONPATH": str(ROOT),
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -133,6 +218,8 @@ def stack(request, model_path, tmp_path_factory, platform_api):
         "MESSENGER_API_URL": f"{platform_api.url}/v19.0",
         "RATE_LIMIT_MESSAGES": str(RATE_LIMIT),
         "RATE_LIMIT_WINDOW_SECONDS": "60",
+        # several tests verify the same demo customers within the hour
+        "OTP_SENDS_PER_HOUR": str(OTP_SENDS_PER_HOUR),
     })
     databases = []
     if profile == "embedded":
@@ -147,16 +234,38 @@ def stack(request, model_path, tmp_path_factory, platform_api):
                     "RASA_EVENTS_DB": events_db,
                     "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7",
                     # pub/sub ignores the database: a channel of this stack's own
-                    "SOCKETIO_REDIS_CHANNEL": f"sportello-test-{uuid.uuid4().hex[:8]}"})
+                    "SOCKETIO_REDIS_CHANNEL": f"sportello-test-{uuid.uuid4().hex[:8]}",
+                    # one-time codes really delivered: e-mail to the tests' SMTP server, SMS
+                    # to the Twilio stand-in
+                    "OTP_DELIVERY": "real", "SMTP_HOST": "127.0.0.1",
+                    "SMTP_PORT": str(mailbox.port), "SMTP_SECURITY": "none",
+                    "SMTP_FROM": "Luce Nord Energia <no-reply@lucenordenergia.example>",
+                    "SMS_PROVIDER": "twilio",
+                    "SMS_TWILIO_ACCOUNT_SID": "AC" + "fedcba9876543210" * 2,
+                    "SMS_TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+                    "SMS_FROM": "+14155550100"})
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     reset_settings()
     db.get_engine.cache_clear()
     migrate()
-    seed_demo()
-    from bot.desk.demo import seed_desk_users
+    from bot.desk.demo import DEMO_USERS, seed_desk_users
+    from tests.integration.desk_client import PASSWORDS
 
-    seed_desk_users()
+    if profile == "embedded":
+        seed_demo()
+        seed_desk_users()
+    else:
+        # Production refuses the demo seed and the published desk passwords: the same
+        # customers are loaded as the operator's own data, the same users with new passwords.
+        from bot.desk.auth import add_user
+
+        seed_demo(mark=False)
+        passwords = {}
+        for username, _, role, name, skills, languages in DEMO_USERS:
+            passwords[username] = secrets.token_urlsafe(16)
+            add_user(username, passwords[username], role, name, skills, languages)
+        PASSWORDS[f"http://127.0.0.1:{desk_port}"] = passwords
 
     from bot.runner import (action_command, desk_command, endpoints_file, rasa_command,
                             site_command, stop, wait_until_up)
@@ -192,7 +301,8 @@ def stack(request, model_path, tmp_path_factory, platform_api):
         wait_until_up(f"http://127.0.0.1:{desk_port}/health", desk, log=desk_log)
         wait_until_up(f"http://127.0.0.1:{site_port}/health", site, log=site_log)
         yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir, env,
-                    f"http://127.0.0.1:{desk_port}", f"http://127.0.0.1:{site_port}", processes)
+                    f"http://127.0.0.1:{desk_port}", f"http://127.0.0.1:{site_port}", processes,
+                    mailbox, platform_api)
     finally:
         stop([processes[name][0] for name in ("site", "desk", "rasa", "actions")])
         db.get_engine.cache_clear()

@@ -14,6 +14,14 @@ import socketio
 DEMO_PASSWORDS = {"giulia": "giulia-demo-pass", "marco": "marco-demo-pass",
                   "sara": "sara-demo-pass", "lucia": "lucia-demo-pass",
                   "admin": "admin-demo-pass"}
+# The desk users' passwords per desk URL: the demo ones on the embedded stack, fresh ones on the
+# production stack (which refuses to start with the published demo passwords). Filled by
+# tests/stack.py.
+PASSWORDS: dict[str, dict[str, str]] = {}
+
+
+def password_for(desk_url: str, username: str) -> str:
+    return PASSWORDS.get(desk_url.rstrip("/"), DEMO_PASSWORDS)[username]
 
 
 class Agent:
@@ -27,7 +35,7 @@ class Agent:
         form_token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         r = httpx.post(f"{desk_url}/login", headers={"Cookie": f"desk_login_csrf={login_cookie}"},
                        data={"username": username, "csrf_token": form_token,
-                             "password": password or DEMO_PASSWORDS[username]})
+                             "password": password or password_for(desk_url, username)})
         assert r.status_code == 302, r.text
         self.session = re.search(r"desk_session=([^;]+)", r.headers["set-cookie"]).group(1)
         desk = httpx.get(f"{desk_url}/desk", headers=self.headers)

@@ -19,7 +19,7 @@ from sqlalchemy import delete
 
 from bot.analytics.models import Conversation, ConversationIntent, ConversationMessage
 from bot.crm.db import session_scope
-from tests.integration.desk_client import Agent
+from tests.integration.desk_client import Agent, password_for
 from tests.integration.test_console import marker, wait_listed
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ def test_cx_lead_reviews_a_conversation_in_the_browser(stack, browser, sender):
     [row] = wait_listed(Agent(stack.desk_url, "lucia"), f"q={word}")
     cid = row["id"]
 
-    context, page, errors = sign_in(browser, stack, "lucia", "lucia-demo-pass")
+    context, page, errors = sign_in(browser, stack, "lucia", password_for(stack.desk_url, "lucia"))
     loaded(page)
     expect(page.locator("#rows tr").first).to_be_visible()
     expect(page.locator("#nav-dashboard")).to_have_attribute("href", "/console/dashboard")
@@ -157,7 +157,7 @@ def test_cx_lead_reviews_a_conversation_in_the_browser(stack, browser, sender):
     context.close()
 
     # an admin reveals the conversation as written (here: nothing personal in it)
-    context, page, errors = sign_in(browser, stack, "admin", "admin-demo-pass")
+    context, page, errors = sign_in(browser, stack, "admin", password_for(stack.desk_url, "admin"))
     page.goto(f"{stack.desk_url}/console/conversations/{cid}")
     loaded(page)
     page.fill("#reveal-reason", "browser test")
@@ -199,7 +199,7 @@ def test_a_customers_page_shows_every_channel(stack, browser):
         db.add(record(f"cust-{uuid.uuid4().hex[:8]}", code, "telegram",
                       now - timedelta(days=2), "submit_meter_reading"))
         db.add(record(f"cust-{uuid.uuid4().hex[:8]}", other, "web", now, "pay_bill"))
-    context, page, errors = sign_in(browser, stack, "lucia", "lucia-demo-pass")
+    context, page, errors = sign_in(browser, stack, "lucia", password_for(stack.desk_url, "lucia"))
     try:
         page.goto(f"{stack.desk_url}/console?customer_code={code}")
         loaded(page)
@@ -261,7 +261,7 @@ def test_a_transcript_shows_entities_actions_the_handover_and_the_csat(stack, br
         db.add(conv)
         db.flush()
         cid = conv.id
-    context, page, errors = sign_in(browser, stack, "lucia", "lucia-demo-pass")
+    context, page, errors = sign_in(browser, stack, "lucia", password_for(stack.desk_url, "lucia"))
     try:
         page.goto(f"{stack.desk_url}/console/conversations/{cid}")
         loaded(page)
@@ -295,7 +295,7 @@ def test_an_agent_cannot_open_the_console_in_the_browser(stack, browser):
     try:
         page.goto(f"{stack.desk_url}/login")
         page.fill("#username", "giulia")
-        page.fill("#password", "giulia-demo-pass")
+        page.fill("#password", password_for(stack.desk_url, "giulia"))
         page.click("#sign-in")
         page.wait_for_url("**/desk")  # an agent lands on the desk
         for path in ("/console", "/console/dashboard", "/console/customers/C1000001"):

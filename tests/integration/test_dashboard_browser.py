@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 
 from bot.analytics.models import Conversation
 from bot.crm.db import session_scope
-from tests.integration.desk_client import Agent
+from tests.integration.desk_client import Agent, password_for
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
@@ -101,7 +101,7 @@ def test_cx_lead_sees_the_kpis_in_the_browser(stack, browser, token):
         page.goto(f"{stack.desk_url}/console/dashboard")
         assert page.url.endswith("/login")  # not signed in: sent to the login page
         page.fill("#username", "lucia")
-        page.fill("#password", "lucia-demo-pass")
+        page.fill("#password", password_for(stack.desk_url, "lucia"))
         page.click("#sign-in")
         page.wait_for_load_state()
         page.goto(f"{stack.desk_url}/console/dashboard")

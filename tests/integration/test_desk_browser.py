@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.crm.db import session_scope
 from bot.handover.models import DeskUser
-from tests.integration.desk_client import Customer
+from tests.integration.desk_client import Customer, password_for
 from tests.integration.test_handover import _reset
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def test_agent_handles_a_conversation_in_the_browser(stack, browser, token):
     page.goto(f"{stack.desk_url}/desk")
     assert page.url.endswith("/login")  # not signed in: sent to the login page
     page.fill("#username", "giulia")
-    page.fill("#password", "giulia-demo-pass")
+    page.fill("#password", password_for(stack.desk_url, "giulia"))
     page.click("#sign-in")
     page.wait_for_url("**/desk")
     expect(page.locator("#connection")).to_have_text("live")

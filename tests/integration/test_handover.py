@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from bot.crm.db import session_scope
 from bot.handover.models import OPEN_STATES, DeskUser, Handover
 from tests.stack import AGENT_REPLY_TIMEOUT, HANDOVER_MAX_WAIT
-from tests.integration.desk_client import Agent, Customer
+from tests.integration.desk_client import Agent, Customer, password_for
 
 pytestmark = pytest.mark.integration
 
@@ -283,7 +283,7 @@ def test_every_desk_route_needs_a_login(desk):
                    data={"username": "giulia", "password": "wrong", "csrf_token": form})
     assert r.status_code == 401 and "desk_session" not in r.headers.get("set-cookie", "")
     r = httpx.post(f"{desk.desk_url}/login", data={"username": "giulia",
-                                                   "password": "giulia-demo-pass"})
+                                                   "password": password_for(desk.desk_url, "giulia")})
     assert r.status_code == 403  # no CSRF token
 
 

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import re
 
 import pytest
-from sqlalchemy import select
 
 from bot import i18n
-from bot.crm import models as m
 from bot.crm.card import read_identity_card
-from bot.crm.db import session_scope
 
 pytestmark = pytest.mark.integration
-
-
-def last_code_sent_to(destination: str) -> str:
-    with session_scope() as s:
-        body = s.execute(select(m.OutboxMessage.body)
-                         .where(m.OutboxMessage.destination == destination)
-                         .order_by(m.OutboxMessage.id.desc())).scalars().first()
-    return re.search(r"\b(\d{6})\b", body).group(1)
 
 
 def private_facts(code: str) -> list[str]:
@@ -37,8 +25,7 @@ def test_anonymous_customer_verifies_with_a_one_time_code(stack, sender):
     reply = stack.say(sender, "C1000001")
     assert "codice di verifica" in reply
     on_file = read_identity_card("C1000001").email  # another test may have changed it
-    assert on_file in (stack.var_dir / "outbox.log").read_text()
-    code = last_code_sent_to(on_file)
+    code = stack.code_sent_to(on_file)
     reply = stack.say(sender, code)
     bill = [b for b in read_identity_card("C1000001").open_bills][0]
     assert "Maria" in reply and bill.number in reply
@@ -47,22 +34,28 @@ def test_anonymous_customer_verifies_with_a_one_time_code(stack, sender):
 def test_code_in_the_first_message_sends_the_one_time_code_at_once(stack, sender):
     reply = stack.say(sender, "che tariffa ho? il mio codice è C1000003")
     assert "codice di verifica" in reply
-    reply = stack.say(sender, last_code_sent_to("laura.conti@example.it"))
+    reply = stack.say(sender, stack.code_sent_to("laura.conti@example.it"))
     assert read_identity_card("C1000003").supplies[0].supply_id in reply
 
 
-def test_three_wrong_codes_lock_verification(stack, sender):
+def test_three_wrong_codes_lock_the_sender_not_the_customer(stack, sender):
     stack.say(sender, "a che punto è la mia pratica?")
     stack.say(sender, "C1000006")
     assert "Tentativi rimasti: 2" in stack.say(sender, "111111")
     assert "Tentativi rimasti: 1" in stack.say(sender, "222222")
     reply = stack.say(sender, "333333")
     assert "bloccata" in reply
-    # even with the right code now, and from another conversation, it stays locked
-    other = f"{sender}-again"
-    stack.say(other, "stato pratica")
-    reply = stack.say(other, "C1000006")
-    assert "bloccata" in reply
+    # that conversation stays locked, even for a new code...
+    stack.say(sender, "a che punto è la mia pratica?")
+    assert "bloccata" in stack.say(sender, "C1000006")
+    # ...but the customer, writing from their own conversation, still verifies
+    own = f"{sender}-own"
+    stack.say(own, "stato pratica")
+    reply = stack.say(own, "C1000006")
+    assert "codice di verifica" in reply and "bloccata" not in reply
+    on_file = read_identity_card("C1000006")
+    reply = stack.say(own, stack.code_sent_to(on_file.email or on_file.phone))
+    assert "Anna" in reply
 
 
 def test_messaging_identity_is_linked_after_verification(stack, sender):

@@ -485,14 +485,13 @@ def test_customer_verified_on_whatsapp_is_one_customer_with_the_web(stack, platf
                                                                      sender, token):
     from bot.crm.card import read_identity_card
     from bot.crm.service import customer_for_identity
-    from tests.integration.test_identity import last_code_sent_to
 
     code = plain_customer(set())
     card = read_identity_card(code)
     wa_post(stack, wa_text(wa_id, "quanto devo pagare?"))
     wa_post(stack, wa_text(wa_id, code))
     assert "codice di verifica" in wa_texts(platform_api, wa_id)
-    wa_post(stack, wa_text(wa_id, last_code_sent_to(card.email)))
+    wa_post(stack, wa_text(wa_id, stack.code_sent_to(card.email)))
     assert customer_for_identity("whatsapp", wa_id) == code
     assert card.first_name in wa_texts(platform_api, wa_id)
     # the customer asks for a person on WhatsApp: an unresolved contact (a handover)

@@ -161,11 +161,17 @@ def test_update_contact_validates_and_stores(stack, sender, token):
     assert "nuovo indirizzo" in reply
     reply = stack.say(sender, "pippo chiocciola niente", t)
     assert "non è né un indirizzo e-mail valido" in reply
+    before = read_identity_card("C1000001").email
     reply = stack.say(sender, "maria.nuova@example.com", t)
+    # confirmed with a code sent to the address on file today, not to the new one
+    assert "codice di verifica" in reply
+    assert read_identity_card("C1000001").email == before
+    reply = stack.say(sender, stack.code_sent_to(before), t)
     assert "m***@example.com" in reply
     assert read_identity_card("C1000001").email == "maria.nuova@example.com"
     reply = stack.say(f"{sender}-2", "aggiorna il mio numero di telefono", t)
     stack.say(f"{sender}-2", "347 765 4321", t)
+    stack.say(f"{sender}-2", stack.code_sent_to("maria.nuova@example.com"), t)
     assert read_identity_card("C1000001").phone == "+393477654321"
 
 

@@ -9,7 +9,7 @@ import subprocess
 import httpx
 import pytest
 
-from tests.stack import ROOT, free_port
+from tests.stack import RASA_TOKEN, ROOT, free_port
 from tests.integration.desk_client import Customer
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def second_rasa(stack, model_path):
 def push(rasa_url: str, conversation_id: str, text: str) -> None:
     """An agent's reply as the desk sends it: a bot event to the conversation's latest channel."""
     r = httpx.post(f"{rasa_url}/conversations/{conversation_id}/tracker/events",
-                   params={"token": "integration-rasa-token", "output_channel": "latest",
+                   params={"token": RASA_TOKEN, "output_channel": "latest",
                            "execute_side_effects": "true"},
                    json={"event": "bot", "text": text, "metadata": {"agent": "giulia"}},
                    timeout=30)

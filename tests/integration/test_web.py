@@ -14,6 +14,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from bot.tokens import customer_from_token
 
+from tests.stack import RASA_TOKEN
+
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -45,7 +47,7 @@ def push_bot_message(stack, conversation_id: str, text: str) -> None:
     """As the desk does with an agent's reply: a bot event through Rasa's HTTP API, sent to the
     conversation's latest channel."""
     r = httpx.post(f"{stack.rasa_url}/conversations/{conversation_id}/tracker/events",
-                   params={"token": "integration-rasa-token", "output_channel": "latest",
+                   params={"token": RASA_TOKEN, "output_channel": "latest",
                            "execute_side_effects": "true"},
                    json={"event": "bot", "text": text}, timeout=30)
     r.raise_for_status()

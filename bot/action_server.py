@@ -63,10 +63,12 @@ def serve(port: int | None = None, host: str | None = None) -> None:
     from rasa_sdk import utils
     from rasa_sdk.plugin import plugin_manager
 
+    from bot.logmask import install
     from bot.production import enforce
 
     utils.configure_colored_logging("INFO")
     utils.update_sanic_log_level()
+    install()
     enforce("action server")
     s = get_settings()
     port = port or urlparse(s.action_server_url).port or 5055

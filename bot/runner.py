@@ -219,8 +219,10 @@ def run(with_shell: bool = False) -> int:
 
     from bot.desk.demo import has_desk_users, seed_desk_users
 
+    from bot.logmask import install
     from bot.production import enforce
 
+    install()
     os.chdir(ROOT)
     private_var_dir()
     migrate()

@@ -45,9 +45,11 @@ class MetadataRestInput(RestInput):
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        from bot.logmask import install
         from bot.production import enforce
 
-        enforce("Rasa server")  # every Rasa process has the REST channel
+        install()  # every Rasa process has the REST channel
+        enforce("Rasa server")
         bp = super().blueprint(on_new_message)
         limit_size(bp)
 

@@ -50,8 +50,9 @@ def create_app(package: str = "actions", token: str | None = None) -> Sanic:
     @app.exception(Exception)
     async def error(request: Request, exception: Exception):
         status = getattr(exception, "status_code", 500)
-        if status >= 500:
-            log.error("action server error on %s: %s", request.path, type(exception).__name__)
+        if status >= 500:  # the traceback for the operator; nothing of it for the caller
+            log.error("action server error on %s: %s", request.path, type(exception).__name__,
+                      exc_info=exception)
         return response.json({"error": "request failed"}, status=status)
 
     return app

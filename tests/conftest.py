@@ -99,4 +99,4 @@ def agent(model_path):
 
 # The real stack (Rasa, action server, desk, site) for tests/integration and tests/security:
 # defined once here so that every directory shares the same stacks, one per profile.
-from tests.stack import platform_api, sender, stack, token  # noqa: E402,F401
+from tests.stack import mailbox, platform_api, sender, stack, token  # noqa: E402,F401

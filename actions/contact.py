@@ -15,6 +15,7 @@ from actions.common import FormValidation, language_of, record, verified_custome
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.service import check_otp, issue_otp, run, set_email, set_phone
+from bot.notify import DeliveryError
 from bot.crm.validation import is_valid_email, mask_email, mask_phone, normalise_phone
 
 
@@ -57,7 +58,11 @@ class ValidateContactForm(FormValidation):
         code = verified_customer(tracker)
         if not code:
             return {"new_contact": None, "contact_otp": STOPPED}
-        issued = await run(issue_otp, code, tracker.sender_id)
+        try:
+            issued = await run(issue_otp, code, tracker.sender_id)
+        except DeliveryError:
+            dispatcher.utter_message(response="utter_technical_problem")
+            return {"new_contact": None, "contact_otp": STOPPED}
         if issued.locked_until:
             dispatcher.utter_message(response="utter_verification_locked",
                                      until=i18n.moment(issued.locked_until, language_of(tracker)))
@@ -73,6 +78,8 @@ class ValidateContactForm(FormValidation):
                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         if value in (STOPPED, CONFIRMED):
             return {"contact_otp": value}
+        if not value:  # reset when the code was sent
+            return {"contact_otp": None}
         code = verified_customer(tracker)
         if not code:
             return {"contact_otp": STOPPED}

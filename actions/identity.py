@@ -15,6 +15,7 @@ from actions.common import (MESSAGING, SKILL_ACTIONS, FormValidation, channel_of
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.service import check_otp, issue_otp, link_identity, run
+from bot.notify import DeliveryError
 
 CODE = re.compile(r"\bC\d{7}\b", re.IGNORECASE)
 LOCKED = "LOCKED"
@@ -23,7 +24,11 @@ LOCKED = "LOCKED"
 async def send_code(dispatcher: CollectingDispatcher, tracker: Tracker,
                     customer_code: str) -> Optional[List[EventType]]:
     """Send a one-time code; the same reply whether or not the customer code exists."""
-    issued = await run(issue_otp, customer_code, tracker.sender_id)
+    try:
+        issued = await run(issue_otp, customer_code, tracker.sender_id)
+    except DeliveryError:  # logged (masked) where it failed; the customer is told
+        dispatcher.utter_message(response="utter_technical_problem")
+        return None
     if issued.locked_until:
         dispatcher.utter_message(response="utter_verification_locked",
                                  until=i18n.moment(issued.locked_until, language_of(tracker)))
@@ -41,7 +46,9 @@ class ValidateVerifyForm(FormValidation):
 
     async def validate_code_input(self, value: Any, dispatcher: CollectingDispatcher,
                                   tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        text = str(value or "")
+        if not value:  # reset when the form starts: nothing typed yet
+            return {"code_input": None}
+        text = str(value)
         match = CODE.search(text)
         if not match:
             dispatcher.utter_message(response="utter_code_not_valid", value=text[:40])
@@ -59,6 +66,8 @@ class ValidateVerifyForm(FormValidation):
         code = tracker.get_slot("code_input")
         if value == LOCKED:
             return {"otp_input": LOCKED}
+        if not value or not code:  # reset when the form starts, or no customer code yet
+            return {"otp_input": None}
         result = await run(check_otp, code, tracker.sender_id, str(value or ""))
         if result.ok:
             card = await load_identity_card(code)

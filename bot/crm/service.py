@@ -141,7 +141,7 @@ def issue_otp(customer_code: str, conversation_id: str) -> OtpIssued:
     sender cannot cancel the customer's code)."""
     settings = get_settings()
     now = _now()
-    code_typed = customer_code.upper()
+    code_typed = (customer_code or "").upper()
     hour = timedelta(hours=1)
     lock_window = timedelta(minutes=settings.otp_lock_minutes)
     with session_scope() as s:
@@ -211,7 +211,7 @@ def check_otp(customer_code: str, conversation_id: str, code: str) -> OtpCheck:
     customer down the same way. An unknown customer code answers like a wrong code."""
     settings = get_settings()
     now = _now()
-    code_typed = customer_code.upper()
+    code_typed = (customer_code or "").upper()
     digits = "".join(ch for ch in (code or "") if ch.isdigit())
     base = timedelta(minutes=settings.otp_lock_minutes)
     with session_scope() as s:

@@ -117,7 +117,7 @@ def rasa_command(model: Path, port: int | None = None) -> list[str]:
     command = [sys.executable, "-m", "rasa", "run", "--model", str(model),
                "--interface", s.rasa_host, "--port", str(port),
                "--endpoints", endpoints_file(), "--credentials", "credentials.yml",
-               "--enable-api", "--auth-token", s.rasa_token]
+               "--enable-api", f"--auth-token={s.rasa_token}"]  # a token may start with "-"
     if s.cors_origins:
         command += ["--cors", *s.cors_origins]
     return command

@@ -32,6 +32,7 @@ from bot.analytics.models import (
 )
 from bot.crm import models as m
 from bot.crm.db import session_scope
+from bot.crm.service import verification_keys
 from bot.handover import service as handovers
 from bot.handover.models import Handover, HandoverTransition
 from bot.settings import get_settings, reset_settings
@@ -142,6 +143,17 @@ def _events(url: str, sender: str) -> int:
     return _count(url, "SELECT COUNT(*) FROM events WHERE sender_id = :s", s=sender)
 
 
+def _old_outbox_log(*destinations: str) -> None:
+    """Lines of `var/outbox.log` as the embedded profile once wrote it (time, medium,
+    destination, body with the code): no longer written, but an old file may still be there."""
+    log = get_settings().outbox_log
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as fh:
+        for to in destinations:
+            fh.write(f"2026-01-01T10:00:00+00:00\t{'email' if '@' in to else 'sms'}\t{to}\t"
+                     f"Luce Nord Energia: il tuo codice di verifica è 123456.\n")
+
+
 def _seed(stores) -> None:
     """Customers A and B with everything the product keeps of a customer; conversations of A
     on the web (an anonymous session, then identified), on Telegram (recognised by the
@@ -175,6 +187,11 @@ def _seed(stores) -> None:
                               agents=1)
         handovers.finish(q.handover_id, "abandoned", "cancelled")
     remember_options("web", "stranger", [{"title": "No", "payload": "/deny"}])
+    _old_outbox_log(A["email"], B["email"])
+    with session_scope() as db:  # rows of the verification state before its counters
+        for code in ("C1000001", "C1000002"):
+            cid = db.scalar(select(m.Customer.id).where(m.Customer.customer_code == code))
+            db.add(m.VerificationState(customer_id=cid, failed_attempts=1))
     with session_scope() as db:  # a CX lead's work on A's and the stranger's conversations
         for sender in ("web-a", "stranger"):
             conv = db.execute(select(Conversation).where(Conversation.sender_id == sender)
@@ -186,6 +203,7 @@ def _seed(stores) -> None:
 
 
 A_SENDERS = ("web-a", "481516234", "late-a")
+CONTACTS = {"C1000001": A, "C1000002": B}
 OTHER_SENDERS = ("web-b", "999888777", "stranger")
 
 
@@ -199,7 +217,8 @@ def _footprint(codes=("C1000001", "C1000002"), senders=A_SENDERS + OTHER_SENDERS
                            ).scalar_one_or_none()
             cid = c.id if c else -1
             supplies = select(m.Supply.id).where(m.Supply.customer_id == cid)
-            contacts = [v for v in (c.email, c.phone) if v] if c else []
+            # the seeded contacts: still known once the customer row is gone
+            contacts = [CONTACTS[code]["email"], CONTACTS[code]["phone"]]
             out[code] = {
                 "customers": int(c is not None),
                 "identities": db.scalar(select(func.count()).select_from(m.Identity)
@@ -216,11 +235,14 @@ def _footprint(codes=("C1000001", "C1000002"), senders=A_SENDERS + OTHER_SENDERS
                                           .where(m.Interaction.customer_id == cid)),
                 "one_time_codes": db.scalar(select(func.count()).select_from(m.OneTimeCode)
                                             .where(m.OneTimeCode.customer_id == cid)),
-                "verification": db.scalar(select(func.count()).select_from(m.VerificationState)
-                                          .where(m.VerificationState.customer_id == cid)),
+                "verification_states": db.scalar(
+                    select(func.count()).select_from(m.VerificationState)
+                    .where(m.VerificationState.customer_id == cid)),
+                "verification_counters": db.scalar(
+                    select(func.count()).select_from(m.VerificationCounter)
+                    .where(m.VerificationCounter.key.in_(verification_keys(code, contacts)))),
                 "outbox": db.scalar(select(func.count()).select_from(m.OutboxMessage)
-                                    .where(m.OutboxMessage.destination.in_(contacts)))
-                if contacts else 0,
+                                    .where(m.OutboxMessage.destination.in_(contacts))),
                 "handovers": db.scalar(select(func.count()).select_from(Handover)
                                        .where(Handover.customer_code == code)),
                 "conversations": db.scalar(select(func.count()).select_from(Conversation)
@@ -348,6 +370,162 @@ def test_erased_words_leave_the_full_text_index(database, rasa_stores):
     else:
         assert _count(url, "SELECT COUNT(*) FROM conversation_messages WHERE "
                            "to_tsvector('simple', text) @@ to_tsquery('simple', 'bolletta')") == 2
+
+
+def test_erase_removes_what_was_sent_to_every_contact_they_ever_had(database, rasa_stores):
+    """A customer changes e-mail twice (in a conversation, then with an import of the
+    company's data, which changes the phone too) and gets a one-time code at each address:
+    erasure leaves no outbox row, no line of an old outbox log and no contact-history row of
+    any of them, and B's are untouched."""
+    from bot.crm.importer import apply
+    from bot.crm.service import issue_otp, set_email
+
+    first, second, third = A["email"], "maria.r@example.com", "m.rossi@example.net"
+    new_phone = "+393471112233"
+    with session_scope() as db:
+        apply(db, {"customers": [A, B], "outages": []})
+    assert issue_otp("C1000001", "web-1").sent
+    set_email("C1000001", second)
+    assert issue_otp("C1000001", "web-2").sent
+    with session_scope() as db:
+        apply(db, {"customers": [{**A, "email": third, "phone": new_phone}], "outages": []})
+    assert issue_otp("C1000001", "web-3").sent
+    assert issue_otp("C1000002", "web-b").sent
+    _old_outbox_log(first, second, A["phone"], third, B["email"])
+    hers = (first, second, third, A["phone"], new_phone)
+    with session_scope() as db:
+        cid = db.scalar(select(m.Customer.id).where(m.Customer.customer_code == "C1000001"))
+        assert db.execute(select(m.OutboxMessage.destination).order_by(m.OutboxMessage.id)
+                          ).scalars().all() == [first, second, third, B["email"]]
+        history = db.execute(select(m.ContactHistory.kind, m.ContactHistory.value,
+                                    m.ContactHistory.valid_from, m.ContactHistory.valid_until)
+                             .where(m.ContactHistory.customer_id == cid)
+                             .order_by(m.ContactHistory.id)).all()
+    assert [(kind, value, until is None) for kind, value, _, until in history] == [
+        ("email", first, False), ("phone", A["phone"], False), ("email", second, False),
+        ("email", third, True), ("phone", new_phone, True)]
+    emails = [row for row in history if row[0] == "email"]
+    assert emails[1][2] == emails[0][3] and emails[2][2] == emails[1][3]  # one after the other
+
+    result = lifecycle.erase_customer("C1000001")
+    assert result.found
+    assert result.history["outbox"] == 3 and result.history["contact_history"] == 5
+    with session_scope() as db:
+        assert db.execute(select(m.OutboxMessage.destination)).scalars().all() == [B["email"]]
+        assert db.scalar(select(func.count()).select_from(m.ContactHistory)
+                         .where(m.ContactHistory.customer_id == cid)) == 0
+        assert sorted(db.execute(select(m.ContactHistory.value)).scalars().all()) == sorted(
+            [B["email"], B["phone"]])  # B's own, untouched
+    log = get_settings().outbox_log.read_text(encoding="utf-8")
+    for value in hers:
+        assert value not in log
+    assert log.count(B["email"]) == 1
+
+
+def test_contact_history_migration_records_the_current_contacts(database):
+    """Customers already there when the contact history arrives (migration 0005): their
+    current e-mail and phone are recorded, in force since the customer was created."""
+    from alembic import command
+
+    from bot.crm import db as crm_db
+    from bot.crm.db import alembic_config
+
+    command.downgrade(alembic_config(database), "0004")
+    crm_db.get_engine(database).dispose()
+    created = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+    with session_scope() as db:
+        db.execute(text("INSERT INTO customers (customer_code, first_name, last_name, language, "
+                        "persona, vip, email, phone, preferred_channel, paperless, created_at, "
+                        "updated_at) VALUES ('C1000001', 'Maria', 'Rossi', 'it', 'family', "
+                        ":f, :email, :phone, 'web', :f, :at, :at), ('C1000002', 'Giuseppe', "
+                        "'Bianchi', 'it', 'family', :f, NULL, :phone2, 'web', :f, :at, :at)"),
+                   {"f": False, "email": A["email"], "phone": A["phone"], "phone2": B["phone"],
+                    "at": created.replace(tzinfo=None)})
+    command.upgrade(alembic_config(database), "head")
+    crm_db.get_engine(database).dispose()
+    with session_scope() as db:
+        rows = db.execute(select(m.Customer.customer_code, m.ContactHistory.kind,
+                                 m.ContactHistory.value, m.ContactHistory.valid_from,
+                                 m.ContactHistory.valid_until)
+                          .join(m.Customer, m.Customer.id == m.ContactHistory.customer_id)
+                          .order_by(m.Customer.customer_code, m.ContactHistory.kind)).all()
+    assert [tuple(r) for r in rows] == [
+        ("C1000001", "email", A["email"], created, None),
+        ("C1000001", "phone", A["phone"], created, None),
+        ("C1000002", "phone", B["phone"], created, None)]
+
+
+def _start(ts: float) -> list:
+    return [ActionExecuted("action_session_start", timestamp=ts),
+            SessionStarted(timestamp=ts + 0.001),
+            ActionExecuted("action_listen", timestamp=ts + 0.002)]
+
+
+def _said(said: str, ts: float, metadata: dict | None = None) -> list:
+    return [UserUttered(said, {"name": "check_bill", "confidence": 0.9}, timestamp=ts,
+                        input_channel="rest", metadata=metadata),
+            BotUttered(f"risposta a: {said}", timestamp=ts + 0.5),
+            ActionExecuted("action_listen", timestamp=ts + 0.6)]
+
+
+def test_erase_finds_conversations_identified_only_by_their_metadata(database, rasa_stores):
+    """Conversations in which no slot names the customer, identified only by the site's
+    customer token (as events carried it before channels replaced it: here expired, signed
+    with a key since rotated) or by the customer a channel proved (`metadata.customer`), are
+    erased whole, the anonymous messages before it included, with the one-time codes asked
+    there; other customers' conversations stay."""
+    from bot.crm.importer import apply
+    from bot.crm.service import issue_otp
+    from bot.tokens import make_customer_token
+
+    with session_scope() as db:
+        apply(db, {"customers": [A, B], "outages": []})
+    t0 = (NOW - timedelta(hours=3)).timestamp()
+    store = rasa_stores["with_broker"]
+    typed = "ciao sono Maria Rossi, 3471112233"
+    token = make_customer_token("C1000001", minutes=-60, secret="a key since rotated")
+    _save(store, "tok-a", _start(t0) + _said(typed, t0 + 1)
+          + _said("la bolletta?", t0 + 2, {"customer_token": token}))
+    _save(store, "proved-a", _start(t0 + 10) + _said(typed, t0 + 11)
+          + _said("la bolletta?", t0 + 12, {"customer": {"code": "C1000001"}}))
+    _save(store, "tok-b", _start(t0 + 20) + _said("la bolletta?", t0 + 21, {
+        "customer_token": make_customer_token("C1000002", secret="another key")}))
+    _save(store, "proved-b", _start(t0 + 30) + _said("la bolletta?", t0 + 31,
+                                                     {"customer": {"code": "C1000002"}}))
+    _save(store, "invalid", _start(t0 + 40) + _said("la bolletta?", t0 + 41,
+                                                    {"customer": {"invalid": True}}))
+    ingest.sync_all()
+    assert issue_otp("C1000002", "tok-a").sent  # before the token, B's code was typed there
+    s = get_settings()
+    hers, others = ("tok-a", "proved-a"), ("tok-b", "proved-b", "invalid")
+    before = {sender: (_events(s.tracker_database_url, sender),
+                       _events(s.events_database_url, sender)) for sender in hers + others}
+    assert all(t > 0 and b > 0 for t, b in before.values())
+    with session_scope() as db:
+        logged = dict(db.execute(select(Conversation.sender_id, Conversation.customer_code)
+                                 ).all())
+    assert all(logged[sender] is None for sender in hers)  # the log does not know whose
+    for url in (s.tracker_database_url, s.events_database_url):
+        assert _count(url, "SELECT COUNT(*) FROM events WHERE data LIKE '%3471112233%'") > 0
+
+    result = lifecycle.erase_customer("C1000001")
+    assert result.found and result.conversations == 2
+    for sender in hers:
+        assert _events(s.tracker_database_url, sender) == 0
+        assert _events(s.events_database_url, sender) == 0
+    for sender in others:
+        assert (_events(s.tracker_database_url, sender),
+                _events(s.events_database_url, sender)) == before[sender]
+    for url in (s.tracker_database_url, s.events_database_url):
+        for value in ("3471112233", "Maria Rossi", token):
+            assert _count(url, "SELECT COUNT(*) FROM events WHERE data LIKE :v",
+                          v=f"%{value}%") == 0
+    with session_scope() as db:
+        assert sorted(db.execute(select(Conversation.sender_id)).scalars().all()) == sorted(
+            others)
+        assert db.scalar(select(func.count()).select_from(m.OneTimeCode)) == 0
+        assert db.scalar(select(func.count()).select_from(m.Customer)
+                         .where(m.Customer.customer_code == "C1000002")) == 1
 
 
 # ---- retention -----------------------------------------------------------------------------

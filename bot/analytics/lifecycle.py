@@ -4,19 +4,27 @@
 holds of one customer:
 
 - the customer history: the customer row, identities, supplies and their readings, bills,
-  tickets, interactions, one-time codes and verification state, the outbox rows addressed to
-  the customer's e-mail or phone (and their lines in the embedded profile's `var/outbox.log`),
-  the options last sent to their channel ids (`channel_options`), their handovers and the
-  handovers' transitions;
-- the conversation log: every conversation of the customer, and every session of the same
-  sender ids (a sender's earlier anonymous session belongs to the same person);
+  tickets, interactions, one-time codes, the contact history (every e-mail address and phone
+  number they ever had, `contact_history`), the outbox rows addressed to any of those
+  contacts, current or past (and their lines in an old `var/outbox.log`, which the embedded
+  profile once wrote), the verification state (the send and failure counters of the code and
+  of every one of those contacts, `verification_counters`, and the legacy
+  `verification_states` row), the options last sent to their channel ids
+  (`channel_options`), their handovers and the handovers' transitions;
+- for every conversation (sender id) in which the customer was identified, the whole of it,
+  the anonymous part before they verified included: in the conversation log every session of
+  those sender ids and every conversation of the customer; their handovers and one-time codes,
+  whoever the codes were for, and their failure counters; the options last sent to them;
 - Rasa's tracker store and the event broker's table: every event of those sender ids.
 
 The sender ids are found everywhere they can be: the log, the customer's channel identities
 (on messaging apps the sender id is the app's user id), their handovers, one-time codes,
-tickets and interactions, and any slot event of the tracker store or event stream whose value
-is the customer code (a session the log has not read yet, or a code typed before verifying).
-A sender id that another customer also used is erased whole: a tracker cannot be split.
+tickets and interactions, and any event of the tracker store or event stream that names the
+customer (a session the log has not read yet, or a code typed before verifying): a slot whose
+value is the customer code, or a message whose metadata carries the customer a channel proved
+or the site's customer token for them (expired or not).
+A sender id that another customer also used is erased whole: a tracker cannot be split; and an
+outbox row to a contact another customer shares (or had later) goes too.
 Kept: the admins' reveal audit (who revealed which conversation number, when, and the reason
 they gave), the accountability record of access to personal data.
 
@@ -49,6 +57,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
+import jwt
 from sqlalchemy import create_engine, delete, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -67,6 +76,7 @@ from bot.analytics.ingest import known_of
 from bot.analytics.redact import redact
 from bot.crm import models as m
 from bot.crm.db import get_sessionmaker
+from bot.crm.service import _key as _counter_key, verification_keys
 from bot.handover.models import OPEN_STATES, Handover, HandoverTransition
 from bot.settings import get_settings
 
@@ -100,27 +110,62 @@ def _chunks(values: list[str], size: int = CHUNK) -> Iterable[list[str]]:
         yield values[i:i + size]
 
 
+def _token_subject(token: object, cache: dict[str, str | None]) -> str | None:
+    """The customer code a customer token names (its `sub`), expired or not and whatever key
+    signed it: a conversation carrying a token of the customer is theirs to erase."""
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        return None
+    if token not in cache:
+        try:
+            sub = jwt.decode(token, options={"verify_signature": False}).get("sub")
+        except (jwt.PyJWTError, AttributeError):
+            sub = None
+        cache[token] = sub.upper() if isinstance(sub, str) else None
+    return cache[token]
+
+
+def _names_customer(event: dict, code: str, tokens: dict[str, str | None]) -> bool:
+    """Whether a Rasa event identifies customer `code`: a slot set to the code (the identified
+    customer, a code typed to verify), or a user message whose metadata names them (the
+    customer a channel proved, `{"customer": {"code": ...}}`, or the site's customer token
+    itself, as events written before channels replaced it carry)."""
+    kind = event.get("event")
+    if kind == "slot":
+        return str(event.get("value") or "").upper() == code
+    if kind == "user":
+        metadata = event.get("metadata")
+        if not isinstance(metadata, dict):
+            return False
+        proved = metadata.get("customer")
+        if isinstance(proved, dict) and str(proved.get("code") or "").upper() == code:
+            return True
+        return _token_subject(metadata.get("customer_token"), tokens) == code
+    return False
+
+
 def _senders_with_code(url: str, code: str, slot_column: bool) -> set[str]:
-    """Sender ids with a slot event whose value is `code` in an `events` table (Rasa's tracker
-    store when `slot_column`, which has `type_name`; else the event broker's)."""
+    """Sender ids with an event that identifies customer `code` (`_names_customer`) in an
+    `events` table (Rasa's tracker store when `slot_column`, which has `type_name`; else the
+    event broker's)."""
     if not url:
         return set()
     engine = _engine(url)
     if not _has_events(engine):
         return set()
-    pattern = f'%"{code.lower()}"%'
-    query = "SELECT sender_id, data FROM events WHERE lower(data) LIKE :pattern"
+    query = ("SELECT sender_id, data FROM events "
+             "WHERE (lower(data) LIKE :pattern OR data LIKE :token)")
     if slot_column:
-        query += " AND type_name = 'slot'"
-    found = set()
+        query += " AND type_name IN ('slot', 'user')"
+    found, tokens = set(), {}
+    code = code.upper()
     with engine.connect() as c:
-        for sender, data in c.execute(text(query), {"pattern": pattern}):
+        for sender, data in c.execute(text(query), {"pattern": f'%"{code.lower()}"%',
+                                                    "token": "%customer_token%"}):
             try:
                 event = json.loads(data)
             except (TypeError, ValueError):
                 continue
-            if (event.get("event") == "slot"
-                    and str(event.get("value") or "").upper() == code.upper() and sender):
+            if sender and isinstance(event, dict) and _names_customer(event, code, tokens):
                 found.add(sender)
     return found
 
@@ -228,6 +273,15 @@ def _senders_in_log(db: Session, code: str) -> set[str]:
                           .where(Conversation.customer_code == code).distinct()).scalars())
 
 
+def _contacts_of(db: Session, customer: m.Customer) -> list[str]:
+    """Every e-mail address and phone number the customer has had: the current ones and the
+    contact history's."""
+    values = {customer.email, customer.phone}
+    values.update(db.execute(select(m.ContactHistory.value).where(
+        m.ContactHistory.customer_id == customer.id)).scalars())
+    return sorted(v for v in values if v)
+
+
 def _in(column, values: list[str]):
     """`column IN values`, in chunks (an OR of IN lists); false for no values."""
     if not values:
@@ -276,7 +330,7 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
         channel_ids: set[tuple[str, str]] = set()
         if customer is not None:
             cid = customer.id
-            contacts = [v for v in (customer.email, customer.phone) if v]
+            contacts = _contacts_of(db, customer)
             for channel, external_id in db.execute(
                     select(m.Identity.channel, m.Identity.external_id)
                     .where(m.Identity.customer_id == cid)):
@@ -318,13 +372,24 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
                 ("one_time_codes", delete(m.OneTimeCode).where(m.OneTimeCode.customer_id == cid)),
                 ("verification_states", delete(m.VerificationState)
                  .where(m.VerificationState.customer_id == cid)),
+                ("outbox", delete(m.OutboxMessage)
+                 .where(_in(m.OutboxMessage.destination, contacts))),
+                ("contact_history", delete(m.ContactHistory)
+                 .where(m.ContactHistory.customer_id == cid)),
             ]
-            if contacts:
-                steps.append(("outbox", delete(m.OutboxMessage)
-                              .where(m.OutboxMessage.destination.in_(contacts))))
             for table, statement in steps:
                 h[table] = db.execute(statement,
                                       execution_options={"synchronize_session": False}).rowcount
+        # codes sent in the erased conversations to whoever was named there
+        h["one_time_codes"] = h.get("one_time_codes", 0) + db.execute(
+            delete(m.OneTimeCode).where(_in(m.OneTimeCode.conversation_id, sender_list)),
+            execution_options={"synchronize_session": False}).rowcount
+        # the one-time-code counters of the code, of every contact and of those conversations
+        counters = verification_keys(code, contacts) + [_counter_key("fail:sender", s)
+                                                        for s in sender_list]
+        h["verification_counters"] = db.execute(
+            delete(m.VerificationCounter).where(_in(m.VerificationCounter.key, counters)),
+            execution_options={"synchronize_session": False}).rowcount
         recipients = sorted(senders | {external_id for _, external_id in channel_ids})
         h["channel_options"] = db.execute(
             delete(m.ChannelOptions).where(_in(m.ChannelOptions.recipient, recipients)),
@@ -379,13 +444,15 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
 
 
 def _scrub_outbox_log(path: Path, contacts: list[str]) -> int:
-    """Remove the embedded profile's outbox log lines sent to `contacts`."""
+    """Remove the lines of the embedded profile's outbox log (`time, medium, destination, body`,
+    tab-separated; no longer written, but an old file may still be there) that name any of
+    `contacts` in any field."""
     if not contacts or not path.exists():
         return 0
+    wanted = set(contacts)
     kept, removed = [], 0
     for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        parts = line.split("\t")
-        if len(parts) >= 3 and parts[2] in contacts:
+        if wanted.intersection(part.strip() for part in line.split("\t")):
             removed += 1
         else:
             kept.append(line)

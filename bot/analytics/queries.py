@@ -559,16 +559,47 @@ TRANSCRIPT_FIELDS = ("conversation_id", "message_id", "at", "sender", "agent", "
                      "confidence", "entities", "fallback", "handover", "annotated_intent")
 
 
+FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+# Where a spreadsheet may split a cell into several (the separator of the import: ';' is the
+# Italian default, ',' the English one; tab, '|' and line breaks are offered too).
+CELL_SEPARATORS = frozenset(";,\t|\n\r")
+_PLAIN_NUMBER = re.compile(r" *[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)? *")
+
+
+def _neutralise(text: str) -> str:
+    """`text` with a ' before every formula trigger that starts the cell or a piece a
+    spreadsheet could split off (after a separator, leading spaces allowed), so that no piece
+    runs as a formula: `x;=1+1;y` becomes `x;'=1+1;y`. A piece that is a plain number (`-3`,
+    up to the next separator of its kind, or the whole cell) is left alone."""
+    out: list[str] = []
+    start, sep = True, None  # at the start of a piece; the separator that began it
+    for i, ch in enumerate(text):
+        if start and ch == " ":
+            out.append(ch)
+            continue
+        if start and ch in FORMULA_TRIGGERS:
+            end = len(text) if sep is None else text.find(sep, i + (ch == sep))
+            piece = text[i:end if end >= 0 else len(text)]
+            if not _PLAIN_NUMBER.fullmatch(text.strip() if sep is None else piece):
+                out.append("'")
+        out.append(ch)
+        start = ch in CELL_SEPARATORS
+        sep = ch if start else None
+    return "".join(out)
+
+
 def _cell(value: Any) -> Any:
-    """A CSV cell; text that a spreadsheet would run as a formula is quoted with '."""
+    """A CSV cell; text that a spreadsheet would run as a formula, in the cell or in any piece
+    of it that a spreadsheet splitting on ';', ',', tab, '|' or a line break would make a cell
+    of its own, is quoted with '."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         value = "; ".join(str(v) for v in value)
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
+    if isinstance(value, str):
+        return _neutralise(value)
     return value
 
 
@@ -655,10 +686,20 @@ def reveal_lines(events: list[dict], start: float, end: float | None) -> list[di
     return lines
 
 
+MIN_REVEAL_REASON = 8  # characters, of which at least 5 letters or digits
+
+
 def record_reveal(db: Session, conversation_id: int, user_id: int | None, username: str,
                   reason: str = "") -> int:
-    """The audit row of a reveal; its id."""
+    """The audit row of a reveal; its id. The reason is required: at least
+    `MIN_REVEAL_REASON` characters (spaces collapsed) with at least 5 letters or digits,
+    else ValueError."""
     _get(db, conversation_id)
+    given = " ".join(str(reason or "").split())
+    if len(given) < MIN_REVEAL_REASON or sum(ch.isalnum() for ch in given) < 5:
+        raise ValueError(f"reason: say why you need the personal data (at least "
+                         f"{MIN_REVEAL_REASON} characters, e.g. the customer's request and "
+                         "its number); it is recorded with the reveal")
     row = RevealAudit(conversation_id=conversation_id, user_id=user_id, username=username[:64],
                       reason=redact(str(reason or "").strip())[:200],
                       at=datetime.now(timezone.utc))

@@ -385,6 +385,9 @@ def apply(session: Session, data: dict) -> ImportReport:
     """Upsert a validated document. Call `validate` first."""
     report = ImportReport()
     for c in data["customers"]:
+        # the contacts before this import: a changed one goes to the contact history
+        before = session.execute(select(m.Customer.email, m.Customer.phone).where(
+            m.Customer.customer_code == c["customer_code"])).first()
         customer = _upsert(
             session,
             m.Customer,
@@ -404,6 +407,8 @@ def apply(session: Session, data: dict) -> ImportReport:
             },
         )
         session.flush()
+        for kind, previous in zip(m.CONTACT_KINDS, before or (None, None)):
+            m.note_contact(session, customer.id, kind, previous, c[kind])
         report.customers += 1
         for ident in c["identities"]:
             _upsert(

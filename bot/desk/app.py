@@ -4,6 +4,13 @@ Every route but `/login`, `/health` and `/static` needs a login; every state-cha
 needs the session's CSRF token (header `X-CSRF-Token` or form field `csrf_token`); the login form
 has its own CSRF token bound to a short-lived cookie. Live updates go to the browser over a
 WebSocket: the queue (new arrivals), the customer's messages, conversations taken away.
+
+An agent sees a handover (its context pack, transcript and live lines) and writes in it only
+while it is assigned to them: once it is closed, abandoned, fallen back or with another agent,
+the desk refuses it and pushes none of its lines (the review console keeps the masked log for
+the CX leads). Every response carries the security headers of `security_headers`; sign-in
+failures are counted per address and username (`bot.ratelimit`) and per account
+(`bot.desk.lockout`).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import unicodedata
 from datetime import datetime, timezone
@@ -23,10 +31,10 @@ from sanic import Request, Sanic, response
 from sanic.exceptions import NotFound
 
 from bot.crm.service import run
-from bot.desk import auth, stream
+from bot.desk import auth, lockout, stream
 from bot.desk.rasa_api import RasaAPI, RasaError
 from bot.handover import service as queue
-from bot.handover.models import Handover
+from bot.handover.models import OPEN_STATES, Handover
 from bot.ratelimit import allowed
 from bot.settings import get_settings
 
@@ -42,6 +50,15 @@ CHECK_SECONDS = 2.0
 OFFLINE_GRACE_SECONDS = 5.0
 LOG_POLL_SECONDS = 1.0
 LOG_SWEEP_SECONDS = 30.0
+# Every response of the desk and the console (pages, API, static files, errors, the login):
+# nothing inline (the pages load their scripts and styles from /static), no framing, no plugins.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+# Files that are the same for everybody keep their own caching; everything else is no-store.
+CACHEABLE_PREFIXES = ("/static/", "/console/vendor/")
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                         autoescape=select_autoescape(["html"]))
@@ -78,6 +95,15 @@ def _cookie(resp, name: str, value: str, max_age: int) -> None:
 
 def _page(name: str, status: int = 200, **context) -> response.HTTPResponse:
     return response.html(templates.get_template(name).render(**context), status=status)
+
+
+def security_headers(request: Request, resp: response.HTTPResponse) -> None:
+    """CSP, no framing, no sniffing, no referrer; `Cache-Control: no-store` on everything but
+    the static files (issue 10, item 12)."""
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers[name] = value
+    if not (request.path.startswith(CACHEABLE_PREFIXES) and resp.status < 400):
+        resp.headers["Cache-Control"] = "no-store"
 
 
 class Hub:
@@ -144,6 +170,10 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     hub = Hub()
     app.ctx.hub = hub
 
+    @app.on_response
+    async def add_security_headers(request, resp):
+        security_headers(request, resp)
+
     @app.get("/health")
     async def health(request):
         return response.json({"status": "ok"})
@@ -166,13 +196,27 @@ def create_app(name: str = "sportello_desk") -> Sanic:
         if not expected or not auth.csrf_ok(expected, form.get("csrf_token")):
             return response.json({"error": "missing or wrong CSRF token; reload the page"},
                                  status=403)
-        user_id = await run(auth.authenticate, form.get("username", ""), form.get("password", ""))
+        username = str(form.get("username", ""))
+        # Guessing from many addresses: a growing lock per account (the same answer whether
+        # the account exists or not, and whatever the password).
+        locked = await lockout.attempt(username)
+        if locked:
+            wait = max(1, math.ceil(locked))
+            token = secrets.token_urlsafe(24)
+            resp = _page("login.html", status=429, csrf_token=token,
+                         error=f"Too many failed sign-ins for this account: try again in "
+                               f"{wait} seconds.")
+            resp.headers["Retry-After"] = str(wait)
+            _cookie(resp, LOGIN_COOKIE, token, 900)
+            return resp
+        user_id = await run(auth.authenticate, username, form.get("password", ""))
         if user_id is None:
             token = secrets.token_urlsafe(24)
             resp = _page("login.html", status=401, csrf_token=token,
                          error="Wrong username or password.")
             _cookie(resp, LOGIN_COOKIE, token, 900)
             return resp
+        await lockout.succeeded(username)
         token, _ = await run(auth.start_session, user_id)
         resp = response.redirect("/")
         _cookie(resp, SESSION_COOKIE, token, get_settings().desk_session_hours * 3600)
@@ -232,11 +276,16 @@ def create_app(name: str = "sportello_desk") -> Sanic:
                               "now": _iso(queue.now())})
 
     async def _mine(request, hid: int) -> Handover | response.HTTPResponse:
+        """The handover, while the signed-in user may see it: an agent while it is assigned to
+        them, an admin while it is open. Its view ends when the handover ends."""
         h = await run(queue.get, hid)
         if h is None:
             return response.json({"error": "no such handover"}, status=404)
         login = request.ctx.login
-        if login.role != "admin" and h.agent_id != login.user_id:
+        if h.state not in OPEN_STATES:
+            return response.json({"error": "this conversation has ended; it is no longer on "
+                                           "the desk"}, status=403)
+        if login.role != "admin" and (h.state != "assigned" or h.agent_id != login.user_id):
             return response.json({"error": "this conversation is not assigned to you"},
                                  status=403)
         return h
@@ -249,6 +298,9 @@ def create_app(name: str = "sportello_desk") -> Sanic:
             return h
         pack = json.loads(h.context_pack or "{}")
         since = [line for line in await _live_lines(app, h)]
+        still = await _mine(request, hid)  # it may have ended while the tracker was read
+        if not isinstance(still, Handover):
+            return still
         return response.json({"handover": handover_row(h), "pack": pack, "live": since,
                               "transitions": [{"state": t.state, "at": _iso(t.at),
                                                "note": t.note} for t in h.transitions]})
@@ -433,6 +485,7 @@ async def _on_events(app: Sanic, events: list[stream.StreamEvent]) -> None:
     relevant = [e for e in events if e.data.get("event") in ("user", "bot")]
     handovers = await run(queue.open_by_conversation, [e.sender_id for e in relevant])
     seen: dict[int, datetime] = {}
+    pushes: list[tuple[Handover, dict]] = []
     for e in relevant:
         h = handovers.get(e.sender_id)
         if h is None:
@@ -451,8 +504,27 @@ async def _on_events(app: Sanic, events: list[stream.StreamEvent]) -> None:
                 continue
         line = _line(e.data)
         if line and h.state == "assigned" and h.agent_id:
-            await app.ctx.hub.send(h.agent_id, {"type": "message", "handover_id": h.id, **line})
+            pushes.append((h, line))
     await run(queue.note_customer_messages, seen)
+    if pushes:
+        # Only to the agent who has the handover now: not once it has ended or gone to
+        # someone else while this batch was read.
+        current = await run(_assigned_agents, sorted({h.id for h, _ in pushes}))
+        for h, line in pushes:
+            if current.get(h.id) == h.agent_id:
+                await app.ctx.hub.send(h.agent_id,
+                                       {"type": "message", "handover_id": h.id, **line})
+
+
+def _assigned_agents(handover_ids: list[int]) -> dict[int, int]:
+    """Handover id -> its agent, for those of `handover_ids` assigned right now."""
+    from sqlalchemy import select
+
+    from bot.crm.db import session_scope
+
+    with session_scope() as db:
+        return dict(db.execute(select(Handover.id, Handover.agent_id).where(
+            Handover.id.in_(handover_ids), Handover.state == "assigned")).all())
 
 
 async def _give_back(app: Sanic, h: Handover, state: str, outcome: str, action: str) -> None:
@@ -510,8 +582,12 @@ def serve(host: str = "127.0.0.1", port: int | None = None) -> None:
     from urllib.parse import urlparse
 
     from bot.crm.db import migrate
+    from bot.logmask import install
+    from bot.production import enforce
 
+    install()
     migrate()
+    enforce("desk")
     port = port or urlparse(get_settings().desk_url).port or 5006
     app = create_app()
     app.run(host=host, port=port, access_log=False, motd=False, workers=1)

@@ -6,7 +6,7 @@ customer's conversations across channels, the exports, and the audited reveal of
 The pages are HTML shells; their data comes from the JSON API under `/console/api/` (the
 browser sends the session's CSRF token in `X-CSRF-Token` on every change). Everything served
 is the masked conversation log (`bot.analytics.queries`), except the reveal, which reads the
-raw tracker from Rasa and writes a `RevealAudit` row first.
+raw tracker from Rasa and writes a `RevealAudit` row first (with the admin's reason, required).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from typing import Any, Callable
-from urllib.parse import quote
 
 from sanic import Blueprint, Request, response
 
@@ -249,20 +248,23 @@ async def remove_annotation(request: Request, cid: int, mid: int):
 @console.post("/console/api/conversations/<cid:int>/reveal")
 @login_required(roles=("admin",))
 async def reveal(request: Request, cid: int):
-    """The session's transcript unmasked, from Rasa's tracker; audited."""
+    """The session's transcript unmasked, from Rasa's tracker; audited. The reason is
+    required (400 without one) and the audit row is written before anything is read."""
     login = request.ctx.login
     try:
         sender, start, end = await db_call(q.reveal_window, cid)
     except q.NotFound:
         return _error("no such conversation", 404)
+    audit = await _change(q.record_reveal, cid, login.user_id, login.username,
+                          str(_body(request).get("reason") or ""))
+    if isinstance(audit, response.HTTPResponse):  # no reason, or the conversation went away
+        return audit
     try:
-        tracker = await request.app.ctx.rasa.tracker(quote(sender, safe=""))
+        tracker = await request.app.ctx.rasa.tracker(sender)  # escaped by RasaAPI
     except RasaError as exc:
         log.error("reveal of conversation %s: %s", cid, exc)
         return _error("the Rasa server could not give the conversation; try again", 502)
     lines = q.reveal_lines(tracker.get("events") or [], start, end)
-    audit = await db_call(q.record_reveal, cid, login.user_id, login.username,
-                          str(_body(request).get("reason") or ""))
     log.info("conversation %s revealed to %s (audit %s)", cid, login.username, audit)
     return response.json({"conversation_id": cid, "lines": lines, "audit_id": audit},
                          headers={"Cache-Control": "no-store"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -13,6 +14,24 @@ from bot.settings import get_settings
 
 class RasaError(RuntimeError):
     pass
+
+
+def segment(value: str) -> str:
+    """One path segment of a Rasa URL, escaped: a conversation id holding `/`, `?`, `#` or `..`
+    must never reach another conversation or another endpoint (issue 10, item 6)."""
+    value = str(value or "")
+    if not value:
+        raise RasaError("empty conversation id")
+    escaped = quote(value, safe="")
+    if escaped in (".", ".."):  # a dot segment would be removed by URL normalisation
+        escaped = escaped.replace(".", "%2E")
+    return escaped
+
+
+def conversation_path(conversation_id: str, *rest: str) -> str:
+    """`/conversations/<id>/<rest…>`, every segment escaped."""
+    return "/".join(["", "conversations", segment(conversation_id),
+                     *(segment(part) for part in rest)])
 
 
 class RasaAPI:
@@ -37,7 +56,8 @@ class RasaAPI:
 
     async def tracker(self, conversation_id: str) -> dict:
         try:
-            r = await self.client.get(f"{self.base_url}/conversations/{conversation_id}/tracker",
+            path = conversation_path(conversation_id, "tracker")
+            r = await self.client.get(f"{self.base_url}{path}",
                                       params={"token": self.token, "include_events": "ALL"})
         except httpx.HTTPError as exc:
             raise RasaError(f"the Rasa server does not answer: {exc}") from exc
@@ -51,17 +71,17 @@ class RasaAPI:
         channel and kept in the transcript."""
         event = {"event": "bot", "text": text, "timestamp": time.time(),
                  "metadata": {"agent": agent_name, "agent_username": agent_username}}
-        await self._post(f"/conversations/{conversation_id}/tracker/events", event,
+        await self._post(conversation_path(conversation_id, "tracker", "events"), event,
                          output_channel="latest", execute_side_effects="true",
                          include_events="NONE")
 
     async def resume_with(self, conversation_id: str, action: str) -> None:
         """Give the conversation back to the bot and let `action` speak first."""
-        await self._post(f"/conversations/{conversation_id}/tracker/events",
+        await self._post(conversation_path(conversation_id, "tracker", "events"),
                          {"event": "resume", "timestamp": time.time()}, include_events="NONE")
-        await self._post(f"/conversations/{conversation_id}/execute", {"name": action},
+        await self._post(conversation_path(conversation_id, "execute"), {"name": action},
                          output_channel="latest", include_events="NONE")
         # The bot listens again, so the customer's next message is handled as usual.
-        await self._post(f"/conversations/{conversation_id}/tracker/events",
+        await self._post(conversation_path(conversation_id, "tracker", "events"),
                          {"event": "action", "name": "action_listen", "timestamp": time.time()},
                          include_events="NONE")

@@ -52,15 +52,24 @@ def _socket_origin(rasa_url: str) -> str:
     return f"{rasa_url.rstrip('/')} {ws}://{u.netloc}"
 
 
-def _secure_headers(resp: response.HTTPResponse) -> response.HTTPResponse:
-    # rasa-webchat injects its stylesheet at run time, hence 'unsafe-inline' for styles only.
+# Files that are the same for everybody keep their caching; everything else is no-store.
+CACHEABLE_PREFIXES = ("/static/", "/vendor/")
+
+
+def _secure_headers(resp: response.HTTPResponse, path: str = "") -> response.HTTPResponse:
+    """The security headers of every response of the site (pages, API, static, errors): the
+    widget talks to the Rasa server's socket.io (polling and WebSocket) at `RASA_URL`.
+    rasa-webchat injects its stylesheet at run time, hence 'unsafe-inline' for styles only."""
     resp.headers["Content-Security-Policy"] = (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; "
+        "img-src 'self' data:; font-src 'self'; "
         f"connect-src 'self' {_socket_origin(get_settings().rasa_url)}; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    resp.headers["X-Frame-Options"] = "DENY"
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"
+    if not (path.startswith(CACHEABLE_PREFIXES) and resp.status < 400):
+        resp.headers["Cache-Control"] = "no-store"
     return resp
 
 
@@ -72,7 +81,7 @@ def create_app() -> Sanic:
         customers = await run(demo_customers)
         html = templates.get_template("page.html").render(
             lang=lang, customers=customers, rasa_url=get_settings().rasa_url)
-        return _secure_headers(response.html(html))
+        return response.html(html)  # headers: secure_headers below
 
     @app.get("/")
     async def italian(request: Request):
@@ -99,6 +108,8 @@ def create_app() -> Sanic:
         from bot.ratelimit import allowed
         from bot.tokens import make_customer_token
 
+        if not get_settings().demo:  # the demo sign-in exists only with the demo data
+            return response.json({"error": "not found"}, status=404)
         if not await allowed("site-login", request.remote_addr or request.ip):
             return response.json({"error": "too many attempts; wait a minute"}, status=429)
 
@@ -125,15 +136,19 @@ def create_app() -> Sanic:
         return response.json({"error": "not found"}, status=404)
 
     @app.on_response
-    async def no_framing(request, resp):
-        resp.headers.setdefault("X-Frame-Options", "DENY")
+    async def secure_headers(request, resp):
+        _secure_headers(resp, request.path)
 
     return app
 
 
 def serve(host: str = "127.0.0.1", port: int | None = None) -> None:
     from bot.crm.db import migrate
+    from bot.logmask import install
+    from bot.production import enforce
 
+    install()
     migrate()
+    enforce("site")
     port = port or urlparse(get_settings().site_url).port or 5007
     create_app().run(host=host, port=port, access_log=False, motd=False, workers=1)

@@ -87,13 +87,21 @@ def test_the_action_server_refuses_calls_without_its_token(stack):
     assert health.status_code == 200 and health.json() == {"status": "ok"}
 
 
-def test_the_action_server_answers_the_rasa_server_with_its_token(stack):
-    """The same call with the shared secret works: the token is the barrier (and Rasa sends
-    it: every conversation test goes through it)."""
+def test_the_action_server_answers_the_rasa_server_with_its_token(stack, sender):
+    """The call Rasa makes (a real tracker and domain) works with the shared secret: the token
+    is the barrier (and Rasa sends it: every conversation test goes through it)."""
+    stack.say(sender, "ciao")
+    tracker = stack.tracker(sender)
+    domain = httpx.get(f"{stack.rasa_url}/domain", params={"token": RASA_TOKEN}, timeout=30,
+                       headers={"Accept": "application/json"}).json()
+    call = {"next_action": "action_greet", "sender_id": sender, "tracker": tracker,
+            "domain": domain, "version": "3.6.21"}
     url = stack.env["ACTION_SERVER_URL"]
-    r = httpx.post(url, json=attack_payload("action_greet", "C1000002"), timeout=30,
+    assert httpx.post(url, json=call, timeout=30).status_code == 401
+    r = httpx.post(url, json=call, timeout=30,
                    headers={"Authorization": f"Bearer {stack.env['ACTION_SERVER_TOKEN']}"})
     assert r.status_code == 200, r.text
+    assert r.json()["responses"]
 
 
 def test_an_action_server_error_echoes_nothing(stack):

@@ -38,6 +38,7 @@ from bot.channel_state import first_delivery
 from bot.crm.service import run
 from bot.settings import get_settings
 from connectors.guard import allowed, limit_size, mask
+from connectors.identity import safe_sender
 from connectors.options import Layout, Limits, OptionsOutput, choose
 from connectors.text import normalise
 
@@ -92,6 +93,9 @@ class SportelloMessenger(Messenger):
 
     async def message(self, message: Dict[Text, Any], metadata: Optional[Dict[Text, Any]]) -> None:
         sender = str(self.get_user_id())
+        if safe_sender(sender) is None:
+            log.warning("Messenger: a message from an unsafe sender id ignored")
+            return
         body = message.get("message") or {}
         if body.get("is_echo"):
             return  # the page's own messages
@@ -114,7 +118,7 @@ class SportelloMessenger(Messenger):
 
     async def postback(self, message: Dict[Text, Any], metadata: Optional[Dict[Text, Any]]) -> None:
         sender = str(self.get_user_id())
-        if await allowed(CHANNEL, sender):
+        if safe_sender(sender) is not None and await allowed(CHANNEL, sender):
             await super().postback(message, metadata)
 
     async def _handle_user_message(self, text: Text, sender_id: Text,

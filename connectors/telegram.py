@@ -38,6 +38,7 @@ from bot.channel_state import first_delivery
 from bot.crm.service import run
 from bot.settings import get_settings
 from connectors.guard import allowed, limit_size, mask
+from connectors.identity import safe_sender
 from connectors.options import Layout, Limits, OptionsOutput, choose
 from connectors.text import normalise
 
@@ -155,6 +156,9 @@ class TelegramInput(RasaTelegramInput):
         if chat.get("id") is None:
             return
         sender = str(chat["id"])
+        if safe_sender(sender) is None:
+            log.warning("Telegram: an update from an unsafe chat id ignored")
+            return
         if "update_id" in update and not await run(first_delivery, CHANNEL,
                                                    str(update["update_id"])):
             log.info("Telegram: duplicate update ignored (chat %s)", mask(sender))

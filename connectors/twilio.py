@@ -37,6 +37,7 @@ from bot.channel_state import first_delivery
 from bot.crm.service import run
 from bot.settings import get_settings
 from connectors.guard import allowed, limit_size, mask
+from connectors.identity import safe_sender
 from connectors.options import TEXT_ONLY, Layout, OptionsOutput, choose
 from connectors.text import normalise
 
@@ -130,6 +131,8 @@ class TwilioInput(RasaTwilioInput):
             sender, sid = form.get("From"), form.get("MessageSid") or form.get("SmsSid")
             if not sender:
                 return response.text("", status=204)
+            if safe_sender(sender) is None:
+                return response.text("invalid sender", status=400)
             if sid and not await run(first_delivery, CHANNEL, sid):
                 log.info("Twilio: duplicate delivery ignored (from %s)", mask(sender))
                 return response.text("", status=204)

@@ -42,6 +42,7 @@ from bot.channel_state import first_delivery
 from bot.crm.service import run
 from bot.settings import get_settings
 from connectors.guard import allowed, limit_size, mask
+from connectors.identity import safe_sender
 from connectors.options import Layout, Limits, OptionsOutput, choose
 from connectors.text import normalise
 
@@ -211,6 +212,9 @@ class WhatsAppInput(InputChannel):
     async def _handle(self, message: Dict[str, Any],
                       on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
         sender, kind = str(message["from"]), str(message.get("type") or "unknown")
+        if safe_sender(sender) is None:  # never from WhatsApp: a signed but odd payload
+            log.warning("WhatsApp: a message from an unsafe sender id ignored")
+            return
         if not await run(first_delivery, CHANNEL, str(message["id"])):
             log.info("WhatsApp: duplicate delivery ignored (from %s)", mask(sender))
             return

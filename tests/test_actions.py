@@ -31,6 +31,32 @@ def seeded(sqlite_db):
     return sqlite_db
 
 
+def test_a_one_time_code_verification_lapses_when_the_customer_is_idle(seeded, monkeypatch):
+    """VERIFICATION_IDLE_MINUTES (30) without a message: anonymous again; a token identity
+    needs the token on every message; a channel identity only counts on its channel."""
+    from actions.conversation import ActionUpdateContext
+
+    verified = {"customer_code": "C1000003", "verified": True, "auth_method": "otp"}
+
+    def idle(minutes: float, slots=verified, channel="rest") -> Tracker:
+        t = tracker(slots=slots, text="quanto devo pagare?", channel=channel)
+        t.events = [{"event": "user", "text": "ok", "timestamp": 1_000_000.0},
+                    {"event": "user", "text": "quanto devo pagare?",
+                     "timestamp": 1_000_000.0 + minutes * 60}]
+        return t
+
+    def forgotten(t: Tracker) -> bool:
+        events = asyncio.run(ActionUpdateContext().run(CollectingDispatcher(), t, {}))
+        slots = {e["name"]: e["value"] for e in events}
+        return slots.get("verified") is False and slots.get("customer_code", "x") is None
+
+    assert not forgotten(idle(29))
+    assert forgotten(idle(31))
+    assert forgotten(idle(1, {**verified, "auth_method": "token"}))  # no token this time
+    assert forgotten(idle(1, {**verified, "auth_method": "channel"}))  # REST, not the app
+    assert forgotten(idle(1, {**verified, "auth_method": None}))  # an identity nobody proved
+
+
 def responses(dispatcher: CollectingDispatcher) -> list[str]:
     return [m.get("response") for m in dispatcher.messages]
 
@@ -38,6 +64,7 @@ def responses(dispatcher: CollectingDispatcher) -> list[str]:
 def test_update_context_trusts_tokens_not_typed_codes(seeded):
     from actions.conversation import ActionUpdateContext
     from bot.tokens import make_customer_token
+    from connectors.identity import identify
 
     action = ActionUpdateContext()
     d = CollectingDispatcher()
@@ -45,13 +72,14 @@ def test_update_context_trusts_tokens_not_typed_codes(seeded):
                                                entities=[{"entity": "customer_code",
                                                           "value": "C1000001"}]), {}))
     assert not any(e["name"] == "verified" and e["value"] for e in events)
-    events = asyncio.run(action.run(d, tracker(text="ciao", metadata={
-        "customer_token": make_customer_token("C1000004")}), {}))
+    events = asyncio.run(action.run(d, tracker(text="ciao", metadata=identify({
+        "customer_token": make_customer_token("C1000004")})), {}))
     slots = {e["name"]: e["value"] for e in events}
     assert slots["customer_code"] == "C1000004" and slots["verified"] is True
     assert slots["language"] == "en" and slots["language_source"] == "profile"
     forged = make_customer_token("C1000004", secret="forged")
-    events = asyncio.run(action.run(d, tracker(text="ciao", metadata={"customer_token": forged},
+    events = asyncio.run(action.run(d, tracker(text="ciao",
+                                               metadata=identify({"customer_token": forged}),
                                                slots={"auth_method": "token",
                                                       "customer_code": "C1000004",
                                                       "verified": True}), {}))

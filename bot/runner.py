@@ -198,7 +198,7 @@ def banner() -> str:
         "  A customer token for a demo customer: .venv/bin/python -m bot token C1000001",
     ]
     if s.demo:
-        lines += ["  One-time codes 'sent' to customers:  .venv/bin/python -m bot outbox",
+        lines += ["  One-time codes (the demo's outbox):  .venv/bin/python -m bot outbox",
                   "Demo customers:"]
         lines += [f"  {code}  {what}" for code, what in DEMO.items()]
     from bot.desk.demo import DEMO_USERS

@@ -76,8 +76,7 @@ class ValidateContactForm(FormValidation):
 
     async def validate_contact_otp(self, value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        if value in (STOPPED, CONFIRMED):
-            return {"contact_otp": value}
+        # Only a code that checks confirms: a customer typing "confirmed" is a wrong code.
         if not value:  # reset when the code was sent
             return {"contact_otp": None}
         code = verified_customer(tracker)

@@ -146,8 +146,7 @@ def bench_handovers(n: int) -> dict:
     var.mkdir()
     env = env_for(var, 17005, 17055)
     env.update({"RASA_URL": "http://127.0.0.1:17005", "DESK_URL": "http://127.0.0.1:17006",
-                "DESK_HOURS": "mon-sun 00:00-24:00", "AGENT_MAX_CHATS": "1",
-                "RASA_TOKEN": "bench-rasa-token"})
+                "DESK_HOURS": "mon-sun 00:00-24:00", "AGENT_MAX_CHATS": "1"})
     password = "bench-agent-password"
     subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env, check=True,
                    capture_output=True)

@@ -57,12 +57,16 @@ def env_for(var_dir: Path, rasa_port: int, action_port: int) -> dict:
         "SPORTELLO_PROFILE": "embedded", "SPORTELLO_VAR_DIR": str(var_dir),
         "DATABASE_URL": f"sqlite:///{var_dir / 'sportello.db'}",
         "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
-        "CUSTOMER_TOKEN_SECRET": "bench-secret", "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(ROOT),
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
         "RASA_TELEMETRY_ENABLED": "false",
         # the load itself must not be throttled by the per-sender rate limit
         "RATE_LIMIT_MESSAGES": "1000000",
     })
+    # fresh secrets (the production profile refuses published or weak ones)
+    from bot.keys import SECRETS, generate
+
+    env.update({name: generate() for name in SECRETS})
     from bot.runner import with_channel_defaults
 
     return with_channel_defaults(env)
@@ -141,7 +145,7 @@ def bench_speed() -> dict:
         wait_until_up("http://127.0.0.1:16055/health", actions)
         wait_until_up("http://127.0.0.1:16005/", rasa)
         sys.path.insert(0, str(ROOT))
-        os.environ["CUSTOMER_TOKEN_SECRET"] = "bench-secret"
+        os.environ["CUSTOMER_TOKEN_SECRET"] = env["CUSTOMER_TOKEN_SECRET"]
         from bot.settings import reset_settings
         from bot.tokens import make_customer_token
 

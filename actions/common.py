@@ -48,6 +48,14 @@ def channel_of(tracker: Tracker) -> str:
     return CHANNELS.get(tracker.get_latest_input_channel() or "rest", "web")
 
 
+def linkable(tracker: Tracker) -> bool:
+    """Whether this sender id is a messaging identity that may be linked to a customer: an SMS
+    sender through Twilio can be spoofed, a WhatsApp one cannot."""
+    if tracker.get_latest_input_channel() == "twilio":
+        return tracker.sender_id.startswith("whatsapp:")
+    return channel_of(tracker) in MESSAGING
+
+
 def language_of(tracker: Tracker) -> str:
     return tracker.get_slot("language") or "it"
 

@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import (
     CHANNELS,
     MESSAGING,
+    linkable,
     SKILL_ACTIONS,
     channel_of,
     language_of,
@@ -69,7 +70,7 @@ class ActionUpdateContext(Action):
         try:
             if proven is not None:
                 code, new_method = proven.get("code"), "token"
-            elif channel in MESSAGING:
+            elif channel in MESSAGING and linkable(tracker):
                 code = await run(customer_for_identity, channel, tracker.sender_id)
                 new_method = "channel"
             current = tracker.get_slot("customer_code")
@@ -113,17 +114,19 @@ def _identity_lapsed(tracker: Tracker, method: str | None, channel: str) -> bool
         return True
     if method == "channel":  # only on the channel that proved it
         return channel not in MESSAGING
-    if method == "otp":
-        return _idle_minutes(tracker) > get_settings().verification_idle_minutes
+    if method == "otp":  # no earlier message in this session: it expired, so did the code's
+        idle = _idle_minutes(tracker)
+        return idle is None or idle > get_settings().verification_idle_minutes
     return True  # an identity nobody proved
 
 
-def _idle_minutes(tracker: Tracker) -> float:
-    """Minutes between the customer's previous message and this one."""
+def _idle_minutes(tracker: Tracker) -> float | None:
+    """Minutes between the customer's previous message and this one; None when the previous
+    one is not in this session (Rasa sends the current session only)."""
     times = [e.get("timestamp") for e in tracker.events if e.get("event") == "user"]
     times = [t for t in times if isinstance(t, (int, float))]
     if len(times) < 2:
-        return 0.0
+        return None
     return (times[-1] - times[-2]) / 60
 
 

@@ -10,7 +10,7 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import (MESSAGING, SKILL_ACTIONS, FormValidation, channel_of, language_of,
+from actions.common import (SKILL_ACTIONS, FormValidation, channel_of, language_of, linkable,
                             prepare_verification)
 from bot import i18n
 from bot.crm.card import load_identity_card
@@ -72,7 +72,7 @@ class ValidateVerifyForm(FormValidation):
         if result.ok:
             card = await load_identity_card(code)
             channel = channel_of(tracker)
-            if channel in MESSAGING:
+            if linkable(tracker):
                 await run(link_identity, code, channel, tracker.sender_id)
             slots = {"otp_input": "ok", "customer_code": code, "verified": True,
                      "auth_method": "otp", "first_name": card.first_name,

@@ -23,6 +23,8 @@ def install() -> None:
 
     previous = logging.getLogRecordFactory()
 
+    formatter = logging.Formatter()
+
     def masked_record(*args, **kwargs) -> logging.LogRecord:
         record = previous(*args, **kwargs)
         try:
@@ -30,6 +32,11 @@ def install() -> None:
         except Exception:  # a malformed log call: keep its text, masked
             message = str(record.msg)
         record.msg, record.args = redact(message), ()
+        if record.exc_info:  # an exception's text quotes values too: rendered, then masked
+            record.exc_text = redact(formatter.formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return record
 
     logging.setLogRecordFactory(masked_record)

@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 from bot.keys import SECRETS, embedded_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ("embedded", "production")
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -41,8 +42,9 @@ class Settings:
     cors_origins: tuple = ()
     # A customer verified with a one-time code stays verified this long without writing.
     verification_idle_minutes: int = 30
-    # One-time codes: at most this many sent per customer and per destination in an hour.
-    otp_sends_per_hour: int = 3
+    # One-time codes: at most this many sent per customer and per destination in an hour (and
+    # 3 per conversation): enough for a customer who mistypes, few enough to stop a flood.
+    otp_sends_per_hour: int = 5
     # The demo data, desk users and sign-in (embedded profile only; production refuses them).
     demo: bool = True
     otp_ttl_minutes: int = 10
@@ -111,7 +113,9 @@ class Settings:
 def get_settings() -> Settings:
     """Read the environment once; `reset_settings()` forgets the cached value (tests)."""
     load_dotenv(ROOT / ".env", override=False)
-    profile = os.environ.get("SPORTELLO_PROFILE", "embedded")
+    profile = os.environ.get("SPORTELLO_PROFILE") or "embedded"
+    if profile not in PROFILES:  # "prod" must not quietly mean the demo
+        raise SystemExit(f"SPORTELLO_PROFILE={profile!r}: use one of {', '.join(PROFILES)}")
     var_dir = Path(os.environ.get("SPORTELLO_VAR_DIR", ROOT / "var"))
     default_db = f"sqlite:///{var_dir / 'sportello.db'}"
     keys = (embedded_secrets(var_dir) if profile != "production"
@@ -133,7 +137,7 @@ def get_settings() -> Settings:
         action_server_host=os.environ.get("ACTION_SERVER_HOST", "127.0.0.1"),
         cors_origins=_origins(os.environ.get("CORS_ORIGINS"), site_url),
         verification_idle_minutes=int(os.environ.get("VERIFICATION_IDLE_MINUTES", "30")),
-        otp_sends_per_hour=int(os.environ.get("OTP_SENDS_PER_HOUR", "3")),
+        otp_sends_per_hour=int(os.environ.get("OTP_SENDS_PER_HOUR", "5")),
         demo=_bool(os.environ.get("SPORTELLO_DEMO"), profile != "production"),
         otp_ttl_minutes=int(os.environ.get("OTP_TTL_MINUTES", "10")),
         otp_max_attempts=int(os.environ.get("OTP_MAX_ATTEMPTS", "3")),

@@ -17,6 +17,9 @@ import secrets
 from bot.settings import get_settings
 
 SEPARATOR = "."
+# Conversation ids start with this; "~" is outside the sender ids other channels accept, so no
+# REST or messaging sender can name a web widget's conversation.
+PREFIX = "web~"
 
 
 def _signature(conversation_id: str) -> str:
@@ -26,7 +29,7 @@ def _signature(conversation_id: str) -> str:
 
 def issue() -> str:
     """A new session for a browser: what it must keep and send back."""
-    conversation_id = secrets.token_hex(16)
+    conversation_id = PREFIX + secrets.token_hex(16)
     return f"{conversation_id}{SEPARATOR}{_signature(conversation_id)}"
 
 
@@ -35,7 +38,8 @@ def conversation_of(session: object) -> str | None:
     if not isinstance(session, str) or len(session) > 80:
         return None
     conversation_id, sep, signature = session.partition(SEPARATOR)
-    if not sep or not conversation_id.isalnum() or not signature:
+    if (not sep or not signature or not conversation_id.startswith(PREFIX)
+            or not conversation_id[len(PREFIX):].isalnum()):
         return None
     if hmac.compare_digest(signature.encode(), _signature(conversation_id).encode()):
         return conversation_id

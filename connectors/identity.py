@@ -21,6 +21,20 @@ TOKEN_KEY = "customer_token"
 CUSTOMER_KEY = "customer"  # set only by a channel: {"code": "C1234567"} or {"invalid": True}
 
 
+# Sender ids of the messaging apps (phone numbers, numeric user ids, Twilio's `whatsapp:+…`):
+# a REST client may not use them, or it would write in (and read the replies of) that app's
+# conversation. The web widget's conversation ids contain "~", outside the safe alphabet.
+MESSAGING_SENDER = re.compile(r"\+?\d+|(?:whatsapp|messenger|sms|tel):.*", re.IGNORECASE)
+
+
+def rest_sender(sender: Any) -> Optional[str]:
+    """A sender id a REST client may use: safe, and not another channel's."""
+    sender = safe_sender(sender)
+    if sender is None or MESSAGING_SENDER.fullmatch(sender):
+        return None
+    return sender
+
+
 def safe_sender(sender: Any) -> Optional[str]:
     """The sender id when it is of the safe alphabet and length, else None."""
     if isinstance(sender, int) and not isinstance(sender, bool):

@@ -9,7 +9,8 @@ a sender over the rate limit gets 429 (`connectors.guard`).
 Nothing the client chooses is trusted: the input channel is always `rest` (Rasa's own channel
 takes it from the body, which let a client pose as a WhatsApp number), a body without a
 `sender` of the safe alphabet gets 400 (it would otherwise share the conversation `default`
-and skip the rate limit), and the customer token is replaced by the customer it proves
+and skip the rate limit), as does one that is another channel's (a phone number, a messaging
+app's numeric id, `whatsapp:+…`: REST would write in that conversation), and the customer token is replaced by the customer it proves
 (`connectors.identity`).
 """
 
@@ -23,7 +24,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from connectors.guard import limit_rate, limit_size
-from connectors.identity import identify, safe_sender
+from connectors.identity import identify, rest_sender
 from connectors.text import normalise
 
 
@@ -36,7 +37,7 @@ def _body(request: Request) -> dict:
 
 
 def _sender(request: Request) -> Optional[str]:
-    return safe_sender(_body(request).get("sender"))
+    return rest_sender(_body(request).get("sender"))
 
 
 class MetadataRestInput(RestInput):
@@ -67,7 +68,8 @@ class MetadataRestInput(RestInput):
             if _sender(request) is None:
                 return response.json({"error": "\"sender\" is required: 1 to 128 letters, "
                                                "digits or . _ : + @ = -, starting with a letter "
-                                               "or digit"}, status=400)
+                                               "or digit, and not a phone number or another "
+                                               "channel's id"}, status=400)
             return None
 
         limit_rate(bp, self.name(), _sender)

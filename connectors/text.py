@@ -23,7 +23,9 @@ PAYLOAD = re.compile(r"^/([\w-]+)")
 
 @lru_cache(maxsize=1)
 def known_intents() -> frozenset[str]:
-    intents = {"nlu_fallback", "restart", "session_start", "back", "out_of_scope"}
+    # Not `back` or `session_start`: from a client they would revert events (a lapsed identity
+    # with them) or start a session that carries the slots over.
+    intents = {"nlu_fallback", "restart", "out_of_scope"}
     for f in (ROOT / "domain").glob("*.yml"):
         intents.update(i if isinstance(i, str) else next(iter(i))
                        for i in (yaml.safe_load(f.read_text()) or {}).get("intents", []) or [])

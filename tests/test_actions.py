@@ -52,9 +52,22 @@ def test_a_one_time_code_verification_lapses_when_the_customer_is_idle(seeded, m
 
     assert not forgotten(idle(29))
     assert forgotten(idle(31))
+    session_expired = idle(1)  # Rasa sends the current session: no earlier message in it
+    session_expired.events = session_expired.events[-1:]
+    assert forgotten(session_expired)
     assert forgotten(idle(1, {**verified, "auth_method": "token"}))  # no token this time
     assert forgotten(idle(1, {**verified, "auth_method": "channel"}))  # REST, not the app
     assert forgotten(idle(1, {**verified, "auth_method": None}))  # an identity nobody proved
+
+
+def test_only_whatsapp_senders_are_messaging_identities():
+    """An SMS sender through Twilio can be spoofed: never linked, never trusted."""
+    from actions.common import linkable
+
+    assert linkable(tracker(channel="twilio", sender="whatsapp:+393331234567"))
+    assert not linkable(tracker(channel="twilio", sender="+393331234567"))
+    assert linkable(tracker(channel="whatsapp", sender="393331234567"))
+    assert not linkable(tracker(channel="rest", sender="393331234567"))
 
 
 def responses(dispatcher: CollectingDispatcher) -> list[str]:

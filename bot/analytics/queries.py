@@ -566,6 +566,11 @@ CELL_SEPARATORS = frozenset(";,\t|\n\r")
 _PLAIN_NUMBER = re.compile(r" *[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)? *")
 
 
+# Characters a spreadsheet may skip at the start of a cell: spaces, a quote (a `"` a splitting
+# spreadsheet leaves in front), no-break and zero-width spaces.
+_LEADING = frozenset(' "\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff')
+
+
 def _neutralise(text: str) -> str:
     """`text` with a ' before every formula trigger that starts the cell or a piece a
     spreadsheet could split off (after a separator, leading spaces allowed), so that no piece
@@ -574,7 +579,7 @@ def _neutralise(text: str) -> str:
     out: list[str] = []
     start, sep = True, None  # at the start of a piece; the separator that began it
     for i, ch in enumerate(text):
-        if start and ch == " ":
+        if start and ch in _LEADING:  # spreadsheets skip these before a formula
             out.append(ch)
             continue
         if start and ch in FORMULA_TRIGGERS:

@@ -83,6 +83,7 @@ def _hash_code(customer_code: str, code: str) -> str:
 # high enough that an attacker's guesses lock the attacker long before the customer.
 CUSTOMER_FAILURES = 10
 MAX_LOCK = timedelta(hours=24)
+SENDS_PER_CONVERSATION = 3  # codes one conversation may ask for in an hour
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,8 @@ def issue_otp(customer_code: str, conversation_id: str) -> OtpIssued:
     """Send a 6-digit code to the e-mail (else phone) on file.
 
     Every answer is the same whether the customer code exists or not: locks and send limits are
-    counted on the code as typed. At most `OTP_SENDS_PER_HOUR` codes per customer and per
-    destination; a new code replaces only the previous code of the same conversation (another
+    counted on the code as typed. At most `SENDS_PER_CONVERSATION` codes per conversation and
+    `OTP_SENDS_PER_HOUR` per customer and per destination; a new code replaces only the previous code of the same conversation (another
     sender cannot cancel the customer's code)."""
     settings = get_settings()
     now = _now()
@@ -149,9 +150,12 @@ def issue_otp(customer_code: str, conversation_id: str) -> OtpIssued:
             until = _locked(_counter(s, key, now, lock_window), now)
             if until:
                 return OtpIssued(False, locked_until=until)
+        per_conversation = _counter(s, _key("send:sender", conversation_id), now, hour)
         per_customer = _counter(s, _key("send:customer", code_typed), now, hour)
-        if per_customer.count >= settings.otp_sends_per_hour:
+        if (per_conversation.count >= SENDS_PER_CONVERSATION
+                or per_customer.count >= settings.otp_sends_per_hour):
             return OtpIssued(False, limited=True)
+        per_conversation.count += 1
         per_customer.count += 1
         c = s.execute(
             select(m.Customer).where(m.Customer.customer_code == code_typed)

@@ -117,17 +117,32 @@ def test_an_action_server_error_echoes_nothing(stack):
 # --- 2. a client-chosen channel ------------------------------------------------------------
 
 def test_rest_cannot_pose_as_a_linked_whatsapp_number(stack):
+    """Neither by naming the channel in the body nor by using the number as its sender id."""
     number = "39" + str(uuid.uuid4().int)[:10]
     link_identity("C1000002", "whatsapp", number)
     assert customer_for_identity("whatsapp", number) == "C1000002"
-    body = {"sender": number, "message": "quanto devo pagare?", "input_channel": "whatsapp"}
+    for sender in (number, f"+{number}", f"whatsapp:+{number}"):
+        body = {"sender": sender, "message": "quanto devo pagare?", "input_channel": "whatsapp"}
+        r = httpx.post(f"{stack.rasa_url}/webhooks/rest/webhook", json=body, timeout=60)
+        assert r.status_code == 400, r.text  # another channel's sender id
+        for fact in private_facts("C1000002") + ["Giuseppe"]:
+            assert fact not in r.text
+    assert not [e for e in stack.tracker(number)["events"] if e["event"] == "user"]
+    # an ordinary REST sender naming another channel: the channel is still REST
+    sender = f"web-{uuid.uuid4().hex[:8]}"
+    body = {"sender": sender, "message": "quanto devo pagare?", "input_channel": "whatsapp"}
     r = httpx.post(f"{stack.rasa_url}/webhooks/rest/webhook", json=body, timeout=60)
-    assert r.status_code == 200
-    text = " ".join(m.get("text", "") for m in r.json())
-    assert "codice cliente" in text
-    for fact in private_facts("C1000002") + ["Giuseppe"]:
-        assert fact not in text
-    assert stack.tracker(number)["latest_input_channel"] == "rest"
+    assert r.status_code == 200 and "codice cliente" in r.text
+    assert stack.tracker(sender)["latest_input_channel"] == "rest"
+
+
+def test_rest_cannot_write_in_a_web_widget_conversation(stack):
+    from bot import web_session
+
+    conversation = web_session.conversation_of(web_session.issue())
+    r = httpx.post(f"{stack.rasa_url}/webhooks/rest/webhook", timeout=30,
+                   json={"sender": conversation, "message": "quanto devo pagare?"})
+    assert r.status_code == 400
 
 
 # --- 3. the Rasa HTTP API ------------------------------------------------------------------

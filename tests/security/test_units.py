@@ -245,3 +245,50 @@ def test_the_action_server_checks_its_bearer_token():
         assert authorised(request, "s3cret") is ok
     request.headers = {"authorization": "Bearer "}
     assert authorised(request, "") is False
+
+
+def test_client_payloads_cannot_revert_events_or_start_a_session():
+    from connectors.text import normalise
+
+    for payload in ("/back", "/session_start", '/session_start{"verified": true}'):
+        assert normalise(payload)[0] == "/nlu_fallback"
+    assert normalise("/restart")[0] == "/restart"
+
+
+def test_exception_texts_in_logs_are_masked(caplog):
+    from bot.logmask import install
+
+    install()
+    log = logging.getLogger("some.library")
+    with caplog.at_level(logging.INFO):
+        try:
+            raise ValueError("UPDATE customers SET email='anna.verdi@example.it', "
+                             "iban='IT60X0542811101000000123456'")
+        except ValueError:
+            log.exception("the update failed")
+    assert "anna.verdi@example.it" not in caplog.text
+    assert "IT60X0542811101000000123456" not in caplog.text
+    assert "ValueError" in caplog.text
+
+
+@pytest.mark.parametrize("cell", ['x;"=1+1"', "\u200b=1+1", "x;\u00a0=1", "x;=1+1;y",
+                                  "\ufeff@SUM(A1)", 'a,"+cmd|x'])
+def test_csv_pieces_with_skipped_leading_characters_are_neutralised(cell):
+    import re
+
+    from bot.analytics.queries import _neutralise
+
+    out = _neutralise(cell)
+    for piece in re.split(r"[;,\t|\n]", out):
+        assert not re.match(r'[ "\u00a0\u200b\ufeff]*[=+\-@]', piece), (cell, out)
+
+
+@pytest.mark.parametrize("profile", ["prod", "Production", "staging", " production"])
+def test_an_unknown_profile_is_refused(monkeypatch, profile):
+    from bot.settings import get_settings, reset_settings
+
+    monkeypatch.setenv("SPORTELLO_PROFILE", profile)
+    reset_settings()
+    with pytest.raises(SystemExit, match="SPORTELLO_PROFILE"):
+        get_settings()
+    reset_settings()

@@ -22,6 +22,9 @@ def use_database(monkeypatch, url: str, var_dir: Path) -> None:
 
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("SPORTELLO_VAR_DIR", str(var_dir))
+    # the embedded profile, whatever a running production stack left in the environment
+    monkeypatch.setenv("SPORTELLO_PROFILE", "embedded")
+    monkeypatch.setenv("OTP_DELIVERY", "outbox")
     reset_settings()
     db.get_engine.cache_clear()
 

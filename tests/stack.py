@@ -94,7 +94,7 @@ class Stack:
     def tracker(self, sender: str) -> dict:
         from urllib.parse import quote
 
-        r = httpx.get(f"{self.rasa_url}/conversations/{quote(sender, safe='')}/tracker",
+        r = httpx.get(f"{self.rasa_url}/conversations/{quote(sender, safe=':+@=~')}/tracker",
                       params={"token": RASA_TOKEN}, timeout=30)
         r.raise_for_status()
         return r.json()

@@ -40,7 +40,11 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
                RASA_URL=f"http://127.0.0.1:{rasa_port}",
                ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}/webhook",
                DESK_URL=f"http://127.0.0.1:{desk_port}", SITE_URL=f"http://127.0.0.1:{site_port}",
-               PYTHONPATH=str(ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1")
+               PYTHONPATH=str(ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1",
+               SPORTELLO_PROFILE="embedded", OTP_DELIVERY="outbox")
+    for name in ("CUSTOMER_TOKEN_SECRET", "RASA_TOKEN", "ACTION_SERVER_TOKEN",
+                 "SPORTELLO_SECRET_KEY", "SPORTELLO_DEMO"):  # no configuration at all
+        env.pop(name, None)
     log = tmp_path / "run.log"
     proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)

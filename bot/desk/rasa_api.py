@@ -22,7 +22,9 @@ def segment(value: str) -> str:
     value = str(value or "")
     if not value:
         raise RasaError("empty conversation id")
-    escaped = quote(value, safe="")
+    # Sanic matches Rasa's routes on the raw path, so the characters of the sender-id alphabet
+    # stay as they are (`whatsapp:+39…` must reach its own tracker); anything else is escaped.
+    escaped = quote(value, safe=":+@=~")
     if escaped in (".", ".."):  # a dot segment would be removed by URL normalisation
         escaped = escaped.replace(".", "%2E")
     return escaped

@@ -26,6 +26,7 @@ def demo_db(database):
 # --- secrets -------------------------------------------------------------------------------
 
 def test_embedded_secrets_are_generated_once_private_and_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPORTELLO_PROFILE", "embedded")
     for name in SECRETS:
         monkeypatch.delenv(name, raising=False)
     first = embedded_secrets(tmp_path)
@@ -45,12 +46,16 @@ def test_no_public_default_remains(monkeypatch, tmp_path):
     for name in SECRETS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SPORTELLO_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("SPORTELLO_PROFILE", "embedded")
     reset_settings()
-    s = get_settings()
-    for value in (s.customer_token_secret, s.rasa_token, s.action_server_token, s.secret_key):
-        assert not value.startswith("dev-only") and len(value) >= 32
-    assert "*" not in s.cors_origins
-    reset_settings()
+    try:
+        s = get_settings()
+        for value in (s.customer_token_secret, s.rasa_token, s.action_server_token,
+                      s.secret_key):
+            assert not value.startswith("dev-only") and len(value) >= 32
+        assert "*" not in s.cors_origins
+    finally:
+        reset_settings()
 
 
 @pytest.mark.parametrize("value, problem", [
@@ -80,6 +85,7 @@ def test_the_token_is_replaced_by_the_customer_it_proves():
     from connectors.identity import identify
 
     token = make_customer_token("C1000001", 5)
+    assert token
     assert identify({"customer_token": token, "x": 1}) == {"customer": {"code": "C1000001"},
                                                            "x": 1}
     assert identify({"customer_token": "forged"}) == {"customer": {"invalid": True}}

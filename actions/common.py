@@ -10,6 +10,8 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.interruptions import Interruption, classify, has_entity, slot_entities
+from actions.skills import SKILL_ACTIONS, intent_of_form, is_form
 from bot.crm.card import IdentityCard, load_identity_card
 from bot.crm.service import record_interaction, run
 
@@ -22,26 +24,6 @@ CHANNELS = {
     "messenger": "messenger",
 }
 MESSAGING = {"whatsapp", "telegram", "messenger"}
-
-# The action that serves each skill intent (for pending requests and accepted offers).
-SKILL_ACTIONS = {
-    "check_bill": "action_check_bill",
-    "explain_bill": "action_explain_bill",
-    "pay_bill": "action_pay_bill",
-    "submit_meter_reading": "meter_reading_form",
-    "report_outage": "action_report_outage",
-    "ticket_status": "action_ticket_status",
-    "activate_ebill": "action_activate_ebill",
-    "update_contact": "contact_form",
-    "setup_direct_debit": "direct_debit_form",
-    "contract_info": "action_contract_info",
-    "file_complaint": "complaint_form",
-    "request_callback": "callback_form",
-    "move_home": "action_move_home",
-    "request_human": "action_request_human",
-    # not an intent: the written request offered when no agent is available
-    "handover_ticket": "action_handover_ticket",
-}
 
 
 def channel_of(tracker: Tracker) -> str:
@@ -102,7 +84,8 @@ class SkillAction(Action, ABC):
             card = await load_identity_card(code) if code else None
             if self.needs_identity and card is None:
                 return events + await self.ask_verification(dispatcher, tracker)
-            return events + (await self.answer(dispatcher, tracker, card, domain) or [])
+            events += await self.answer(dispatcher, tracker, card, domain) or []
+            return events + await offer_resume(dispatcher, tracker)
         except Exception:
             log.exception("action %s failed", self.name())
             dispatcher.utter_message(response="utter_technical_problem")
@@ -163,12 +146,29 @@ async def start_verification(dispatcher: CollectingDispatcher, tracker: Tracker,
 
 
 class FormValidation(FormValidationAction, ABC):
-    """Every form's validation: a picture, voice note or other non-text message from a messaging
-    app gets the same polite reply as outside forms, fills nothing, and the form asks again."""
+    """Every form's validation. Before the form's own checks:
+    - a picture, voice note or other non-text message gets the same polite reply as outside
+      forms, fills nothing, and the form asks again;
+    - "annulla", "never mind"... stop the task; "bye" stops it and says goodbye;
+    - help, thanks, "are you a bot?" or an out-of-scope question are answered, then the form
+      asks its question again;
+    - another request (a bill, an outage...) ends the form, that skill answers, and the bot
+      offers to resume the interrupted task once (the `interrupted` slot);
+    - a message carrying a value for the slot asked ("no, it's 5192") is an answer, whatever
+      the classifier thought of it: corrections never start another task.
+    A person asked for is handled by each form's rules (request_human rejects the form).
+    """
+
+    # Slots whose answer is free text (a complaint): only an explicit stop interrupts them.
+    free_text_slots: frozenset = frozenset()
 
     @abstractmethod
     def name(self) -> Text:
         """validate_<form name>"""
+
+    def answers(self, tracker: Tracker, domain: Dict[Text, Any], slot: str) -> bool:
+        """Whether the latest message carries a value for `slot` (its entities by default)."""
+        return slot in self.free_text_slots or has_entity(tracker, slot_entities(domain, slot))
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
@@ -176,4 +176,44 @@ class FormValidation(FormValidationAction, ABC):
         if isinstance(metadata, dict) and metadata.get("unsupported_media"):
             dispatcher.utter_message(response="utter_unsupported_message")
             return [SlotSet(name, None) for name in tracker.slots_to_validate()]
+        asked = tracker.get_slot("requested_slot")
+        if asked:  # not at activation, when the request itself is the latest message
+            interruption = classify(tracker, domain, intent_of_form(self.form_name()),
+                                    self.answers(tracker, domain, asked))
+            if interruption is not None:
+                return await self.interrupted(interruption, dispatcher, tracker, domain)
         return await super().run(dispatcher, tracker, domain)
+
+    def ended(self, domain: Dict[Text, Any]) -> List[EventType]:
+        """Events that end this form and forget what it collected."""
+        return [SlotSet(name, None) for name in self.domain_slots(domain)] + [
+            SlotSet("requested_slot", None)]
+
+    async def interrupted(self, interruption: Interruption, dispatcher: CollectingDispatcher,
+                          tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        asked = tracker.get_slot("requested_slot")
+        if interruption.kind == "stop":
+            dispatcher.utter_message(response="utter_form_cancelled")
+            return self.ended(domain) + [FollowupAction("action_listen")]
+        if interruption.kind == "goodbye":
+            return self.ended(domain) + [FollowupAction("action_goodbye")]
+        if interruption.kind == "language":
+            return self.ended(domain) + [FollowupAction("action_change_language")]
+        if interruption.kind == "skill":
+            target = SKILL_ACTIONS[interruption.intent]
+            own = intent_of_form(self.form_name())
+            resume = own if own and not is_form(target) else None
+            return self.ended(domain) + [SlotSet("interrupted", resume),
+                                         FollowupAction(target)]
+        if interruption.response:  # an aside: answered, then the question again
+            dispatcher.utter_message(response=interruption.response)
+        return [SlotSet(asked, None)]
+
+
+async def offer_resume(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
+    """After answering a request made in the middle of a task: offer that task again, once."""
+    task = tracker.get_slot("interrupted")
+    if not task or task not in SKILL_ACTIONS:
+        return []
+    dispatcher.utter_message(response=f"utter_resume_{task}")
+    return [SlotSet("interrupted", None), SlotSet("offer", task)]

@@ -4,6 +4,7 @@ redirect the customer's codes), store it, confirm it masked."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, Text
 
 from rasa_sdk import Action, Tracker
@@ -48,6 +49,14 @@ async def store_contact(dispatcher, tracker, kind: str, value: str) -> None:
 class ValidateContactForm(FormValidation):
     def name(self) -> Text:
         return "validate_contact_form"
+
+    def answers(self, tracker: Tracker, domain: DomainDict, slot: str) -> bool:
+        text = tracker.latest_message.get("text") or ""
+        if slot == "new_contact" and parse_contact(text):
+            return True  # "no, it's mario@example.it" corrects the new contact
+        if slot == "contact_otp" and re.search(r"\b\d{4,8}\b", text):
+            return True
+        return super().answers(tracker, domain, slot)
 
     async def validate_new_contact(self, value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:

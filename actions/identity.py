@@ -12,12 +12,14 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import (SKILL_ACTIONS, FormValidation, channel_of, language_of, linkable,
                             prepare_verification)
+from actions.interruptions import Interruption
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.service import check_otp, issue_otp, link_identity, run
 from bot.notify import DeliveryError
 
 CODE = re.compile(r"\bC\d{7}\b", re.IGNORECASE)
+OTP = re.compile(r"\b\d{4,8}\b")
 LOCKED = "LOCKED"
 
 
@@ -41,8 +43,32 @@ async def send_code(dispatcher: CollectingDispatcher, tracker: Tracker,
 
 
 class ValidateVerifyForm(FormValidation):
+    """Customer code, then the one-time code. Another request while verifying becomes the
+    request served once verified; stopping ends verification."""
+
     def name(self) -> Text:
         return "validate_verify_form"
+
+    def answers(self, tracker: Tracker, domain: DomainDict, slot: str) -> bool:
+        text = tracker.latest_message.get("text") or ""
+        if slot == "code_input" and CODE.search(text):
+            return True
+        if slot == "otp_input" and OTP.search(text):
+            return True
+        return super().answers(tracker, domain, slot)
+
+    async def interrupted(self, interruption: Interruption, dispatcher: CollectingDispatcher,
+                          tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        if interruption.kind == "stop":
+            dispatcher.utter_message(response="utter_verification_stopped")
+            return self.ended(domain) + [SlotSet("pending_intent", None),
+                                         FollowupAction("action_listen")]
+        if interruption.kind == "skill" and interruption.intent in SKILL_ACTIONS:
+            # served once the customer is verified; the question is asked again meanwhile
+            dispatcher.utter_message(response="utter_after_verification")
+            return [SlotSet("pending_intent", interruption.intent),
+                    SlotSet(tracker.get_slot("requested_slot"), None)]
+        return await super().interrupted(interruption, dispatcher, tracker, domain)
 
     async def validate_code_input(self, value: Any, dispatcher: CollectingDispatcher,
                                   tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:

@@ -6,7 +6,8 @@ tracker they are sent (slots such as `verified` and `customer_code`), so only th
 may call them: this wrapper listens on `ACTION_SERVER_HOST` (127.0.0.1 unless configured),
 requires `Authorization: Bearer <ACTION_SERVER_TOKEN>` on every route but `/health` (Rasa's
 `action_endpoint` sends it, see endpoints*.yml), allows no CORS, and answers errors without
-echoing anything.
+echoing anything. An action that fails answers the customer with an apology (never a silent
+turn).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = {"/health"}
+# What a failed action says instead of leaving the customer's message without a reply: no event
+# (nothing the action half-did is kept in the conversation), an apology with what to do.
+APOLOGY = {"events": [], "responses": [{"response": "utter_technical_problem"}]}
 
 
 def authorised(request: Request, token: str) -> bool:
@@ -29,6 +33,17 @@ def authorised(request: Request, token: str) -> bool:
     scheme, _, value = given.partition(" ")
     return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
         value.strip().encode(), token.encode())
+
+
+def is_action_call(request: Request) -> bool:
+    """Whether the body is an action call as Rasa makes it (an action name and a tracker)."""
+    try:
+        body = request.json
+    except Exception:
+        return False
+    return (isinstance(body, dict) and isinstance(body.get("next_action"), str)
+            and isinstance(body.get("tracker"), dict)
+            and isinstance(body["tracker"].get("sender_id"), str))
 
 
 def create_app(package: str = "actions", token: str | None = None) -> Sanic:
@@ -53,6 +68,10 @@ def create_app(package: str = "actions", token: str | None = None) -> Sanic:
         if status >= 500:  # the traceback for the operator; nothing of it for the caller
             log.error("action server error on %s: %s", request.path, type(exception).__name__,
                       exc_info=exception)
+            if request.path == "/webhook":
+                # a failed action still answers the customer; a malformed call is refused
+                return response.json(APOLOGY) if is_action_call(request) else response.json(
+                    {"error": "request failed"}, status=400)
         return response.json({"error": "request failed"}, status=status)
 
     return app

@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import secrets
-import unicodedata
 from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
@@ -37,14 +36,13 @@ from bot.handover import service as queue
 from bot.handover.models import OPEN_STATES, Handover
 from bot.ratelimit import allowed
 from bot.settings import get_settings
+from bot.stopwords import is_stop_phrase
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "desk_session"
 LOGIN_COOKIE = "desk_login_csrf"
 PUBLIC = {"/login", "/health"}
-CANCEL_WORDS = {"annulla", "annullare", "cancel", "stop", "basta cosi", "lascia stare",
-                "lascia perdere", "never mind", "nevermind"}
 POLL_SECONDS = 0.1
 CHECK_SECONDS = 2.0
 OFFLINE_GRACE_SECONDS = 5.0
@@ -62,11 +60,6 @@ CACHEABLE_PREFIXES = ("/static/", "/console/vendor/")
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                         autoescape=select_autoescape(["html"]))
-
-
-def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", (text or "").lower().strip(" .!"))
-    return "".join(c for c in text if not unicodedata.combining(c))
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -496,8 +489,8 @@ async def _on_events(app: Sanic, events: list[stream.StreamEvent]) -> None:
         if e.data.get("event") == "user":
             seen[h.id] = max(when, seen.get(h.id, when))
             intent = ((e.data.get("parse_data") or {}).get("intent") or {}).get("name")
-            if h.state == "queued" and (intent == "deny"
-                                        or _fold(e.data.get("text")) in CANCEL_WORDS):
+            if h.state == "queued" and (intent in ("deny", "cancel")
+                                        or is_stop_phrase(e.data.get("text") or "")):
                 await _give_back(app, h, "abandoned", "cancelled by the customer",
                                  "action_handover_cancelled")
                 handovers.pop(e.sender_id, None)

@@ -1,0 +1,77 @@
+"""What a message inside a form means when it is not simply the answer to the question asked:
+the customer stops, says goodbye, makes a remark, or asks for something else. The form's
+validation (actions.common.FormValidation) acts on it, so no form can trap a customer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Optional, Set
+
+from rasa_sdk import Tracker
+
+from actions.skills import SKILL_ACTIONS
+from bot.stopwords import is_stop_phrase
+
+# Below this confidence a message inside a form is taken as an (attempted) answer.
+DIGRESSION_CONFIDENCE = 0.6
+STOP_INTENTS = {"cancel"}
+# Answered inside the form, which then asks its question again.
+ASIDES = {
+    "help": "utter_help",
+    "bot_challenge": "utter_iamabot",
+    "thank_you": "utter_you_are_welcome",
+    "out_of_scope": "utter_out_of_scope",
+    "greet": None,
+}
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """kind: "stop", "goodbye", "aside", "same" (the form's own request again), "skill" (another
+    request: `intent`), or "language" (a change of language)."""
+
+    kind: str
+    intent: Optional[str] = None
+    response: Optional[str] = None
+
+
+def slot_entities(domain: Dict[str, Any], slot: str) -> Set[str]:
+    """The entities that fill `slot` (its from_entity mappings)."""
+    mappings = ((domain.get("slots") or {}).get(slot) or {}).get("mappings") or []
+    return {m["entity"] for m in mappings if m.get("type") == "from_entity" and m.get("entity")}
+
+
+def has_entity(tracker: Tracker, names: Iterable[str]) -> bool:
+    names = set(names)
+    return any(e.get("entity") in names for e in tracker.latest_message.get("entities") or [])
+
+
+def classify(tracker: Tracker, domain: Dict[str, Any], own_intent: Optional[str],
+             answers: bool) -> Optional[Interruption]:
+    """The interruption in the latest message, or None when it is (an attempt at) an answer.
+
+    `answers` says whether the message carries a value for the slot being asked (an entity of
+    that slot, a number where a number is asked): a correction such as "no sorry, it's 5192"
+    is an answer whatever intent it was classified as.
+    """
+    text = tracker.latest_message.get("text") or ""
+    if text.startswith("/"):  # a button payload is an answer or a request of its own
+        return None
+    intent = tracker.latest_message.get("intent") or {}
+    name, confidence = intent.get("name"), float(intent.get("confidence") or 0)
+    if is_stop_phrase(text) or (name in STOP_INTENTS and confidence >= DIGRESSION_CONFIDENCE
+                                and not answers):
+        return Interruption("stop")
+    if answers or confidence < DIGRESSION_CONFIDENCE:
+        return None
+    if name == "goodbye":
+        return Interruption("goodbye")
+    if name in ASIDES:
+        return Interruption("aside", name, ASIDES[name])
+    if name == "change_language":
+        return Interruption("language", name)
+    if name == own_intent:
+        return Interruption("same", name)
+    if name in SKILL_ACTIONS and name != "request_human":  # a person: the forms' own rules
+        return Interruption("skill", name)
+    return None

@@ -1,0 +1,216 @@
+"""Inside any form the customer can stop, say goodbye, ask something else or correct what
+they just typed: the forms' validation against a real database (no Rasa server)."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import lru_cache
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+ELECTRICITY_ONLY = "C1000001"  # Maria: one supply
+TWO_SUPPLIES = "C1000004"  # John: electricity and gas
+FORM_SLOTS = {"reading_value", "supply_choice", "new_contact", "code_input", "otp_input"}
+
+
+@lru_cache(maxsize=1)
+def domain() -> dict:
+    from rasa.shared.core.domain import Domain
+
+    return Domain.load("domain").as_dict()
+
+
+@pytest.fixture
+def seeded(sqlite_db):
+    from bot.crm.seed import seed_demo
+
+    seed_demo()
+    return sqlite_db
+
+
+def in_form(form: str, asked: str | None, text: str, intent: str, confidence: float = 0.95,
+            customer: str = ELECTRICITY_ONLY, entities=None, **slots) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": confidence},
+              "entities": entities or [], "metadata": {}}
+    values = {"verified": True, "customer_code": customer, "language": "it",
+              "requested_slot": asked, **slots}
+    events = [{"event": "user", "text": text, "input_channel": "rest", "parse_data": latest}]
+    events += [{"event": "slot", "name": name, "value": value}  # as action_extract_slots does
+               for name, value in slots.items() if name in FORM_SLOTS]
+    return Tracker("conv-forms", values, latest, events, False, None,
+                   {"name": form, "is_interrupted": False}, "action_listen")
+
+
+def validate(action, tracker: Tracker):
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, tracker, domain()))
+    return events, [m.get("response") for m in dispatcher.messages]
+
+
+def slots_of(events) -> dict:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def followup(events) -> str | None:
+    return next((e["name"] for e in events if e.get("event") == "followup"), None)
+
+
+def meter(text, intent, asked="reading_value", **kw):
+    from actions.meter_reading import ValidateMeterReadingForm
+
+    return validate(ValidateMeterReadingForm(),
+                    in_form("meter_reading_form", asked, text, intent, **kw))
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("annulla", "cancel"), ("lascia stare", "inform"), ("Never mind!", "deny"),
+    ("ho cambiato idea, non voglio più farlo", "cancel"), ("forget it", "nlu_fallback")])
+def test_stopping_a_form_ends_it_and_keeps_nothing(seeded, text, intent):
+    events, said = meter(text, intent, reading_value=text)
+    assert said == ["utter_form_cancelled"]
+    slots = slots_of(events)
+    assert slots["requested_slot"] is None and slots["reading_value"] is None
+    assert followup(events) == "action_listen"  # not the form's submit action
+
+
+def test_goodbye_inside_a_form_ends_it_with_the_goodbye(seeded):
+    events, said = meter("bye", "goodbye", reading_value="bye")
+    assert followup(events) == "action_goodbye" and said == []
+    assert slots_of(events)["requested_slot"] is None
+
+
+@pytest.mark.parametrize("text,intent,action", [
+    ("lascia stare, quanto devo pagare?", "check_bill", "action_check_bill"),
+    ("thanks, also can you tell me when my contract ends?", "contract_info",
+     "action_contract_info"),
+    ("a proposito, sono senza luce da stamattina", "report_outage", "action_report_outage")])
+def test_another_request_inside_a_form_is_answered_and_the_task_offered_again(
+        seeded, text, intent, action):
+    events, said = meter(text, intent, reading_value=text)
+    assert said == []  # not "not a valid reading"
+    assert followup(events) == action
+    assert slots_of(events)["interrupted"] == "submit_meter_reading"
+    assert slots_of(events)["requested_slot"] is None
+
+
+def test_another_form_requested_inside_a_form_starts_it_without_a_resume_offer(seeded):
+    from actions.contact import ValidateContactForm
+
+    events, said = meter("devo cambiare la mail", "update_contact", reading_value="x")
+    assert followup(events) == "contact_form" and slots_of(events)["interrupted"] is None
+    events, said = validate(ValidateContactForm(), in_form(
+        "contact_form", "new_contact", "a che punto è il mio reclamo?", "ticket_status",
+        new_contact="a che punto è il mio reclamo?"))
+    assert said == [] and followup(events) == "action_ticket_status"
+    assert slots_of(events)["interrupted"] == "update_contact"
+
+
+def test_a_correction_is_an_answer_whatever_its_intent(seeded):
+    """'sorry, typo — it's N' once started the contact form: a number is a reading."""
+    from bot.crm.card import load_identity_card
+
+    card = asyncio.run(load_identity_card(ELECTRICITY_ONLY))
+    last = card.active_supplies[0].last_reading.value
+    value = int(last) + 57
+    events, said = meter(f"sorry, typo — it's {value}", "update_contact",
+                         reading_value=f"sorry, typo — it's {value}")  # from the text
+    assert followup(events) is None
+    assert float(slots_of(events)["reading_value"]) == value
+    events, said = meter(f"sorry, typo — it's {value}", "update_contact",  # from the entity
+                         entities=[{"entity": "meter_reading", "value": str(value)}],
+                         reading_value=str(value))
+    assert followup(events) is None
+    assert float(slots_of(events)["reading_value"]) == value
+    events, said = meter("no scusa è 12", "inform", reading_value="no scusa è 12")
+    assert said == ["utter_reading_lower"] and followup(events) is None
+
+
+def test_asides_are_answered_and_the_question_asked_again(seeded):
+    events, said = meter("cosa sai fare?", "help", reading_value="cosa sai fare?")
+    assert said == ["utter_help"] and followup(events) is None
+    assert slots_of(events) == {"reading_value": None}  # the form asks for it again
+    events, said = meter("grazie", "thank_you", reading_value="grazie")
+    assert said == ["utter_you_are_welcome"]
+
+
+def test_a_doubtful_message_is_validated_as_an_answer(seeded):
+    events, said = meter("boh forse", "check_bill", confidence=0.4, reading_value="boh forse")
+    assert said == ["utter_reading_not_a_number"] and followup(events) is None
+
+
+def test_at_activation_the_request_itself_is_not_an_interruption(seeded):
+    """The first validation runs on the message that started the form (requested_slot unset)."""
+    events, said = meter("vorrei fare l'autolettura della luce", "submit_meter_reading",
+                         asked=None, supply_choice="electricity")
+    assert followup(events) is None and "utter_form_cancelled" not in said
+
+
+def test_a_supply_named_in_the_request_is_resolved_for_a_customer_with_one_supply(seeded):
+    """Once a silent turn: the supply word reached the reading question as if it were an id."""
+    from actions.meter_reading import ActionAskReadingValue, ValidateMeterReadingForm
+
+    tracker = in_form("meter_reading_form", "reading_value", "la lettura della luce",
+                      "submit_meter_reading", supply_choice="electricity")
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionAskReadingValue().run(dispatcher, tracker, domain()))
+    assert [m["response"] for m in dispatcher.messages] == ["utter_ask_reading_value"]
+    assert dispatcher.messages[0]["supply_id"].startswith("IT")
+    # a supply the customer does not have is asked about, never swapped for another one
+    form = ValidateMeterReadingForm()
+    gas = in_form("meter_reading_form", None, "lettura del gas", "submit_meter_reading",
+                  supply_choice="gas")
+    slots = asyncio.run(form.required_slots(["supply_choice", "reading_value"],
+                                            CollectingDispatcher(), gas, domain()))
+    assert slots == ["supply_choice", "reading_value"]
+    events, said = validate(form, in_form("meter_reading_form", "supply_choice", "gas",
+                                          "inform", supply_choice="gas"))
+    assert said == ["utter_supply_not_understood"] and slots_of(events)["supply_choice"] is None
+
+
+def test_the_skill_answered_offers_the_interrupted_task_once(seeded):
+    from actions.contract import ActionContractInfo
+
+    tracker = in_form("", None, "quando scade il contratto?", "contract_info",
+                      interrupted="submit_meter_reading")
+    tracker.active_loop = {}
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ActionContractInfo().run(dispatcher, tracker, domain()))
+    said = [m.get("response") for m in dispatcher.messages]
+    assert said[-1] == "utter_resume_submit_meter_reading"
+    assert slots_of(events)["offer"] == "submit_meter_reading"
+    assert slots_of(events)["interrupted"] is None
+
+
+def test_verification_keeps_a_new_request_for_afterwards_and_can_be_stopped(seeded):
+    from actions.identity import ValidateVerifyForm
+
+    events, said = validate(ValidateVerifyForm(), in_form(
+        "verify_form", "code_input", "ma quanto devo pagare?", "check_bill",
+        verified=False, customer_code=None, pending_intent="submit_meter_reading",
+        code_input="ma quanto devo pagare?"))
+    assert slots_of(events)["pending_intent"] == "check_bill" and followup(events) is None
+    assert said == ["utter_after_verification"]
+    events, said = validate(ValidateVerifyForm(), in_form(
+        "verify_form", "otp_input", "lascia perdere", "cancel", verified=False,
+        customer_code=None, pending_intent="check_bill", otp_input="lascia perdere"))
+    assert said == ["utter_verification_stopped"]
+    assert slots_of(events)["pending_intent"] is None and followup(events) == "action_listen"
+
+
+def test_the_core_fallback_answers_only_a_message_left_without_reply():
+    from actions.fallback import ActionCoreFallback
+
+    def run(events):
+        t = Tracker("c", {"language": "it", "misunderstandings": 0}, {"text": "mah"}, events,
+                    False, None, {}, "action_listen")
+        dispatcher = CollectingDispatcher()
+        out = asyncio.run(ActionCoreFallback().run(dispatcher, t, domain()))
+        return [m.get("response") for m in dispatcher.messages], out
+
+    said, out = run([{"event": "user", "text": "mah"}])
+    assert said == ["utter_did_not_understand"]
+    assert out[-1] == {"event": "followup", "timestamp": None, "name": "action_listen"}
+    said, out = run([{"event": "user", "text": "mah"}, {"event": "bot", "text": "Ciao"}])
+    assert said == [] and out[-1]["name"] == "action_listen"

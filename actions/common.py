@@ -24,6 +24,14 @@ CHANNELS = {
     "messenger": "messenger",
 }
 MESSAGING = {"whatsapp", "telegram", "messenger"}
+# The tasks (forms) a customer can interrupt, and how the bot offers to go back to each.
+RESUME_OFFERS = {
+    "submit_meter_reading": "utter_resume_submit_meter_reading",
+    "update_contact": "utter_resume_update_contact",
+    "setup_direct_debit": "utter_resume_setup_direct_debit",
+    "file_complaint": "utter_resume_file_complaint",
+    "request_callback": "utter_resume_request_callback",
+}
 
 
 def channel_of(tracker: Tracker) -> str:
@@ -213,7 +221,7 @@ class FormValidation(FormValidationAction, ABC):
 async def offer_resume(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
     """After answering a request made in the middle of a task: offer that task again, once."""
     task = tracker.get_slot("interrupted")
-    if not task or task not in SKILL_ACTIONS:
+    if task not in RESUME_OFFERS:
         return []
-    dispatcher.utter_message(response=f"utter_resume_{task}")
+    dispatcher.utter_message(response=RESUME_OFFERS[task])
     return [SlotSet("interrupted", None), SlotSet("offer", task)]

@@ -35,7 +35,8 @@ from bot.settings import get_settings
 log = logging.getLogger(__name__)
 
 FORM_SLOTS = ("code_input", "otp_input", "supply_choice", "reading_value", "new_contact",
-              "iban_input", "complaint_text", "callback_phone", "callback_slot")
+              "iban_input", "complaint_text", "callback_phone", "callback_slot",
+              "similar_ticket_choice", "contact_otp", "contact_otp_to")
 SKILL_OF_REASON = {"move_home": "commercial", "complaint": "commercial"}
 
 

@@ -428,3 +428,30 @@ def outages_at(postcodes: list[str]) -> list:
 
     with session_scope() as s:
         return [outage_view(o) for o in active_outages(s, set(postcodes), _now())]
+
+
+# --- status versus a new request -----------------------------------------------------------
+
+OPEN_TICKET_STATUSES = ("open", "in_progress")  # as bot.crm.card.TicketView.open
+SIMILAR_TICKET_DAYS = 7
+
+
+@dataclass(frozen=True)
+class RecentTicket:
+    ticket_id: str
+    opened_at: datetime
+
+
+def recent_open_ticket(customer_code: str, kind: str, days: int = SIMILAR_TICKET_DAYS,
+                       now: datetime | None = None) -> RecentTicket | None:
+    """The customer's newest open ticket of `kind` opened in the last `days` days: a new
+    request of the same kind is then probably a question about it, not a new one."""
+    since = (now or _now()) - timedelta(days=days)
+    with session_scope() as s:
+        row = s.execute(
+            select(m.Ticket.ticket_id, m.Ticket.opened_at).join(m.Customer)
+            .where(m.Customer.customer_code == customer_code, m.Ticket.kind == kind,
+                   m.Ticket.status.in_(OPEN_TICKET_STATUSES), m.Ticket.opened_at >= since)
+            .order_by(m.Ticket.opened_at.desc())
+        ).first()
+        return RecentTicket(row[0], row[1]) if row else None

@@ -456,6 +456,7 @@ def test_production_keeps_no_code_in_the_outbox_table(database, smtp, monkeypatc
     from bot.crm.service import check_otp, issue_otp
 
     seeded()
+    monkeypatch.delenv("OTP_DELIVERY", raising=False)  # whatever an earlier test left there
     settings = production(monkeypatch, **{k: v for k, v in smtp_env(smtp.port).items()
                                           if k != "OTP_DELIVERY"})
     assert settings.otp_delivery == "real"  # the production default

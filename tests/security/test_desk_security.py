@@ -23,7 +23,6 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -64,8 +63,11 @@ def _handover(conversation_id: str, skill: str = "billing", language: str = "it"
 
 
 def _escaped(conversation_id: str) -> str:
-    escaped = quote(conversation_id, safe="")
-    return escaped.replace(".", "%2E") if escaped in (".", "..") else escaped
+    """The id as one path segment, escaped exactly as the desk escapes it: Sanic matches and
+    hands Rasa the raw segment, so `=` and `%3D` name two different conversations."""
+    from bot.desk.rasa_api import segment
+
+    return segment(conversation_id)
 
 
 def _tracker(stack, conversation_id: str) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Dict, Mapping, Optional
 from zoneinfo import ZoneInfo
 
@@ -93,6 +93,25 @@ def money(amount: Decimal, language: str | None) -> str:
 
 def number(value: Decimal, language: str | None) -> str:
     return format_decimal(value, locale=LOCALES[_lang(language)])
+
+
+def percent(value: Decimal | float | int, language: str | None) -> str:
+    """A percentage as the customer's locale writes it, without the sign (the sentence has it):
+    at most one decimal, none when it is whole ("94", not "94.0"; "12,5" in Italian, "12.5" in
+    English). Always a string: a Decimal sent to Rasa as a response variable travels as a JSON
+    float and reaches the customer as "94.0"."""
+    rounded = Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return format_decimal(rounded, format="#,##0.#", locale=LOCALES[_lang(language)])
+
+
+def month_name(month: int, language: str | None) -> str:
+    """The name of a month (1-12) as said in a sentence: "ottobre", "October"."""
+    return format_date(date(2000, month, 1), format="LLLL", locale=LOCALES[_lang(language)])
+
+
+def month_year(year: int, month: int, language: str | None) -> str:
+    """A month of a year, as bills are named: "ottobre 2025", "October 2025"."""
+    return format_date(date(year, month, 1), format="LLLL yyyy", locale=LOCALES[_lang(language)])
 
 
 def day(d: date, language: str | None) -> str:

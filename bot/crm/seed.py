@@ -3,6 +3,10 @@
 The data is built as an import document (the public format of `customer-data.md`) and loaded
 through the importer, so the demo exercises the same path as a company's real data.
 Dates are relative to the day it runs; for a given day the output is always the same.
+Whatever the hour of that day, the dates hold together as a customer would expect them to (the
+tests in tests/test_seed_dates.py check it): a bill is issued after its period ends and due
+after it is issued; readings, contacts and ticket updates are in the past, before midnight; an
+open ticket's expected date and an outage's expected end are ahead.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ TARIFFS = {
             ("Gas Business Plus", "0.9600")],
 }
 FIXED_FEE = Decimal("9.50")
+# A bill is issued ISSUE_LAG days after its period ends and is due PAYMENT_TERM days later.
+ISSUE_LAG = 5
+PAYMENT_TERM = 20
+# The latest bill of a supply, by how it stands: days from today to its issue and due dates
+# (the demo's overdue bill is 10 days late, its unpaid ones are due in 14 days).
+LATEST_BILL = {"overdue": (-30, -10), "unpaid": (-6, 14), "unpaid_high": (-6, 14)}
 MOBILE_PREFIXES = ["320", "328", "333", "338", "340", "347", "349", "366", "380", "392"]
 TOPICS = ["check_bill", "explain_bill", "pay_bill", "submit_meter_reading", "report_outage",
           "ticket_status", "contract_info", "update_contact", "request_callback"]
@@ -98,7 +108,8 @@ class _Builder:
             self.pdr_counter += self.rng.randrange(1, 99991)
             supply_id = f"{self.pdr_counter:014d}"
         tariff, price = TARIFFS[kind][2 if business else (1 if digital else 0)]
-        start = self.today - timedelta(days=self.rng.randrange(400, 3000))
+        # at least 450 days ago: before the first of the 12 monthly bills' periods
+        start = self.today - timedelta(days=self.rng.randrange(450, 3050))
         return {
             "supply_id": supply_id,
             "type": kind,
@@ -113,12 +124,29 @@ class _Builder:
             "readings": [],
         }
 
+    def latest_bill_dates(self, unpaid_last: str) -> tuple[date, date]:
+        """Issue and due date of a supply's latest bill: the regular ones of the latest month
+        already billed, or those LATEST_BILL sets for an unpaid or overdue one."""
+        if unpaid_last in LATEST_BILL:
+            issue_in, due_in = LATEST_BILL[unpaid_last]
+            return self.today + timedelta(days=issue_in), self.today + timedelta(days=due_in)
+        month_end = self.today.replace(day=1) - timedelta(days=1)
+        if month_end + timedelta(days=ISSUE_LAG) > self.today:  # not issued yet
+            month_end = month_end.replace(day=1) - timedelta(days=1)
+        issue = month_end + timedelta(days=ISSUE_LAG)
+        return issue, issue + timedelta(days=PAYMENT_TERM)
+
     def history(self, supply: dict, bills: list, business: bool, unpaid_last: str) -> None:
-        """12 monthly readings and bills for a supply; the latest bill is `unpaid_last`."""
+        """12 monthly readings and bills for a supply; the latest bill is `unpaid_last`, the
+        bill of the latest month that ended at least ISSUE_LAG days before it was issued."""
         kind = supply["type"]
         value = Decimal(self.rng.randrange(2000, 40000))
         price = Decimal(supply["unit_price_eur"])
-        first_month = (self.today.replace(day=1) - timedelta(days=1)).replace(day=1)
+        last_issue, last_due = self.latest_bill_dates(unpaid_last)
+        last_end = last_issue - timedelta(days=ISSUE_LAG)
+        if (last_end + timedelta(days=1)).day != 1:  # the period ends on a month's last day
+            last_end = last_end.replace(day=1) - timedelta(days=1)
+        first_month = last_end.replace(day=1)
         months = []
         m = first_month
         for _ in range(12):
@@ -143,25 +171,20 @@ class _Builder:
                 {"date": period_end.isoformat(), "value": str(value),
                  "source": "estimated" if estimated else "actual"}
             )
-            issue = period_end + timedelta(days=5)
-            due = issue + timedelta(days=20)
+            issue = period_end + timedelta(days=ISSUE_LAG)
+            due = issue + timedelta(days=PAYMENT_TERM)
             status = "paid"
             if i == len(months) - 1:
-                if unpaid_last == "overdue":
-                    issue = self.today - timedelta(days=30)
-                    due = self.today - timedelta(days=10)
-                    status = "overdue"
-                elif unpaid_last in ("unpaid", "unpaid_high"):
-                    issue = self.today - timedelta(days=6)
-                    due = self.today + timedelta(days=14)
-                    status = "unpaid"
+                issue, due = last_issue, last_due
+                status = {"overdue": "overdue", "unpaid": "unpaid",
+                          "unpaid_high": "unpaid"}.get(unpaid_last, "paid")
             self.bill_counter += 1
             bills.append({
                 "number": f"B{period_end.year}-{self.bill_counter:07d}",
                 "supply_id": supply["supply_id"],
                 "period_start": month_start.isoformat(),
                 "period_end": period_end.isoformat(),
-                "issue_date": min(issue, self.today).isoformat(),
+                "issue_date": issue.isoformat(),
                 "due_date": due.isoformat(),
                 "amount_eur": _money(use * price + FIXED_FEE),
                 "status": status,
@@ -169,16 +192,21 @@ class _Builder:
             })
 
     def ticket(self, kind: str, status: str, subject: str, channel: str, days_ago: int,
-               updated_days_ago: int | None, eta_days: int | None) -> dict:
+               updated_days_ago: int | None, eta_days: int | None,
+               opened: tuple[int, int] = (9, 15), updated: tuple[int, int] = (11, 0)) -> dict:
+        """A ticket opened `days_ago` (at `opened`, hour and minute), last updated
+        `updated_days_ago` (at `updated`), expected to be done in `eta_days`."""
         self.ticket_counter += 1
+        opened_at = self.at(days_ago, *opened)
         return {
-            "ticket_id": f"T-{self.today.year}-{self.ticket_counter:06d}",
+            "ticket_id": f"T-{opened_at.year}-{self.ticket_counter:06d}",  # the year it opened
             "kind": kind,
             "status": status,
             "subject": subject,
             "channel": channel,
-            "opened_at": _iso(self.at(days_ago, 9, 15)),
-            "updated_at": _iso(self.at(updated_days_ago, 11)) if updated_days_ago is not None else None,
+            "opened_at": _iso(opened_at),
+            "updated_at": _iso(self.at(updated_days_ago, *updated))
+            if updated_days_ago is not None else None,
             "eta": (self.today + timedelta(days=eta_days)).isoformat() if eta_days is not None else None,
         }
 
@@ -266,8 +294,9 @@ def build_document(today: date | None = None, seed: int = SEED, generated: int =
     giuseppe = b.customer("C1000002", "senior", first="Giuseppe", last="Bianchi",
                           paperless=False, city_postcode=("Bergamo", "24121"))
     giuseppe["email"] = "giuseppe.bianchi@example.it"
+    # the outage at his postcode began last night (see `outages` below): he phoned at once
     giuseppe["tickets"].append(b.ticket("outage", "in_progress", "Interruzione di corrente in casa",
-                                        "phone", 0, 0, 1))
+                                        "phone", 1, 1, 1, opened=(22, 40), updated=(23, 5)))
     customers.append(giuseppe)
 
     laura = b.customer("C1000003", "digital", first="Laura", last="Conti", paperless=True,
@@ -318,16 +347,17 @@ def build_document(today: date | None = None, seed: int = SEED, generated: int =
                 b.rng.choice(["Verifica consumi", "Rimborso deposito cauzionale",
                               "Errore nei dati anagrafici"]),
                 b.rng.choice(["web", "phone", "email"]), b.rng.randrange(2, 20),
-                b.rng.randrange(0, 2), b.rng.randrange(2, 15)))
+                b.rng.randrange(1, 3), b.rng.randrange(2, 15)))
         customers.append(c)
 
+    began = b.at(1, 22, 15)  # last night: in the past whatever the hour the demo starts
     outages = [
-        {"outage_id": f"O-{today.year}-0042", "type": "electricity", "postcodes": ["24121", "24122"],
-         "started_at": _iso(b.at(0, 0, 5)),
+        {"outage_id": f"O-{began.year}-0042", "type": "electricity", "postcodes": ["24121", "24122"],
+         "started_at": _iso(began),
          "expected_end": _iso(b.at(-1, 13, 0)),
          "description": "Guasto alla cabina secondaria"},
-        {"outage_id": f"O-{today.year}-0043", "type": "gas", "postcodes": ["10121"],
-         "started_at": _iso(b.at(0, 0, 5)),
+        {"outage_id": f"O-{began.year}-0043", "type": "gas", "postcodes": ["10121"],
+         "started_at": _iso(began),
          "expected_end": _iso(b.at(-1, 6, 0)),
          "description": "Lavori urgenti sulla rete di distribuzione"},
     ]

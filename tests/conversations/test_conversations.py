@@ -1,0 +1,62 @@
+"""The conversation suite (tests/conversations/*.yml, README.md) on the real stack, embedded
+profile: each conversation is one test case named by its id. A failure prints the transcript
+with every failed check under its turn. Every turn must get a reply (never silent), facts are
+read from the stack's database when the check runs, side effects are checked afterwards.
+
+At the end, a summary per language (the benchmark's figures, bench/conversations.py) is written
+to conversations-summary.json in the stack's var folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.crm.db import session_scope
+from tests.conversations.runner import (Responses, assign_customers, failure_counts,
+                                        load_all, load_domain, run_conversation, summarise)
+
+pytestmark = pytest.mark.integration
+
+CONVERSATIONS = load_all()
+RESPONSES = Responses(load_domain())
+_ASSIGNMENT: dict = {}
+_RUN: dict = {"results": [], "var_dir": None}
+
+
+def customer_of(conversation) -> str:
+    """Chosen once for the whole suite, on the stack's database before any conversation ran
+    (the same choice tests/conversations/test_format.py checks on the demo data)."""
+    if not _ASSIGNMENT:
+        with session_scope() as session:
+            _ASSIGNMENT.update(assign_customers(CONVERSATIONS, session))
+    return _ASSIGNMENT[conversation.id]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def summary():
+    yield
+    results = _RUN["results"]
+    if not results or _RUN["var_dir"] is None:
+        return
+    data = {"by_language": summarise(results), "first_failures": failure_counts(results)}
+    path = _RUN["var_dir"] / "conversations-summary.json"
+    path.write_text(json.dumps(data, indent=2))
+    print(f"\nconversation suite: {json.dumps(data['by_language'], indent=1)}\n({path})")
+
+
+# the embedded profile only (the stack fixture's other profile is not started for these)
+@pytest.mark.parametrize("stack, conversation", [("embedded", c) for c in CONVERSATIONS],
+                         ids=[c.id for c in CONVERSATIONS], indirect=["stack"])
+def test_conversation(stack, sender, token, conversation):
+    customer = customer_of(conversation)
+    # one-time codes are read from the embedded profile's outbox, only those sent since the
+    # conversation began (Stack.code_sent_to would return an older code when none was sent)
+    result = run_conversation(
+        conversation, stack.talk, session_scope, token,
+        customer=None if customer == "anonymous" else customer,
+        sender=sender, responses=RESPONSES)
+    _RUN["results"].append(result)
+    _RUN["var_dir"] = stack.var_dir
+    assert result.passed, result.report()
+

@@ -128,6 +128,19 @@ class DomainSkillAction(SkillAction, ABC):
         """The skill's answer for this customer, with the domain at hand."""
 
 
+def skill_action(intent: Optional[str]) -> Optional[SkillAction]:
+    """The skill action that answers `intent` at once (not a form, not a person), if any."""
+    if not intent or intent == "request_human" or is_form(SKILL_ACTIONS.get(intent, "_form")):
+        return None
+    pending = list(SkillAction.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        if getattr(cls, "intent", "") == intent and not getattr(cls, "__abstractmethods__", None):
+            return cls()
+    return None
+
+
 async def prepare_verification(dispatcher: CollectingDispatcher, tracker: Tracker,
                                pending_intent: Optional[str]) -> List[EventType]:
     """Slots for the verify form (which rules run next); a customer code already in the

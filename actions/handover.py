@@ -23,8 +23,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import (SkillAction, channel_of, language_of, record, start_verification,
-                            verified_customer)
+from actions.common import (SkillAction, channel_of, language_of, record, skill_action,
+                            start_verification, verified_customer)
+from actions.interruptions import DIGRESSION_CONFIDENCE
 from bot.crm.card import IdentityCard, load_identity_card
 from bot.crm.service import open_ticket, run
 from bot.handover import hours, pack
@@ -105,8 +106,27 @@ class ActionRequestHuman(SkillAction):
     intent = "request_human"
     needs_identity = False
 
-    async def handle(self, dispatcher, tracker, card):
-        return await hand_over(dispatcher, tracker, reason_of(tracker), card)
+    async def handle(self, dispatcher, tracker, card):  # never called: `answer` is
+        raise NotImplementedError
+
+    async def answer(self, dispatcher, tracker, card, domain):
+        """An angry customer who asked something the bot can answer at once ("WHY IS THE BILL
+        SO HIGH???") gets that answer before the person: nobody waits for what they asked."""
+        reason = reason_of(tracker)
+        events: List[EventType] = []
+        skill = skill_asked_in_anger(tracker) if reason == "frustration" else None
+        if skill is not None and card is not None:
+            events += await skill.answer(dispatcher, tracker, card, domain) or []
+        return events + await hand_over(dispatcher, tracker, reason, card)
+
+
+def skill_asked_in_anger(tracker: Tracker) -> Optional[SkillAction]:
+    """The answering skill (no form, no verification to start) a frustrated message was
+    understood as, when the classifier was confident of it."""
+    understood = (tracker.latest_message.get("frustration") or {}).get("understood") or {}
+    if float(understood.get("confidence") or 0) < DIGRESSION_CONFIDENCE:
+        return None
+    return skill_action(understood.get("name"))
 
 
 class ActionHandoverTicket(Action):

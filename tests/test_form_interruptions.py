@@ -214,3 +214,30 @@ def test_the_core_fallback_answers_only_a_message_left_without_reply():
     assert out[-1] == {"event": "followup", "timestamp": None, "name": "action_listen"}
     said, out = run([{"event": "user", "text": "mah"}, {"event": "bot", "text": "Ciao"}])
     assert said == [] and out[-1]["name"] == "action_listen"
+
+
+def test_an_angry_question_the_bot_can_answer_is_answered_before_the_person(seeded):
+    """ "XKE LA BOLLETTA E COSI ALTA???" is frustrated (request_human), and understood as
+    explain_bill: the explanation first, then the handover (here nobody is online)."""
+    import actions.bills  # noqa: F401  (registers the bill skills)
+    from actions.handover import ActionRequestHuman
+
+    text = "XKE LA BOLLETTA E COSI ALTA??? nn e possibile"
+    latest = {"text": text, "intent": {"name": "request_human", "confidence": 1.0},
+              "entities": [], "metadata": {},
+              "frustration": {"score": 0.9, "cues": ["caps"],
+                              "understood": {"name": "explain_bill", "confidence": 0.93}}}
+    tracker = Tracker("conv-angry", {"verified": True, "customer_code": ELECTRICITY_ONLY,
+                                     "language": "it"}, latest,
+                      [{"event": "user", "text": text, "parse_data": latest}], False, None, {},
+                      "action_listen")
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionRequestHuman().run(dispatcher, tracker, domain()))
+    said = [m.get("response") for m in dispatcher.messages]
+    assert said[0].startswith("utter_explain_bill"), said
+    assert "utter_handover_no_agent" in said or "utter_handover_closed" in said
+    latest["frustration"]["understood"]["confidence"] = 0.3  # not sure what was asked
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionRequestHuman().run(dispatcher, tracker, domain()))
+    assert not any(r.startswith("utter_explain_bill") for r in
+                   [m.get("response") or "" for m in dispatcher.messages])

@@ -10,10 +10,12 @@ from typing import Any, Dict, Iterable, Optional, Set
 from rasa_sdk import Tracker
 
 from actions.skills import SKILL_ACTIONS
-from bot.stopwords import is_stop_phrase
+from bot.stopwords import is_stop_phrase, starts_with_stop
 
 # Below this confidence a message inside a form is taken as an (attempted) answer.
 DIGRESSION_CONFIDENCE = 0.6
+# A skill ranked second after a remark ("thanks, also...") counts from this confidence.
+RUNNER_UP_CONFIDENCE = 0.3
 STOP_INTENTS = {"cancel"}
 # Answered inside the form, which then asks its question again.
 ASIDES = {
@@ -46,6 +48,24 @@ def has_entity(tracker: Tracker, names: Iterable[str]) -> bool:
     return any(e.get("entity") in names for e in tracker.latest_message.get("entities") or [])
 
 
+def request_after_remark(tracker: Tracker, top: Optional[str],
+                         own_intent: Optional[str]) -> Optional[str]:
+    """The skill asked for after a remark (thanks, hello) that the classifier ranked first:
+    the runner-up, when it is another skill and not a long shot."""
+    if top not in ASIDES:
+        return None
+    ranking = [r for r in tracker.latest_message.get("intent_ranking") or []
+               if r.get("name") not in ("nlu_fallback", top)]
+    if not ranking:
+        return None
+    second = ranking[0]
+    name = second.get("name")
+    if (name in SKILL_ACTIONS and name not in ("request_human", own_intent)
+            and float(second.get("confidence") or 0) >= RUNNER_UP_CONFIDENCE):
+        return name
+    return None
+
+
 def classify(tracker: Tracker, domain: Dict[str, Any], own_intent: Optional[str],
              answers: bool) -> Optional[Interruption]:
     """The interruption in the latest message, or None when it is (an attempt at) an answer.
@@ -62,12 +82,22 @@ def classify(tracker: Tracker, domain: Dict[str, Any], own_intent: Optional[str]
     if is_stop_phrase(text) or (name in STOP_INTENTS and confidence >= DIGRESSION_CONFIDENCE
                                 and not answers):
         return Interruption("stop")
-    if answers or confidence < DIGRESSION_CONFIDENCE:
+    if answers:
+        return None
+    if confidence < DIGRESSION_CONFIDENCE or name in ASIDES:
+        # "thanks, also when does my contract end?": a remark, then the real request
+        second = request_after_remark(tracker, name, own_intent)
+        if second is not None:
+            return Interruption("skill", second)
+    if starts_with_stop(text) and not (name in SKILL_ACTIONS and
+                                       confidence >= DIGRESSION_CONFIDENCE):
+        return Interruption("stop")
+    if name in ASIDES:  # cheap when wrong: answered, then the question again
+        return Interruption("aside", name, ASIDES[name])
+    if confidence < DIGRESSION_CONFIDENCE:
         return None
     if name == "goodbye":
         return Interruption("goodbye")
-    if name in ASIDES:
-        return Interruption("aside", name, ASIDES[name])
     if name == "change_language":
         return Interruption("language", name)
     if name == own_intent:

@@ -24,3 +24,16 @@ def fold(text: str) -> str:
 def is_stop_phrase(text: str) -> bool:
     """Whether the whole message is a way of saying "stop" (a longer message is classified)."""
     return fold(text) in STOP_PHRASES
+
+
+def starts_with_stop(text: str) -> bool:
+    """Whether the message opens with a way of saying "stop" and goes on ("lascia stare, la
+    faccio un altro giorno", "never mind, I'll do it tomorrow"): a phrase of two words or more,
+    or a single word followed by punctuation."""
+    head = (text or "").strip().lower()
+    for phrase in STOP_PHRASES:
+        if " " in phrase and fold(head).startswith(phrase + " "):
+            return True
+    first = fold(re.split(r"[,.;:!?]", head, maxsplit=1)[0]) if re.search(r"[,.;:!?]", head) \
+        else ""
+    return first in STOP_PHRASES

@@ -75,6 +75,38 @@ def test_stopping_a_form_ends_it_and_keeps_nothing(seeded, text, intent):
     assert followup(events) == "action_listen"  # not the form's submit action
 
 
+@pytest.mark.parametrize("text", ["lascia stare, la faccio un altro giorno che adesso nn ho tempo",
+                                  "never mind, I'll do it tomorrow", "Annulla. Non ho tempo"])
+def test_a_stop_followed_by_a_reason_stops_the_form(seeded, text):
+    """Longer than a stop phrase, and the classifier unsure (the NLU fallback)."""
+    events, said = meter(text, "nlu_fallback", confidence=0.45, reading_value=text)
+    assert said == ["utter_form_cancelled"] and followup(events) == "action_listen"
+
+
+def test_a_stop_then_another_request_is_that_request(seeded):
+    events, said = meter("lascia stare, quanto devo pagare?", "check_bill", confidence=1.0,
+                         reading_value="lascia stare, quanto devo pagare?")
+    assert followup(events) == "action_check_bill"
+
+
+def test_a_remark_then_a_request_is_the_request(seeded):
+    """"thanks, also can you tell me when my contract ends?" is ranked thank_you (0.55), then
+    contract_info (0.37): the contract is what the customer asked."""
+    from actions.meter_reading import ValidateMeterReadingForm
+
+    text = "thanks, also can you tell me when my contract ends?"
+    tracker = in_form("meter_reading_form", "reading_value", text, "thank_you", confidence=0.55,
+                      reading_value=text)
+    tracker.latest_message["intent_ranking"] = [
+        {"name": "thank_you", "confidence": 0.55}, {"name": "contract_info", "confidence": 0.37},
+        {"name": "move_home", "confidence": 0.01}]
+    events, said = validate(ValidateMeterReadingForm(), tracker)
+    assert followup(events) == "action_contract_info" and said == []
+    tracker.latest_message["intent_ranking"][1]["confidence"] = 0.1  # a long shot: thanks only
+    events, said = validate(ValidateMeterReadingForm(), tracker)
+    assert said == ["utter_you_are_welcome"] and followup(events) is None
+
+
 def test_goodbye_inside_a_form_ends_it_with_the_goodbye(seeded):
     events, said = meter("bye", "goodbye", reading_value="bye")
     assert followup(events) == "action_goodbye" and said == []

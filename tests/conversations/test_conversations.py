@@ -45,9 +45,10 @@ def summary():
     print(f"\nconversation suite: {json.dumps(data['by_language'], indent=1)}\n({path})")
 
 
-# the embedded profile only (the stack fixture's other profile is not started for these)
-@pytest.mark.parametrize("stack, conversation", [("embedded", c) for c in CONVERSATIONS],
-                         ids=[c.id for c in CONVERSATIONS], indirect=["stack"])
+# the embedded profile only (the stack fixture's other profile is not started for these);
+# one stack for all of them: the stack parameter is the same single value for every case
+@pytest.mark.parametrize("conversation", CONVERSATIONS, ids=[c.id for c in CONVERSATIONS])
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 def test_conversation(stack, sender, token, conversation):
     customer = customer_of(conversation)
     # one-time codes are read from the embedded profile's outbox, only those sent since the

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 SEED = 20261203
 CONVERSATIONS = 120
-CUSTOMERS = 30  # the highest codes; tests/conversations/runner.py leaves them to this test
+CUSTOMERS = 30
 
 # Written for this test from the customer's side (not the training data's examples).
 REQUESTS = {
@@ -97,17 +97,20 @@ def conversation(rng: random.Random) -> tuple[str, list[str]]:
 
 
 def customers(stack) -> list[str]:
+    """Generated demo customers that neither the conversation suite nor another test uses."""
     from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
 
     from bot.crm import models as m
+    from tests.conversations.runner import RESERVED, assign_customers, load_all
 
     engine = create_engine(stack.database_url)
-    with engine.connect() as c:
-        codes = c.execute(select(m.Customer.customer_code).where(
-            m.Customer.customer_code.not_in(["C1000150", "C1000318"]))  # test_erasure's
-            .order_by(m.Customer.customer_code.desc()).limit(CUSTOMERS)).scalars().all()
+    with Session(engine) as session:
+        taken = set(assign_customers(load_all(), session).values()) | RESERVED
+        codes = session.execute(select(m.Customer.customer_code).order_by(
+            m.Customer.customer_code.desc())).scalars().all()
     engine.dispose()
-    return list(codes)
+    return [c for c in codes if c not in taken and c >= "C1000100"][:CUSTOMERS]
 
 
 def paused(stack, sender: str) -> bool:

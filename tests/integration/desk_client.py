@@ -114,11 +114,11 @@ def _in_order(expected: list[str], texts: list[str]) -> bool:
     return all(any(t == want for t in it) for want in expected)
 
 
-def wait_log_caught_up(position: int | None = None, timeout: float = 60) -> int:
-    """Waits until the desk's log builder has read Rasa's event stream up to `position` (by
-    default, the stream's latest event now) and returns its cursor. The builder moves its cursor
-    in the same transaction as the records it writes (bot.analytics.ingest.sync): once it is
-    there, every event up to it is in the log, and a later round reads only newer events."""
+def wait_log_caught_up(timeout: float = 60) -> int:
+    """Waits until the desk's log builder has read Rasa's event stream up to its latest event
+    now, and returns the builder's cursor. The builder moves its cursor in the same transaction
+    as the records it writes (bot.analytics.ingest.sync), one batch after the other: once the
+    cursor is there, every batch begun before that event was written is committed too."""
     from sqlalchemy import select
 
     from bot.analytics.ingest import SOURCE
@@ -126,7 +126,7 @@ def wait_log_caught_up(position: int | None = None, timeout: float = 60) -> int:
     from bot.crm.db import session_scope
     from bot.desk import stream
 
-    target = stream.latest_id() if position is None else position
+    target = stream.latest_id()
     deadline = time.monotonic() + timeout
     while True:
         with session_scope() as db:

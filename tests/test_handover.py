@@ -54,7 +54,9 @@ def _scores(path: Path) -> tuple[float, float, int]:
 
 
 def test_frustration_detector_on_the_development_sets():
-    for name in ("frustration.yml", "frustration_independent.yml"):
+    """The sets the detector was written and tuned with: a regression check, not a measure
+    (the honest figure is the hold-out's, below)."""
+    for name in ("frustration.yml", "frustration_dev.yml"):
         precision, recall, n = _scores(DATA / name)
         assert n >= 60
         assert precision >= 0.95 and recall >= 0.95, (name, precision, recall)

@@ -182,7 +182,7 @@ def bench_frustration() -> dict:
     from bot.handover.frustration import detect
 
     results = {}
-    for name in ("frustration", "frustration_independent", "frustration_holdout"):
+    for name in ("frustration", "frustration_dev", "frustration_holdout"):
         data = yaml.safe_load((ROOT / "tests" / "data" / f"{name}.yml").read_text())
         tp = sum(detect(t).frustrated for t in data["frustrated"])
         fp = sum(detect(t).frustrated for t in data["not_frustrated"])

@@ -293,11 +293,11 @@ def write_results(raw: dict) -> None:
         f = raw["frustration"]
         lines += [f"## Frustration detector{_when(raw, 'frustration')}", "",
                   "bot/handover/frustration.py on labelled messages (Italian and English) in "
-                  "tests/data/. `frustration` was written with the detector; `independent` was "
-                  "written by a separate author who never saw the detector, then used once to "
-                  "extend the word lists (so it is no longer independent; before that, the "
-                  "detector scored precision 0.957 and recall 0.55 on it); `holdout` was written "
-                  "the same way afterwards and never used for tuning: its row is the honest "
+                  "tests/data/. `frustration` was written with the detector; `frustration_dev` "
+                  "was written by a separate author who never saw the detector, then used to "
+                  "extend the word lists, so it is development data (before that, the detector "
+                  "scored precision 0.957 and recall 0.55 on it); `holdout` was written the "
+                  "same way afterwards and never used for tuning: its row is the only honest "
                   "figure.", "",
                   "| set | messages | frustrated | precision | recall |", "|---|---|---|---|---|"]
         for name, r in f.items():

@@ -107,7 +107,8 @@ def test_duplicates_and_foreign_supply_are_reported():
     twin["bills"][0]["supply_id"] = "IT001E99999999"
     doc["customers"].append(twin)
     problems = validate(doc)
-    assert "customers[1].customer_code: duplicate customer_code (first at customers[0].customer_code)" in problems
+    assert ("customers[1].customer_code: duplicate customer_code "
+            "(first at customers[0].customer_code)") in problems
     assert "customers[1].bills[0].supply_id: not one of this customer's supplies" in problems
     assert any(p.startswith("customers[1].identities[0]: duplicate identity") for p in problems)
 
@@ -121,7 +122,8 @@ def test_import_cli_exit_codes(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bot", "import-data", str(bad)], cwd=ROOT, env=env,
                          capture_output=True, text=True)
     assert out.returncode == 1
-    assert "nothing was imported" in out.stderr and "customers[0].bills[0].due_date: not a date" in out.stderr
+    assert "nothing was imported" in out.stderr
+    assert "customers[0].bills[0].due_date: not a date" in out.stderr
     garbage = tmp_path / "garbage.json"
     garbage.write_text("{not json")
     out = subprocess.run([sys.executable, "-m", "bot", "import-data", str(garbage)], cwd=ROOT,
@@ -163,13 +165,21 @@ def test_demo_seed_is_deterministic_and_realistic():
 
 
 def test_seed_loads_into_the_database(database):
-    from bot.crm.seed import is_empty, seed_demo
+    from bot.crm.seed import build_document, is_empty, seed_demo
 
+    today = date(2026, 11, 23)
+    doc = build_document(today)
+    expected = {"customers": len(doc["customers"]),
+                "supplies": sum(len(c["supplies"]) for c in doc["customers"]),
+                "bills": sum(len(c["bills"]) for c in doc["customers"]),
+                "tickets": sum(len(c["tickets"]) for c in doc["customers"]),
+                "outages": len(doc["outages"])}
     assert is_empty()
-    n = seed_demo()
-    assert not is_empty() and counts()["customers"] == n
-    seed_demo()  # idempotent
-    assert counts()["customers"] == n
+    assert seed_demo(today=today) == expected["customers"]
+    loaded = counts()
+    assert {name: loaded[name] for name in expected} == expected
+    seed_demo(today=today)  # idempotent
+    assert counts() == loaded
 
 
 def test_identity_card_and_next_best_action(database):
@@ -224,7 +234,8 @@ def test_one_time_codes_and_lock(database, monkeypatch):
     assert sent.sent and sent.masked_destination == "m***@example.it"
     assert not service.issue_otp("C9999999", "conv-1").sent
     with session_scope() as s:
-        outbox = s.execute(select(m.OutboxMessage).order_by(m.OutboxMessage.id.desc())).scalars().first()
+        outbox = s.execute(select(m.OutboxMessage).order_by(m.OutboxMessage.id.desc())
+                           ).scalars().first()
         code = outbox.body.split("è ")[1][:6]
     assert outbox.destination == "maria.rossi@example.it"
     from bot.settings import get_settings
@@ -270,11 +281,14 @@ def test_tickets_get_sequential_ids(database):
     from bot.crm.seed import seed_demo
 
     seed_demo()
+    year = datetime.now(timezone.utc).year
+    with session_scope() as s:  # this year's demo tickets
+        seeded = [int(t.rsplit("-", 1)[1]) for t in s.execute(
+            select(m.Ticket.ticket_id).where(m.Ticket.ticket_id.like(f"T-{year}-%"))).scalars()]
+    first = max(seeded + [500000]) + 1  # the bot's tickets follow them
     a = service.open_ticket("C1000001", "callback", "x", "web")
     b = service.open_ticket("C1000001", "callback", "y", "web")
-    year = datetime.now(timezone.utc).year
-    assert a.ticket_id.startswith(f"T-{year}-")
-    assert int(b.ticket_id[-6:]) == int(a.ticket_id[-6:]) + 1
+    assert (a.ticket_id, b.ticket_id) == (f"T-{year}-{first:06d}", f"T-{year}-{first + 1:06d}")
 
 
 def test_validation_helpers():

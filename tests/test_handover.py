@@ -54,7 +54,9 @@ def _scores(path: Path) -> tuple[float, float, int]:
 
 
 def test_frustration_detector_on_the_development_sets():
-    for name in ("frustration.yml", "frustration_independent.yml"):
+    """The sets the detector was written and tuned with: a regression check, not a measure
+    (the honest figure is the hold-out's, below)."""
+    for name in ("frustration.yml", "frustration_dev.yml"):
         precision, recall, n = _scores(DATA / name)
         assert n >= 60
         assert precision >= 0.95 and recall >= 0.95, (name, precision, recall)
@@ -241,8 +243,13 @@ def test_add_user_command(desk_db, monkeypatch):
 
 
 def test_context_pack_is_frozen_and_masks_contacts(seeded_history):
+    import json
+
     from bot.crm.card import read_identity_card
-    from bot.handover import pack
+    from bot.crm.db import session_scope
+    from bot.crm.service import set_email
+    from bot.handover import pack, service
+    from bot.handover.models import Handover
 
     card = read_identity_card("C1000001")
     events = [
@@ -261,6 +268,32 @@ def test_context_pack_is_frozen_and_masks_contacts(seeded_history):
     assert context["transcript"][0]["confidence"] == 0.91
     assert "check bill" in summary and "did not understand 1" in summary
     assert card.first_name in summary
+
+    # frozen: the pack stored with the handover is the one of that moment, whatever happens to
+    # the customer's data or the conversation afterwards (asking again does not replace it)
+    def enqueue(context):
+        return service.enqueue(
+            conversation_id="frozen-pack", channel="web", input_channel="socketio",
+            language="it", reason="request_human", skill="billing", customer_code="C1000001",
+            customer_name=f"{card.first_name} {card.last_name}", persona=card.persona,
+            vip=card.vip, summary=summary, context_pack=context, agents=1)
+
+    def stored(handover_id):
+        with session_scope() as db:
+            return json.loads(db.get(Handover, handover_id).context_pack)
+
+    queued = enqueue(context)
+    frozen = json.loads(json.dumps(context, default=str))
+    assert stored(queued.handover_id) == frozen
+    set_email("C1000001", "maria.nuova@example.com")
+    changed = read_identity_card("C1000001")
+    later, _ = pack.build(changed, events + [
+        {"event": "user", "text": "ci siete?", "timestamp": 4.0,
+         "parse_data": {"intent": {"name": "request_human", "confidence": 0.9}}}],
+        "request_human", "it", "web", "billing", datetime.now(timezone.utc).date())
+    assert later["card"]["email"] != context["card"]["email"]  # the data did change
+    assert enqueue(later).handover_id == queued.handover_id
+    assert stored(queued.handover_id) == frozen
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Test helpers: an agent using the desk's HTTP API, a customer on the socket.io channel."""
+"""Test helpers: an agent using the desk's HTTP API, a customer on the socket.io channel, and
+the observable state they wait on (Rasa's tracker, the desk's conversation log)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import threading
 import time
 import uuid
+from urllib.parse import quote
 
 import httpx
 import socketio
@@ -68,12 +70,83 @@ class Agent:
         raise AssertionError(f"{conversation_id} never appeared in the queue")
 
 
+def tracker_events(rasa_url: str, conversation_id: str) -> list[dict]:
+    """Every event of the conversation, from Rasa's HTTP API (reading never saves a tracker)."""
+    from tests.stack import RASA_TOKEN
+
+    r = httpx.get(f"{rasa_url}/conversations/{quote(conversation_id, safe=':+@=~')}/tracker",
+                  params={"token": RASA_TOKEN, "include_events": "ALL"}, timeout=30)
+    r.raise_for_status()
+    return r.json()["events"]
+
+
+def turn_of(events: list[dict], n: int) -> list[dict] | None:
+    """The events of the bot's turn after the customer's n-th message (1-based), or None while
+    the tracker does not hold that message yet.
+
+    Rasa saves the tracker once, when it has handled the message (`MessageProcessor.
+    handle_message`), so a saved message means its turn is over; the turn's events end at the
+    bot's `action_listen`, or at the pause of a handover (the bot then stops predicting)."""
+    users = [i for i, e in enumerate(events) if e.get("event") == "user"]
+    if len(users) < n:
+        return None
+    turn = []
+    for e in events[users[n - 1] + 1:]:
+        if e.get("event") == "user":
+            break
+        turn.append(e)
+        if e.get("event") == "pause" or (e.get("event") == "action"
+                                          and e.get("name") == "action_listen"):
+            break
+    return turn
+
+
+def said(turn: list[dict]) -> list[str]:
+    """The texts the socket.io channel emits for the turn's bot messages, in order (Rasa's
+    `SocketIOOutput` sends one message per paragraph)."""
+    return [part for e in turn if e.get("event") == "bot" and e.get("text")
+            for part in e["text"].strip().split("\n\n")]
+
+
+def _in_order(expected: list[str], texts: list[str]) -> bool:
+    """Whether `expected` is a subsequence of `texts` (others may push in between)."""
+    it = iter(texts)
+    return all(any(t == want for t in it) for want in expected)
+
+
+def wait_log_caught_up(timeout: float = 60) -> int:
+    """Waits until the desk's log builder has read Rasa's event stream up to its latest event
+    now, and returns the builder's cursor. The builder moves its cursor in the same transaction
+    as the records it writes (bot.analytics.ingest.sync), one batch after the other: once the
+    cursor is there, every batch begun before that event was written is committed too."""
+    from sqlalchemy import select
+
+    from bot.analytics.ingest import SOURCE
+    from bot.analytics.models import StreamCursor
+    from bot.crm.db import session_scope
+    from bot.desk import stream
+
+    target = stream.latest_id()
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope() as db:
+            cursor = db.execute(select(StreamCursor.position)
+                                .where(StreamCursor.source == SOURCE)).scalar()
+        if cursor is not None and cursor >= target:
+            return cursor
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the desk's log builder is at event {cursor}, not {target}, "
+                                 f"after {timeout}s")
+        time.sleep(0.2)
+
+
 class Customer:
     """A customer on the web widget's socket.io channel, in a thread of its own."""
 
     def __init__(self, rasa_url: str, metadata: dict | None = None) -> None:
         self.rasa_url, self.metadata = rasa_url, metadata or {}
         self.received: list[dict] = []
+        self.sent = 0  # messages emitted: the n-th is the tracker's n-th user event
         # The conversation id (the tracker's sender id, what agents see) and the session the
         # server issued for it (what only this browser knows).
         self.session_id: str | None = None
@@ -106,15 +179,38 @@ class Customer:
         await asyncio.wait_for(confirmed.wait(), 20)
 
     def say(self, text: str, wait_for_reply: bool = True, timeout: float = 60) -> str:
+        """Sends `text`; unless told not to wait, returns what the bot said in its turn, once
+        the turn is over (the tracker holds the message) and every message of it arrived."""
         before = len(self.received)
         self._call(self.client.emit("user_uttered", {"message": text,
                                                      "session_id": self.session,
                                                      "customData": self.metadata}))
+        self.sent += 1
         if not wait_for_reply:
             return ""
-        self.wait_for(lambda texts: len(texts) > before, timeout)
-        time.sleep(1.5)  # the rest of the bot's turn
+        turn = self.wait_turn(timeout=timeout, since=before)
+        assert said(turn), f"the bot said nothing to {text!r}: {turn}"
         return "\n".join(m.get("text", "") for m in self.received[before:])
+
+    def wait_turn(self, n: int | None = None, timeout: float = 60,
+                  since: int | None = None) -> list[dict]:
+        """The events of the bot's turn after this customer's n-th message (by default the
+        last one sent), once Rasa has handled it and its messages reached this browser (those
+        received from index `since` on, by default all of them)."""
+        n = self.sent if n is None else n
+        deadline = time.monotonic() + timeout
+        turn = None
+        while turn is None:
+            turn = turn_of(tracker_events(self.rasa_url, self.session_id), n)
+            if turn is None:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"message {n} not handled in {timeout}s; got "
+                                         f"{self.texts()}")
+                time.sleep(0.1)
+        expected = said(turn)
+        self.wait_for(lambda texts: _in_order(expected, texts[since or 0:]),
+                      max(deadline - time.monotonic(), 5))
+        return turn
 
     def texts(self) -> list[str]:
         return [m.get("text", "") for m in self.received]

@@ -47,11 +47,15 @@ def wait_listed(lead: Agent, query: str, timeout: float = 20, total: int = 1,
 
 
 def wait_detail(lead: Agent, cid: int, predicate, timeout: float = 20) -> dict:
+    """The console's detail of conversation `cid`, once `predicate` holds for it."""
     deadline = time.monotonic() + timeout
     while True:
         detail = lead.get(f"/console/api/conversations/{cid}").json()
-        if predicate(detail) or time.monotonic() > deadline:
+        if predicate(detail):
             return detail
+        if time.monotonic() > deadline:
+            lines = [(m.get("sender"), m.get("text")) for m in detail.get("messages", [])]
+            raise AssertionError(f"conversation {cid} not as expected after {timeout}s: {lines}")
         time.sleep(0.5)
 
 

@@ -16,6 +16,7 @@ from bot.analytics.models import Conversation, ErasureRecord
 from bot.crm import models as m
 from bot.crm.db import session_scope
 from bot.settings import get_settings
+from tests.integration.desk_client import wait_log_caught_up
 from tests.stack import ROOT
 
 pytestmark = pytest.mark.integration
@@ -84,7 +85,10 @@ def test_erase_customer_leaves_nothing_in_any_store(stack, sender, token):
     assert tracker["slots"].get("customer_code") in (None, "")
     assert _rows(settings.tracker_database_url, sender) == 0
     assert _rows(settings.events_database_url, sender) == 0
-    time.sleep(2)  # the desk goes on reading the stream: nothing comes back
+    # the desk's log builder reads on (up to another customer's event, written after the
+    # erasure): nothing comes back
+    stack.talk(f"{sender}-after", "ciao")
+    wait_log_caught_up()
     assert _conversations(sender_id=sender) == 0
     assert _conversations(customer_code=CODE) == 0
     with session_scope() as db:
@@ -183,7 +187,10 @@ def test_erasure_leaves_nothing_of_a_conversation_begun_anonymously(stack, sende
     done = subprocess.run([sys.executable, "-m", "bot", "erase-customer", CHANGED],
                           cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    time.sleep(2)  # the desk goes on reading the stream: nothing comes back
+    # the desk's log builder reads on (up to another customer's event, written after the
+    # erasure): nothing comes back
+    stack.talk(f"{sender}-after", "ciao")
+    wait_log_caught_up()
     after = _left_of((sender, other), CHANGED, values)
     assert all(n == 0 for n in after.values()), after
     for who in (sender, other):

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 from bot.crm.db import session_scope
 from bot.handover.models import OPEN_STATES, DeskUser, Handover
-from tests.stack import AGENT_REPLY_TIMEOUT, HANDOVER_MAX_WAIT
 from tests.integration.desk_client import Agent, Customer, password_for
+from tests.stack import AGENT_REPLY_TIMEOUT, HANDOVER_MAX_WAIT
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +78,10 @@ def test_full_handover_on_the_web_channel(desk, token):
         assert ("customer", "voglio parlare con un operatore", "request_human") in said
         assert "Maria Rossi" in detail["pack"]["summary"]
         customer.say("ho una domanda sulla bolletta", wait_for_reply=False)
-        time.sleep(2)
-        assert len(customer.texts()) == before  # still silent
+        turn = customer.wait_turn()  # Rasa has handled it: still silent
+        assert [e for e in turn if e["event"] in ("bot", "action")
+                and e.get("name") != "action_extract_slots"] == [], turn
+        assert len(customer.texts()) == before
         live = agent.get(f"/api/handovers/{row['id']}").json()["live"]
         assert any(line["text"] == "ho una domanda sulla bolletta" for line in live)
         # the agent's reply reaches the customer's own channel and the transcript
@@ -155,7 +157,8 @@ def test_nobody_online_means_callback_or_ticket_never_waiting(desk, stack, sende
     from bot.crm import models as m
 
     with session_scope() as db:
-        ticket = db.execute(select(m.Ticket).where(m.Ticket.conversation_id == sender)).scalars().one()
+        ticket = db.execute(select(m.Ticket).where(m.Ticket.conversation_id == sender)
+                            ).scalars().one()
     assert ticket.kind == "request" and ticket.ticket_id in reply and ask in ticket.description
 
 
@@ -190,10 +193,13 @@ def test_an_agent_who_does_not_answer_loses_the_conversation(desk):
         row = agent.wait_in_queue(customer.session_id)
         agent.post(f"/api/handovers/{row['id']}/claim")
         wait_state(customer.session_id, "assigned")
-        time.sleep(AGENT_REPLY_TIMEOUT)
-        h = wait_state(customer.session_id, "queued", timeout=15)
+        # back in the queue once the agent has been silent for AGENT_REPLY_TIMEOUT seconds
+        # (the desk checks every few seconds), and not before
+        h = wait_state(customer.session_id, "queued", timeout=AGENT_REPLY_TIMEOUT + 30)
         assert [t.state for t in h.transitions] == ["queued", "assigned", "queued"]
         assert "did not answer" in h.transitions[-1].note
+        silent = (h.transitions[2].at - h.transitions[1].at).total_seconds()
+        assert silent >= AGENT_REPLY_TIMEOUT, silent
         assert any(r["id"] == row["id"] for r in agent.queue())
     finally:
         customer.close()
@@ -282,8 +288,8 @@ def test_every_desk_route_needs_a_login(desk):
     r = httpx.post(f"{desk.desk_url}/login", headers={"Cookie": f"desk_login_csrf={cookie}"},
                    data={"username": "giulia", "password": "wrong", "csrf_token": form})
     assert r.status_code == 401 and "desk_session" not in r.headers.get("set-cookie", "")
-    r = httpx.post(f"{desk.desk_url}/login", data={"username": "giulia",
-                                                   "password": password_for(desk.desk_url, "giulia")})
+    r = httpx.post(f"{desk.desk_url}/login",
+                   data={"username": "giulia", "password": password_for(desk.desk_url, "giulia")})
     assert r.status_code == 403  # no CSRF token
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from bot import i18n
@@ -58,10 +57,40 @@ def test_three_wrong_codes_lock_the_sender_not_the_customer(stack, sender):
     assert "Anna" in reply
 
 
-def test_messaging_identity_is_linked_after_verification(stack, sender):
-    from bot.crm.service import customer_for_identity
+def test_messaging_identity_is_linked_after_verification(stack, platform_api, sender):
+    """A Telegram chat that verifies with a one-time code is linked to the customer; a web
+    (REST) sender that verifies the same way is not: a browser's sender id is not an
+    identity."""
+    from sqlalchemy import func, select
 
-    assert customer_for_identity("telegram", sender) is None  # REST is not a messaging app
+    from bot.crm import models as m
+    from bot.crm.db import session_scope
+    from bot.crm.service import customer_for_identity
+    from tests.integration.test_messaging import plain_customer, tg_message, tg_post, tg_sent
+
+    first = plain_customer(set())  # test_messaging's
+    on_telegram = read_identity_card(plain_customer({first}))
+    on_the_web = read_identity_card(plain_customer({first, on_telegram.customer_code}))
+    chat = int(sender[-8:], 16)  # a Telegram chat of this test's own
+
+    def telegram(text: str) -> str:
+        before = len(tg_sent(platform_api, chat))
+        assert tg_post(stack, tg_message(chat, text)).status_code == 200
+        return "\n".join(m["text"] for m in tg_sent(platform_api, chat)[before:])
+
+    assert customer_for_identity("telegram", str(chat)) is None
+    assert "codice cliente" in telegram("quanto devo pagare?")
+    assert "codice di verifica" in telegram(on_telegram.customer_code)
+    assert on_telegram.first_name in telegram(stack.code_sent_to(on_telegram.email))
+    assert customer_for_identity("telegram", str(chat)) == on_telegram.customer_code
+    # a web sender verifies the same way, and is not linked to anyone
+    assert "codice cliente" in stack.say(sender, "quanto devo pagare?")
+    assert "codice di verifica" in stack.say(sender, on_the_web.customer_code)
+    assert on_the_web.first_name in stack.say(sender, stack.code_sent_to(on_the_web.email))
+    with session_scope() as db:
+        links = db.execute(select(func.count()).select_from(m.Identity)
+                           .where(m.Identity.external_id == sender)).scalar_one()
+    assert links == 0
 
 
 @pytest.mark.parametrize("messages", [

@@ -79,8 +79,31 @@ def test_explain_bill(stack, sender, token):
     last = card.bills[0]
     assert last.number in reply and i18n.money(last.amount_eur, "it") in reply
     assert "in più della media" in reply
-    if last.estimated:
-        assert "stimata" in reply
+    assert ("stimata" in reply) is last.estimated
+
+
+def customer_whose_last_bill(estimated: bool) -> str:
+    """A generated Italian family customer whose latest bill rests on an estimated reading, or
+    on an actual one (the demo data has both, whatever the day)."""
+    with session_scope() as s:
+        codes = s.execute(select(m.Customer.customer_code).where(
+            m.Customer.persona == "family", m.Customer.language == "it",
+            m.Customer.customer_code >= "C1000100").order_by(m.Customer.customer_code)
+        ).scalars().all()
+    for code in codes:
+        bills = read_identity_card(code).bills
+        if bills and bills[0].estimated is estimated:
+            return code
+    raise AssertionError(f"no family customer whose latest bill has estimated={estimated}")
+
+
+@pytest.mark.parametrize("estimated", [True, False], ids=["estimated", "actual"])
+def test_explain_bill_says_whether_the_reading_was_estimated(stack, sender, token, estimated):
+    code = customer_whose_last_bill(estimated)
+    reply = stack.say(sender, "perché la bolletta è così alta?", token(code))
+    last = read_identity_card(code).bills[0]
+    assert last.number in reply and i18n.money(last.amount_eur, "it") in reply
+    assert ("stimata" in reply) is estimated
 
 
 def test_pay_bill_anonymous_gets_general_options(stack, sender):

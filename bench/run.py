@@ -324,9 +324,11 @@ def write_results(raw: dict) -> None:
         lines += ["", "With 20 at once the two cores are the limit: every customer message still "
                   "goes through Rasa's NLU and tracker store while the conversation is paused, "
                   "and 20 customers writing at the same instant queue behind each other.", ""]
-    from bench import console, log_latency  # their sections are written by themselves
+    # these sections are written by their own modules
+    from bench import console, conversations, hint3, log_latency, nlu_wild
 
-    lines += console.section(raw) + log_latency.section(raw)
+    lines += console.section(raw) + log_latency.section(raw) + conversations.section(raw)
+    lines += nlu_wild.section(raw) + hint3.section(raw)
     RESULTS.write_text("\n".join(lines))
 
 

@@ -1,5 +1,5 @@
-# The two commands of the README: `make run` and `make test`.
-.PHONY: setup run shell test train validate bench clean
+# The two commands of the README: `make run` and `make test` (and `make check`, the quick one).
+.PHONY: setup run shell test check lint train validate bench clean
 
 setup:
 	@scripts/bootstrap
@@ -17,6 +17,17 @@ test: setup
 	@scripts/services
 	@scripts/chromium
 	.venv/bin/python -m pytest
+
+# The unit tier and the linter: no stack, no browser, no trained model
+# (PostgreSQL and Redis are used, as by `make test`).
+check: setup lint
+	@scripts/services
+	.venv/bin/python -m pytest -m "not integration and not model"
+
+# tests/ only for now: the product code is not clean yet (README, Tests and benchmarks).
+LINT_PATHS ?= tests
+lint: setup
+	.venv/bin/ruff check $(LINT_PATHS)
 
 bench: setup
 	@scripts/services

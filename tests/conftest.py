@@ -85,6 +85,14 @@ def sqlite_db(monkeypatch, tmp_path):
     return url
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs the trained model (model_path, directly or through agent or
+    stack) is marked `model`: `make check` leaves them out with `-m "not model"`."""
+    for item in items:
+        if "model_path" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.model)
+
+
 @pytest.fixture(scope="session")
 def model_path():
     """The trained model (trained once when the data or config changed)."""

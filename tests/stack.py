@@ -267,8 +267,15 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
             add_user(username, passwords[username], role, name, skills, languages)
         PASSWORDS[f"http://127.0.0.1:{desk_port}"] = passwords
 
-    from bot.runner import (action_command, desk_command, endpoints_file, rasa_command,
-                            site_command, stop, wait_until_up)
+    from bot.runner import (
+        action_command,
+        desk_command,
+        endpoints_file,
+        rasa_command,
+        site_command,
+        stop,
+        wait_until_up,
+    )
 
     action_log, rasa_log = var_dir / "actions.log", var_dir / "rasa.log"
     actions = subprocess.Popen(action_command(action_port), cwd=ROOT, env=env,

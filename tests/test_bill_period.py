@@ -14,9 +14,17 @@ from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.bills import (ActionCheckBill, ActionExplainBill, ActionPayBill, Period,
-                           covers_month, month_of, normalise_bill_number, parse_month,
-                           select_bills)
+from actions.bills import (
+    ActionCheckBill,
+    ActionExplainBill,
+    ActionPayBill,
+    Period,
+    covers_month,
+    month_of,
+    normalise_bill_number,
+    parse_month,
+    select_bills,
+)
 from bot import i18n
 from bot.crm.card import BillView, read_identity_card
 from tests.conftest import use_database

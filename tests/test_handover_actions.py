@@ -34,12 +34,11 @@ def _ask(slots: dict, text: str = "voglio un operatore") -> tuple[CollectingDisp
 
 
 def test_out_of_hours_offers_callback_or_written_request(history, monkeypatch):
-    from bot.settings import reset_settings
-
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
     from bot.handover.hours import DAYS
+    from bot.settings import reset_settings
 
     tomorrow = (datetime.now(ZoneInfo("Europe/Rome")) + timedelta(days=1)).weekday()
     monkeypatch.setenv("DESK_HOURS", f"{DAYS[tomorrow]} 09:00-10:00")

@@ -35,7 +35,7 @@ Previous period (6 conversations):
 | P4 | 03-19 09:00   | 03-19    | telegram | it   | senior  | handover  | 3     | 0  | request_human | 200  | 100   | 4    | report_outage        |
 | P5 | 03-20 09:00   | 03-20    | web      | en   | (none)  | abandoned | 2     | 2  |               |      |       |      | contract_info        |
 | P6 | 03-22 22:59   | 03-22    | whatsapp | it   | family  | abandoned | 2     | 0  |               |      |       |      | check_bill           |
-"""
+"""  # noqa: E501 (the tables above)
 
 from __future__ import annotations
 

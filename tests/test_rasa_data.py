@@ -57,8 +57,9 @@ def test_rasa_data_validate_has_no_other_warnings():
     out = subprocess.run(
         [sys.executable, "-m", "rasa", "data", "validate", "--domain", "domain", "--data", "data",
          "--config", "config.yml", "--fail-on-warnings"],
-        cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
-                                                        "SQLALCHEMY_SILENCE_UBER_WARNING": "1"})
+        cwd=ROOT, capture_output=True, text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+             "SQLALCHEMY_SILENCE_UBER_WARNING": "1"})
     log = out.stdout + out.stderr
     warnings = [line for line in log.splitlines() if "UserWarning" in line]
     unexplained = [w for w in warnings if not UNUSED.search(w)]
@@ -71,7 +72,8 @@ def test_rasa_data_validate_has_no_other_warnings():
 
 def test_every_response_has_italian_and_english():
     for f in (ROOT / "domain").glob("*.yml"):
-        for name, variations in ((yaml.safe_load(f.read_text()) or {}).get("responses") or {}).items():
+        responses = (yaml.safe_load(f.read_text()) or {}).get("responses") or {}
+        for name, variations in responses.items():
             default = [v for v in variations if not v.get("condition")]
             english = [v for v in variations if {"type": "slot", "name": "language", "value": "en"}
                        in (v.get("condition") or [])]
@@ -142,8 +144,9 @@ def test_rasa_test_stories_pass(model_path, tmp_path):
         [sys.executable, "-m", "rasa", "test", "core", "--model", str(model_path), "--stories",
          "tests/stories", "--out", str(tmp_path), "--fail-on-prediction-errors"],
         cwd=ROOT, capture_output=True, text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-             "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(tmp_path)})
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+             "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+             "HOME": str(tmp_path)})
     failed = tmp_path / "failed_test_stories.yml"
     detail = failed.read_text() if failed.exists() else out.stdout[-3000:] + out.stderr[-3000:]
     assert out.returncode == 0, detail

@@ -27,7 +27,10 @@ from sqlalchemy import select
 
 from bot.crm import models as m
 from bot.crm.db import session_scope
-from tests.test_actions import seeded, tracker  # noqa: F401 (fixture)
+from tests import test_actions
+from tests.test_actions import tracker
+
+seeded = test_actions.seeded  # the fixture, shared with test_actions
 
 MARIA = "C1000001"  # family, no open ticket
 GIUSEPPE = "C1000002"  # senior, an outage ticket in progress

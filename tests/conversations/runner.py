@@ -30,8 +30,14 @@ from sqlalchemy.orm import Session
 from bot.crm import models as m
 from bot.crm.validation import normalise_iban, normalise_phone
 from tests.conversations.facts import FactContext, FactError, Value, compute, customer_row
-from tests.conversations.schema import (PLACEHOLDER, Conversation, Expect, FactRef, Requires,
-                                        load_all)
+from tests.conversations.schema import (
+    PLACEHOLDER,
+    Conversation,
+    Expect,
+    FactRef,
+    Requires,
+    load_all,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 Talk = Callable[[str, str, Optional[str]], List[Dict[str, Any]]]

@@ -13,8 +13,15 @@ import json
 import pytest
 
 from bot.crm.db import session_scope
-from tests.conversations.runner import (Responses, assign_customers, failure_counts,
-                                        load_all, load_domain, run_conversation, summarise)
+from tests.conversations.runner import (
+    Responses,
+    assign_customers,
+    failure_counts,
+    load_all,
+    load_domain,
+    run_conversation,
+    summarise,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,27 @@ from sqlalchemy.orm import Session
 
 from bot import i18n
 from tests.conversations import facts as f
-from tests.conversations.runner import (ASKS, HANDOVER, NAMED, RESERVED, ROOT, apply_given,
-                                        assign_customers, effective_requires, load_domain,
-                                        mutations, snapshot, unmet_requirements)
-from tests.conversations.schema import (Conversation, ConversationFileError, files, load_all,
-                                        load_file)
+from tests.conversations.runner import (
+    ASKS,
+    HANDOVER,
+    NAMED,
+    RESERVED,
+    ROOT,
+    apply_given,
+    assign_customers,
+    effective_requires,
+    load_domain,
+    mutations,
+    snapshot,
+    unmet_requirements,
+)
+from tests.conversations.schema import (
+    Conversation,
+    ConversationFileError,
+    files,
+    load_all,
+    load_file,
+)
 
 CONVERSATIONS = load_all()
 BY_ID = {c.id: c for c in CONVERSATIONS}

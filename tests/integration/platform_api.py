@@ -1,6 +1,7 @@
 """A local stand-in for the messaging platforms' cloud APIs, speaking their documented wire
 format: Meta's Graph API (WhatsApp Cloud API `/{version}/{phone-number-id}/messages`), the
-Telegram Bot API (`/bot{token}/{method}`), Messenger's Send API (`/{version}/me/messages`) and Twilio's REST API
+Telegram Bot API (`/bot{token}/{method}`), Messenger's Send API (`/{version}/me/messages`) and
+Twilio's REST API
 (`/2010-04-01/Accounts/{sid}/Messages.json`). It records every request (method, path,
 headers, raw body) so tests can check exactly what the connectors sent."""
 

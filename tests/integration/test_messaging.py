@@ -442,7 +442,8 @@ def test_messenger_signature_quick_replies_and_attachments(stack, platform_api, 
     assert fb_post(stack, text).status_code == 200
     assert fb_post(stack, text).status_code == 200  # the same mid again: ignored
     [request] = fb_sent(platform_api, psid)
-    assert request.path == f"/v19.0/me/messages?access_token={CHANNEL_SECRETS['MESSENGER_PAGE_TOKEN']}"
+    page_token = CHANNEL_SECRETS["MESSENGER_PAGE_TOKEN"]
+    assert request.path == f"/v19.0/me/messages?access_token={page_token}"
     assert request.json() == {
         "messaging_type": "RESPONSE", "notification_type": "REGULAR", "recipient": {"id": psid},
         "message": {
@@ -455,7 +456,8 @@ def test_messenger_signature_quick_replies_and_attachments(stack, platform_api, 
     assert fb_post(stack, quick).status_code == 200
     assert user_texts(stack, psid)[-1] == "/ticket_status"
     other = psid + "1"
-    sticker = fb_event(other, message={"mid": f"m_{uuid.uuid4().hex}", "sticker_id": 369239263222822,
+    sticker = fb_event(other, message={"mid": f"m_{uuid.uuid4().hex}",
+                                       "sticker_id": 369239263222822,
                                        "attachments": [{"type": "image", "payload": {
                                            "url": "https://scontent.example/sticker.png",
                                            "sticker_id": 369239263222822}}]})
@@ -533,8 +535,8 @@ def test_an_agent_reply_reaches_a_whatsapp_customer_in_whatsapp(stack, platform_
         row = agent.wait_in_queue(wa_id)
         assert row["channel"] == "whatsapp"
         assert agent.post(f"/api/handovers/{row['id']}/claim").status_code == 200
-        assert agent.post(f"/api/handovers/{row['id']}/messages",
-                          {"text": "Buongiorno, sono Sara del servizio clienti."}).status_code == 200
+        reply = {"text": "Buongiorno, sono Sara del servizio clienti."}
+        assert agent.post(f"/api/handovers/{row['id']}/messages", reply).status_code == 200
         wait_for("sono Sara del servizio clienti")
         assert agent.post(f"/api/handovers/{row['id']}/handback").status_code == 200
         wait_for("di nuovo l'assistente virtuale")

@@ -9,8 +9,8 @@ import subprocess
 import httpx
 import pytest
 
-from tests.stack import RASA_TOKEN, ROOT, free_port
 from tests.integration.desk_client import Customer
+from tests.stack import RASA_TOKEN, ROOT, free_port
 
 pytestmark = pytest.mark.integration
 

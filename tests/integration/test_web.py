@@ -13,7 +13,6 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from bot.tokens import customer_from_token
-
 from tests.stack import RASA_TOKEN
 
 pytestmark = pytest.mark.integration

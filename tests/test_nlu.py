@@ -13,7 +13,7 @@ INTENTS = {
     "out_of_scope", "inform", "change_language", "give_feedback", "check_bill", "explain_bill",
     "pay_bill", "submit_meter_reading", "report_outage", "ticket_status", "activate_ebill",
     "update_contact", "setup_direct_debit", "contract_info", "file_complaint",
-    "request_callback", "move_home",
+    "request_callback", "move_home", "cancel",
 }
 
 
@@ -98,7 +98,7 @@ def test_typos_codes_and_numbers_pass_the_vocabulary_guard(agent, text, intent):
 
 
 CONVERSATION = {"greet", "goodbye", "thank_you", "affirm", "deny", "bot_challenge", "help",
-                "out_of_scope", "inform", "change_language", "give_feedback"}
+                "out_of_scope", "inform", "change_language", "give_feedback", "cancel"}
 
 
 @pytest.mark.parametrize("language", ["it", "en"])

@@ -292,7 +292,7 @@ def table(result: dict) -> list[str]:
             f"{m['best_accuracy']:.3f} ({m['best_threshold']}) | {p['accuracy']:.3f} "
             f"({p['accuracy_platform']}, {p['accuracy_threshold']}) | {dep['accuracy']:.3f} / "
             f"{dep['inscope_accuracy']:.3f} / {dep['oos_recall']:.3f} | "
-            f"{m['train_seconds']} | {m['predict_seconds']} |")
+            f"{m['train_seconds']:.0f} | {m['predict_seconds']:.0f} |")
     return lines
 
 

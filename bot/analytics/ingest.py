@@ -333,7 +333,12 @@ def _cursor(db: Session, source: str) -> StreamCursor:
     return cursor
 
 
-def sync(limit: int = 1000, events_url: str | None = None) -> int:
+# Events per transaction: on SQLite a batch holds the database's write lock while it is
+# applied, and the desk's own writes (a customer cancelling their wait) queue behind it.
+SYNC_BATCH = 100
+
+
+def sync(limit: int = SYNC_BATCH, events_url: str | None = None) -> int:
     """Read one batch of new events into the log; the number of events read."""
     with session_scope() as db:
         cursor = _cursor(db, SOURCE)

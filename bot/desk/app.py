@@ -47,6 +47,7 @@ POLL_SECONDS = 0.1
 CHECK_SECONDS = 2.0
 OFFLINE_GRACE_SECONDS = 5.0
 LOG_POLL_SECONDS = 1.0
+LOG_BATCH_PAUSE_SECONDS = 0.05
 LOG_SWEEP_SECONDS = 30.0
 # Every response of the desk and the console (pages, API, static files, errors, the login):
 # nothing inline (the pages load their scripts and styles from /static), no framing, no plugins.
@@ -562,7 +563,10 @@ async def _build_log(app: Sanic) -> None:
     while not app.ctx.stopping:
         try:
             while await run(ingest.sync) and not app.ctx.stopping:
-                pass
+                # catching up in small batches, with room between them for the desk's own
+                # writes (SQLite has one writer: a customer cancelling their wait must not queue
+                # behind the whole backlog)
+                await asyncio.sleep(LOG_BATCH_PAUSE_SECONDS)
             if asyncio.get_running_loop().time() - last_sweep >= LOG_SWEEP_SECONDS:
                 await run(ingest.sweep)
                 last_sweep = asyncio.get_running_loop().time()

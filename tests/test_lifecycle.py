@@ -650,3 +650,27 @@ def test_purge_command_uses_retention_days(database, rasa_stores, capsys, monkey
     assert "older than 365 days" in out and "1 conversation(s)" in out
     with session_scope() as db:
         assert db.execute(select(Conversation.sender_id)).scalars().all() == ["recent"]
+
+
+def test_erasing_the_newest_events_does_not_let_sqlite_reuse_their_ids(tmp_path):
+    """The desk and the conversation log read the event broker's table by id: after the newest
+    conversation is erased, the next event must still get a higher id than any read before."""
+    from sqlalchemy import create_engine, text
+
+    from bot.analytics.lifecycle import _delete_events_of
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE events (id INTEGER NOT NULL, sender_id VARCHAR(255), "
+                       "data TEXT, PRIMARY KEY (id))"))
+        for i, sender in enumerate(["a", "a", "b", "b"], 1):
+            c.execute(text("INSERT INTO events (sender_id, data) VALUES (:s, :d)"),
+                      {"s": sender, "d": f'{{"event": "user", "text": "{i}"}}'})
+    assert _delete_events_of(url, ["b"]) == 2
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO events (sender_id, data) VALUES ('c', '{}')"))
+        rows = c.execute(text("SELECT id, sender_id, data FROM events ORDER BY id")).all()
+    assert [r[0] for r in rows if r[1] == "c"] == [5]  # not 3: ids 3 and 4 were read already
+    assert not any("text" in r[2] for r in rows if r[1] in ("b", ""))  # nothing of b is left
+    engine.dispose()

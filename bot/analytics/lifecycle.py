@@ -98,6 +98,23 @@ def _secure(conn: Connection) -> None:
         conn.exec_driver_sql("PRAGMA secure_delete = ON")
 
 
+def _highest_id(conn: Connection) -> int | None:
+    return conn.execute(text("SELECT MAX(id) FROM events")).scalar()
+
+
+def _keep_ids_growing(conn: Connection, top: int | None) -> None:
+    """SQLite numbers a new row after the highest id left: once the newest events are deleted,
+    the next ones would reuse ids that the desk and the conversation log have already read past,
+    and be skipped. An empty event (no sender, `{}`) keeps the highest id in the event broker's
+    table (id, sender_id, data); PostgreSQL's sequences never go back."""
+    if top is None or conn.dialect.name != "sqlite":
+        return
+    columns = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(events)")}
+    if columns == {"id", "sender_id", "data"} and (_highest_id(conn) or 0) < top:
+        conn.execute(text("INSERT INTO events (id, sender_id, data) VALUES (:id, '', '{}')"),
+                     {"id": top})
+
+
 def _has_events(engine: Engine) -> bool:
     try:
         return inspect(engine).has_table("events")
@@ -180,11 +197,13 @@ def _delete_events_of(url: str, senders: list[str]) -> int:
     n = 0
     with engine.begin() as c:
         _secure(c)
+        top = _highest_id(c)
         for chunk in _chunks(senders):
             params = {f"s{i}": s for i, s in enumerate(chunk)}
             marks = ", ".join(f":s{i}" for i in range(len(chunk)))
             n += c.execute(text(f"DELETE FROM events WHERE sender_id IN ({marks})"),
                            params).rowcount
+        _keep_ids_growing(c, top)
     return n
 
 
@@ -209,6 +228,7 @@ def _delete_events_before(url: str, cutoff: float, spanning: dict[str, float],
     n = 0
     with engine.begin() as c:
         _secure(c)
+        top = _highest_id(c)
         keep = sorted(spanning)
         if keep:
             # the spanning senders first, up to their own boundary
@@ -223,6 +243,7 @@ def _delete_events_before(url: str, cutoff: float, spanning: dict[str, float],
         else:
             n += c.execute(text(f"DELETE FROM events WHERE {ts} < :cutoff"),
                            {"cutoff": cutoff}).rowcount
+        _keep_ids_growing(c, top)
     return n
 
 

@@ -181,7 +181,8 @@ def test_bot_stays_silent_and_the_pause_survives_restarts(desk, stack, sender, t
     assert stack.talk(sender, "ci siete ancora?", t) == []
     assert stack.talk(sender, "pronto?", t) == []
     assert agent.post(f"/api/handovers/{row['id']}/close").status_code == 200
-    assert "bolletta" in stack.say(sender, "vorrei vedere la mia bolletta", t).lower()
+    # the bot is back: it answers about the bills (a bill to pay, or none: "bollette")
+    assert "bollett" in stack.say(sender, "vorrei vedere la mia bolletta", t).lower()
 
 
 def test_an_agent_who_does_not_answer_loses_the_conversation(desk):
@@ -225,7 +226,9 @@ def test_agents_see_only_their_conversations(desk, token):
     sara.presence("online")
     customer = Customer(desk.rasa_url, {"customer_token": token("C1000001")})
     try:
-        customer.say("la mia bolletta")
+        # a billing question first (the three words "la mia bolletta" alone are now taken as
+        # `inform` by the model: a known NLU gap, not what this routing test is about)
+        customer.say("quanto devo pagare di bolletta?")
         customer.say("voglio un operatore")
         row = giulia.wait_in_queue(customer.session_id)
         assert row["skill"] == "billing"

@@ -546,7 +546,7 @@ def test_an_agent_reply_reaches_a_whatsapp_customer_in_whatsapp(stack, platform_
 
 def test_a_picture_inside_a_form_gets_the_polite_reply_and_the_question_again(stack, platform_api,
                                                                               wa_id):
-    wa_post(stack, wa_text(wa_id, "vorrei vedere la mia bolletta"))
+    wa_post(stack, wa_text(wa_id, "quanto devo pagare di bolletta?"))
     assert "codice cliente" in wa_texts(platform_api, wa_id)  # the verify form asks
     asked = len(wa_sent(platform_api, wa_id))
     picture = wa_message(wa_id, {"type": "image", "image": {

@@ -69,7 +69,7 @@ def test_anonymous_conversation_quick_reply_reload_and_text_only(stack, browser)
     expect(page.locator("#bot-working")).to_have_text("L'assistente sta scrivendo…")
     expect(page.locator(".rw-typing-indication")).to_be_visible()  # while the reply comes
     expect(page.locator(CUSTOMER).last).to_have_text("Bollette")
-    expect(page.locator(BOT).last).to_contain_text("Qual è il tuo codice cliente?",
+    expect(page.locator(BOT).last).to_contain_text("Qual è il codice cliente?",
                                                    timeout=30_000)
     expect(page.locator("#bot-working")).to_be_hidden()
     sid = session_id(page)

@@ -81,8 +81,7 @@ def test_every_response_has_italian_and_english():
 
 
 def test_every_response_an_action_names_exists():
-    missing = {r for r in responses_used_by_code() if r not in domain_responses()}
-    assert missing == set()
+    assert responses_used_by_code() - domain_responses() == set()
 
 
 def test_the_vocabulary_is_the_domain_vocabulary():

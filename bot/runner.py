@@ -114,7 +114,7 @@ def rasa_command(model: Path, port: int | None = None) -> list[str]:
     port = port or _port(s.rasa_url, 5005)
     # Rasa takes the HTTP API's token only as a flag (visible in this machine's process list,
     # as for any `rasa run`); CORS only for the site's origins; loopback unless RASA_HOST.
-    command = [sys.executable, "-m", "rasa", "run", "--model", str(model),
+    command = [sys.executable, "-m", "bot.rasa_server", "run", "--model", str(model),
                "--interface", s.rasa_host, "--port", str(port),
                "--endpoints", endpoints_file(), "--credentials", "credentials.yml",
                "--enable-api", f"--auth-token={s.rasa_token}"]  # a token may start with "-"

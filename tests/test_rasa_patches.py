@@ -1,0 +1,61 @@
+"""bot/rasa_patches.py against the pinned Rasa: the same checks and errors as Rasa's own code,
+without its repeated work."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+import rasa
+from rasa.core.actions.action import RemoteAction
+from rasa.utils.endpoints import EndpointConfig
+from sqlalchemy import create_engine, text
+
+from bot import rasa_patches
+
+VALID = {"events": [{"event": "slot", "name": "language", "value": "it"}],
+         "responses": [{"response": "utter_greet"}]}
+INVALID = [
+    {"events": [{"event": "slot"}]},                  # a slot event without its name
+    {"events": [{"event": "no_such_event"}]},
+    {"responses": "utter_greet"},                    # responses must be a list
+    {"events": "not a list"},
+]
+
+
+@pytest.fixture(scope="module")
+def action() -> RemoteAction:
+    rasa_patches.apply()
+    rasa_patches.apply()  # idempotent: applying twice changes nothing
+    return RemoteAction("action_anything", EndpointConfig("http://127.0.0.1:1/webhook"))
+
+
+def test_a_valid_result_is_accepted_without_rasa_rebuilding_the_schema(action, monkeypatch):
+    def rebuilt(*_args, **_kwargs):
+        raise AssertionError("jsonschema.validate called: the schema is checked again")
+
+    monkeypatch.setattr(jsonschema, "validate", rebuilt)
+    assert action._validate_action_result(VALID) is True
+    assert action._validate_action_result({}) is True
+
+
+@pytest.mark.parametrize("result", INVALID)
+def test_an_invalid_result_fails_with_rasas_own_error_and_message(action, result):
+    with pytest.raises(jsonschema.ValidationError) as raised:
+        action._validate_action_result(result)
+    assert "Failed to validate Action server response from API" in raised.value.message
+    # the same verdict as Rasa's unpatched check
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(result, RemoteAction.action_response_format_spec())
+
+
+def test_sqlite_stores_use_wal_without_a_sync_per_commit(action, tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'tracker.db'}")
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+
+def test_another_rasa_version_is_refused(monkeypatch):
+    monkeypatch.setattr(rasa, "__version__", "3.7.0")
+    with pytest.raises(RuntimeError, match="written for Rasa 3.6.21"):
+        rasa_patches.apply()

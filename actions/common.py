@@ -10,7 +10,7 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.interruptions import Interruption, classify, has_entity, slot_entities
+from actions.interruptions import Interruption, classify, has_entity, says_stop, slot_entities
 from actions.skills import SKILL_ACTIONS, intent_of_form, is_form
 from bot.crm.card import IdentityCard, load_identity_card
 from bot.crm.service import record_interaction, run
@@ -188,8 +188,11 @@ class FormValidation(FormValidationAction, ABC):
         """validate_<form name>"""
 
     def answers(self, tracker: Tracker, domain: Dict[Text, Any], slot: str) -> bool:
-        """Whether the latest message carries a value for `slot` (its entities by default)."""
-        return slot in self.free_text_slots or has_entity(tracker, slot_entities(domain, slot))
+        """Whether the latest message carries a value for `slot` (its entities by default); any
+        text but an explicit stop answers a free-text slot."""
+        if slot in self.free_text_slots:
+            return not says_stop(tracker)
+        return has_entity(tracker, slot_entities(domain, slot))
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
@@ -215,7 +218,8 @@ class FormValidation(FormValidationAction, ABC):
         asked = tracker.get_slot("requested_slot")
         if interruption.kind == "stop":
             dispatcher.utter_message(response="utter_form_cancelled")
-            return self.ended(domain) + [FollowupAction("action_listen")]
+            then = SKILL_ACTIONS.get(interruption.intent or "", "action_listen")
+            return self.ended(domain) + [SlotSet("interrupted", None), FollowupAction(then)]
         if interruption.kind == "goodbye":
             return self.ended(domain) + [FollowupAction("action_goodbye")]
         if interruption.kind == "language":

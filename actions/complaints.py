@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import FormValidation, channel_of, record, verified_customer
-from actions.interruptions import DIGRESSION_CONFIDENCE
+from actions.interruptions import DIGRESSION_CONFIDENCE, is_question
 from actions.tickets import NEW, SIMILAR_CHOICE, STATUS, SimilarTicketCheck, say_status_instead
 from bot.crm.card import load_identity_card
 from bot.crm.service import open_ticket, run
@@ -61,7 +61,8 @@ class ValidateComplaintForm(SimilarTicketCheck, FormValidation):
         status (another task), not a complaint saying so."""
         intent = tracker.latest_message.get("intent") or {}
         if slot == "complaint_text" and intent.get("name") == "ticket_status" \
-                and float(intent.get("confidence") or 0) >= DIGRESSION_CONFIDENCE:
+                and float(intent.get("confidence") or 0) >= DIGRESSION_CONFIDENCE \
+                and is_question(tracker.latest_message.get("text") or ""):
             return False
         return super().answers(tracker, domain, slot)
 

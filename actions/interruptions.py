@@ -10,13 +10,16 @@ from typing import Any, Dict, Iterable, Optional, Set
 from rasa_sdk import Tracker
 
 from actions.skills import SKILL_ACTIONS
-from bot.stopwords import is_stop_phrase, starts_with_stop
+from bot.stopwords import is_stop_phrase, request_after_stop, starts_with_stop
 
 # Below this confidence a message inside a form is taken as an (attempted) answer.
 DIGRESSION_CONFIDENCE = 0.6
 # A skill ranked second after a remark ("thanks, also...") counts from this confidence.
 RUNNER_UP_CONFIDENCE = 0.3
 STOP_INTENTS = {"cancel"}
+# A free-text answer (a complaint) that opens with "lascia perdere" stops the task only when it
+# is short: "basta, è la terza volta che mi staccate la luce" is the complaint itself.
+SHORT_MESSAGE_WORDS = 8
 # Answered inside the form, which then asks its question again.
 ASIDES = {
     "help": "utter_help",
@@ -29,8 +32,9 @@ ASIDES = {
 
 @dataclass(frozen=True)
 class Interruption:
-    """kind: "stop", "goodbye", "aside", "same" (the form's own request again), "skill" (another
-    request: `intent`), or "language" (a change of language)."""
+    """kind: "stop" (with `intent`: the request that follows the stop), "goodbye", "aside",
+    "same" (the form's own request again), "skill" (another request: `intent`), or "language"
+    (a change of language)."""
 
     kind: str
     intent: Optional[str] = None
@@ -66,6 +70,38 @@ def request_after_remark(tracker: Tracker, top: Optional[str],
     return None
 
 
+def request_after(tracker: Tracker, text: str, own_intent: Optional[str]) -> Optional[str]:
+    """The request that follows a stop in the same message ("no wait, cancel that. how much is
+    my bill?"): the best-ranked other skill, when the message goes on with a question."""
+    if not request_after_stop(text):
+        return None
+    for ranked in tracker.latest_message.get("intent_ranking") or []:
+        name = ranked.get("name")
+        if name not in SKILL_ACTIONS or name in ("request_human", own_intent):
+            continue  # the stop itself, a remark, or the task being stopped
+        return name if float(ranked.get("confidence") or 0) >= RUNNER_UP_CONFIDENCE else None
+    return None
+
+
+def says_stop(tracker: Tracker) -> bool:
+    """Whether a message asked for free text is an explicit stop rather than the text: a stop
+    phrase alone, or a short message that opens with one or is classified as cancel."""
+    text = tracker.latest_message.get("text") or ""
+    if is_stop_phrase(text):
+        return True
+    if len(text.split()) > SHORT_MESSAGE_WORDS:
+        return False
+    intent = tracker.latest_message.get("intent") or {}
+    return starts_with_stop(text) or (intent.get("name") in STOP_INTENTS and
+                                      float(intent.get("confidence") or 0) >= DIGRESSION_CONFIDENCE)
+
+
+def is_question(text: str) -> bool:
+    """A short message or one with a question mark: "a che punto è il mio reclamo?" asks, a
+    paragraph about a technician who never came describes."""
+    return "?" in text or len(text.split()) <= SHORT_MESSAGE_WORDS + 2
+
+
 def classify(tracker: Tracker, domain: Dict[str, Any], own_intent: Optional[str],
              answers: bool) -> Optional[Interruption]:
     """The interruption in the latest message, or None when it is (an attempt at) an answer.
@@ -81,7 +117,7 @@ def classify(tracker: Tracker, domain: Dict[str, Any], own_intent: Optional[str]
     name, confidence = intent.get("name"), float(intent.get("confidence") or 0)
     if is_stop_phrase(text) or (name in STOP_INTENTS and confidence >= DIGRESSION_CONFIDENCE
                                 and not answers):
-        return Interruption("stop")
+        return Interruption("stop", request_after(tracker, text, own_intent))
     if answers:
         return None
     if confidence < DIGRESSION_CONFIDENCE or name in ASIDES:
@@ -89,9 +125,11 @@ def classify(tracker: Tracker, domain: Dict[str, Any], own_intent: Optional[str]
         second = request_after_remark(tracker, name, own_intent)
         if second is not None:
             return Interruption("skill", second)
-    if starts_with_stop(text) and not (name in SKILL_ACTIONS and
-                                       confidence >= DIGRESSION_CONFIDENCE):
-        return Interruption("stop")
+    if starts_with_stop(text) and name != "request_human":
+        # "lascia stare, quanto devo pagare?": the task stops, the new request is served
+        if name in SKILL_ACTIONS and confidence >= DIGRESSION_CONFIDENCE and name != own_intent:
+            return Interruption("stop", name)
+        return Interruption("stop", request_after(tracker, text, own_intent))
     if name in ASIDES:  # cheap when wrong: answered, then the question again
         return Interruption("aside", name, ASIDES[name])
     if confidence < DIGRESSION_CONFIDENCE:

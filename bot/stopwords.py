@@ -26,14 +26,42 @@ def is_stop_phrase(text: str) -> bool:
     return fold(text) in STOP_PHRASES
 
 
+# Words a customer puts in front of a stop ("anzi no, lascia perdere", "no wait, cancel that").
+FILLERS = frozenset({
+    "anzi", "no", "ah", "oh", "eh", "aspetta", "aspetti", "ok", "okay", "allora", "dai", "mah",
+    "uhm", "ehm", "beh", "vabbe", "scusa", "scusi", "wait", "sorry", "actually", "hmm", "um",
+    "oops", "well",
+})
+
+
+def _chunks_after_fillers(text: str) -> list[str]:
+    """The message cut at punctuation, folded, without the filler words it opens with."""
+    chunks = [fold(c) for c in re.split(r"[,.;:!?]", text or "")]
+    chunks = [c for c in chunks if c]
+    while chunks:
+        words = chunks[0].split()
+        while words and words[0] in FILLERS:
+            words.pop(0)
+        if words:
+            chunks[0] = " ".join(words)
+            return chunks
+        chunks.pop(0)
+    return chunks
+
+
 def starts_with_stop(text: str) -> bool:
-    """Whether the message opens with a way of saying "stop" and goes on ("lascia stare, la
-    faccio un altro giorno", "never mind, I'll do it tomorrow"): a phrase of two words or more,
-    or a single word followed by punctuation."""
-    head = (text or "").strip().lower()
-    for phrase in STOP_PHRASES:
-        if " " in phrase and fold(head).startswith(phrase + " "):
-            return True
-    first = fold(re.split(r"[,.;:!?]", head, maxsplit=1)[0]) if re.search(r"[,.;:!?]", head) \
-        else ""
-    return first in STOP_PHRASES
+    """Whether the message opens with a way of saying "stop", maybe after a filler ("lascia
+    stare, la faccio un altro giorno", "anzi no, lascia perdere", "no wait, cancel that"): a
+    phrase of two words or more, or a phrase that is the whole first part of the message."""
+    chunks = _chunks_after_fillers(text)
+    if not chunks:
+        return False
+    first = chunks[0]
+    return first in STOP_PHRASES or any(
+        " " in phrase and first.startswith(phrase + " ") for phrase in STOP_PHRASES)
+
+
+def request_after_stop(text: str) -> bool:
+    """Whether a message that stops goes on to ask something ("no wait, cancel that. how much
+    is my bill?")."""
+    return "?" in (text or "") and len(_chunks_after_fillers(text)) > 1

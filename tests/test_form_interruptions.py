@@ -12,7 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 ELECTRICITY_ONLY = "C1000001"  # Maria: one supply
 TWO_SUPPLIES = "C1000004"  # John: electricity and gas
-FORM_SLOTS = {"reading_value", "supply_choice", "new_contact", "code_input", "otp_input"}
+FORM_SLOTS = {"reading_value", "supply_choice", "new_contact", "code_input", "otp_input",
+              "complaint_text"}
 
 
 @lru_cache(maxsize=1)
@@ -113,8 +114,37 @@ def test_goodbye_inside_a_form_ends_it_with_the_goodbye(seeded):
     assert slots_of(events)["requested_slot"] is None
 
 
+@pytest.mark.parametrize("text,intent,ranking", [
+    ("lascia stare, quanto devo pagare?", "check_bill", []),
+    ("no wait, cancel that. how much is my bill?", "cancel",
+     [{"name": "cancel", "confidence": 0.6}, {"name": "check_bill", "confidence": 0.35},
+      {"name": "thank_you", "confidence": 0.02}]),
+    ("anzi no, lascia perdere. quanto devo pagare?", "inform",
+     [{"name": "inform", "confidence": 0.5}, {"name": "check_bill", "confidence": 0.4}])])
+def test_a_stop_then_a_question_stops_the_task_and_answers(seeded, text, intent, ranking):
+    """The customer said to leave it: the task ends (no offer to resume it) and the question
+    that follows in the same message is answered."""
+    from actions.meter_reading import ValidateMeterReadingForm
+
+    tracker = in_form("meter_reading_form", "reading_value", text, intent, confidence=0.9,
+                      reading_value=text)
+    if ranking:
+        tracker.latest_message["intent_ranking"] = ranking
+        tracker.latest_message["intent"] = ranking[0]
+    events, said = validate(ValidateMeterReadingForm(), tracker)
+    assert said == ["utter_form_cancelled"]
+    assert followup(events) == "action_check_bill"
+    assert slots_of(events)["interrupted"] is None and slots_of(events)["requested_slot"] is None
+
+
+@pytest.mark.parametrize("text", ["anzi no, lascia perdere, scrivo qui", "no wait, never mind",
+                                  "ah no, annulla"])
+def test_a_stop_after_a_filler_stops_the_task(seeded, text):
+    events, said = meter(text, "inform", confidence=0.4, reading_value=text)
+    assert said == ["utter_form_cancelled"] and followup(events) == "action_listen"
+
+
 @pytest.mark.parametrize("text,intent,action", [
-    ("lascia stare, quanto devo pagare?", "check_bill", "action_check_bill"),
     ("thanks, also can you tell me when my contract ends?", "contract_info",
      "action_contract_info"),
     ("a proposito, sono senza luce da stamattina", "report_outage", "action_report_outage")])
@@ -273,3 +303,50 @@ def test_an_angry_question_the_bot_can_answer_is_answered_before_the_person(seed
     asyncio.run(ActionRequestHuman().run(dispatcher, tracker, domain()))
     assert not any(r.startswith("utter_explain_bill") for r in
                    [m.get("response") or "" for m in dispatcher.messages])
+
+
+def test_stopping_verification_with_a_reason_that_sounds_like_a_request(seeded):
+    """"never mind, I'll call you" is classified as a callback request: still a stop."""
+    from actions.identity import ValidateVerifyForm
+
+    events, said = validate(ValidateVerifyForm(), in_form(
+        "verify_form", "code_input", "never mind, I'll call you", "request_callback",
+        confidence=0.9, verified=False, customer_code=None, pending_intent="report_outage",
+        code_input="never mind, I'll call you"))
+    assert said == ["utter_verification_stopped"]
+    assert slots_of(events)["pending_intent"] is None and followup(events) == "action_listen"
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("no lascia perdere, non ne vale la pena", "cancel"),
+    ("anzi no, lascia stare", "inform"),
+    ("never mind", "complaint")])
+def test_a_complaint_can_be_stopped_instead_of_described(seeded, text, intent):
+    from actions.complaints import ValidateComplaintForm
+
+    events, said = validate(ValidateComplaintForm(), in_form(
+        "complaint_form", "complaint_text", text, intent, confidence=0.8, complaint_text=text))
+    assert said == ["utter_form_cancelled"] and slots_of(events)["complaint_text"] is None
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("il tecnico doveva venire martedi per la verifica del contatore e non si e presentato, "
+     "ho preso un giorno di ferie apposta", "ticket_status"),
+    ("basta, è la terza volta in un mese che mi staccate la luce senza nessun preavviso",
+     "report_outage")])
+def test_a_long_description_is_the_complaint_whatever_its_intent(seeded, text, intent):
+    from actions.complaints import ValidateComplaintForm
+
+    events, said = validate(ValidateComplaintForm(), in_form(
+        "complaint_form", "complaint_text", text, intent, confidence=0.9, complaint_text=text))
+    assert slots_of(events)["complaint_text"] == text and followup(events) is None
+
+
+def test_asking_where_a_complaint_stands_instead_of_describing_one_is_the_status(seeded):
+    from actions.complaints import ValidateComplaintForm
+
+    text = "a che punto è il mio reclamo?"
+    events, said = validate(ValidateComplaintForm(), in_form(
+        "complaint_form", "complaint_text", text, "ticket_status", confidence=0.9,
+        complaint_text=text))
+    assert followup(events) == "action_ticket_status"

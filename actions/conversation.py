@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
     CHANNELS,
     MESSAGING,
-    linkable,
     SKILL_ACTIONS,
     channel_of,
     language_of,
     latest_entity,
+    linkable,
     record,
     start_verification,
     verified_customer,
 )
+from actions.given_data import actions_of_last_turn, task_for_data
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.nba import next_best_action, unresolved_recent_contact
@@ -233,12 +235,28 @@ class ActionGiveFeedback(Action):
         return [SlotSet("rating", value), SlotSet("offer", None)]
 
 
+# "can you write in English? my Italian is not great": the language asked for follows "in".
+ASKED_LANGUAGE = re.compile(r"\b(?:in|into|speak|parla|parli|parlare|usa|use)\s+$", re.IGNORECASE)
+
+
+def wanted_language(tracker: Tracker) -> Optional[str]:
+    """The language asked for: the one named after "in" ("in inglese", "in English"), else the
+    last one named."""
+    text = tracker.latest_message.get("text") or ""
+    named = [e for e in tracker.latest_message.get("entities") or []
+             if e.get("entity") == "language" and e.get("value")]
+    for entity in named:
+        if isinstance(entity.get("start"), int) and ASKED_LANGUAGE.search(text[:entity["start"]]):
+            return str(entity["value"])
+    return latest_entity(tracker, "language")
+
+
 class ActionChangeLanguage(Action):
     def name(self) -> Text:
         return "action_change_language"
 
     async def run(self, dispatcher, tracker, domain):
-        wanted = latest_entity(tracker, "language")
+        wanted = wanted_language(tracker)
         if wanted not in ("it", "en"):
             wanted = "en" if language_of(tracker) == "it" else "it"
         # The confirmation (utter_language_switched, next in the rule) comes after the slot is
@@ -265,6 +283,12 @@ class ActionDefaultFallback(Action):
         if smells_of_gas(text):  # whatever the classifier thought
             dispatcher.utter_message(response="utter_gas_emergency",
                                      number=get_settings().gas_emergency_number)
+        if latest_entity(tracker, "rating") and "action_goodbye" in actions_of_last_turn(tracker):
+            # "3, va bene ma preferisco il telefono": the rating just asked for, with a comment
+            return [FollowupAction("action_give_feedback")]
+        started = await start_task_for_data(dispatcher, tracker)
+        if started is not None:  # "the meter says 4723, please use that"
+            return started
         count = int(tracker.get_slot("misunderstandings") or 0) + 1
         important = tracker.get_slot("persona") == "business" or bool(tracker.get_slot("vip"))
         patient = important or tracker.get_slot("persona") == "senior"
@@ -322,8 +346,24 @@ class ActionInform(Action):
     async def run(self, dispatcher, tracker, domain):
         if latest_entity(tracker, "customer_code") and not verified_customer(tracker):
             return await start_verification(dispatcher, tracker, tracker.get_slot("pending_intent"))
+        started = await start_task_for_data(dispatcher, tracker)
+        if started is not None:
+            return started
         dispatcher.utter_message(response="utter_how_can_i_help")
         return []
+
+
+async def start_task_for_data(dispatcher: CollectingDispatcher,
+                              tracker: Tracker) -> Optional[List[EventType]]:
+    """The task a piece of data is for (actions/given_data.py), started with it; an anonymous
+    customer verifies first, and the task follows."""
+    found = task_for_data(tracker)
+    if found is None:
+        return None
+    intent, filled = found
+    if not verified_customer(tracker):
+        return filled + await start_verification(dispatcher, tracker, intent)
+    return filled + [FollowupAction(SKILL_ACTIONS[intent])]
 
 
 __all__ = ["CHANNELS"]

@@ -1,0 +1,61 @@
+"""A piece of data typed outside any form says which task it is for: an IBAN is a direct
+debit, a new e-mail or mobile number a change of contact, a number with a meter (or right after
+a reading) a meter reading. "my electricity meter says 41083", "IT84 N074 2185 ...", "no scusa
+ho letto male, è 30498": the task starts with the value filled in, instead of "how can I help?"
+or "I did not understand"."""
+
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Tuple
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+
+METER_WORDS = re.compile(
+    r"\b(?:contator\w*|lettur\w*|autolettur\w*|letto|segna|meter|reading|reads|says|kwh|smc)\b",
+    re.IGNORECASE)
+READING_DONE = "action_meter_reading_submit"
+
+
+def _entity(tracker: Tracker, name: str) -> Optional[str]:
+    values = [e.get("value") for e in tracker.latest_message.get("entities") or []
+              if e.get("entity") == name and e.get("value")]
+    return str(values[-1]) if values else None
+
+
+def actions_of_last_turn(tracker: Tracker) -> List[str]:
+    """The actions the bot ran between the customer's previous message and this one."""
+    names: List[str] = []
+    users = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            users += 1
+            if users == 2:
+                break
+        elif event.get("event") == "action" and users == 1:
+            names.append(event.get("name"))
+    return names
+
+
+def task_for_data(tracker: Tracker) -> Optional[Tuple[str, List[EventType]]]:
+    """The skill intent the message's data is for and the slots it fills, or None."""
+    iban = _entity(tracker, "iban")
+    if iban:
+        return "setup_direct_debit", [SlotSet("iban_input", iban)]
+    contact = _entity(tracker, "email") or _entity(tracker, "phone")
+    if contact:
+        return "update_contact", [SlotSet("new_contact", contact)]
+    reading = _entity(tracker, "meter_reading")
+    if reading is None:
+        return None
+    text = tracker.latest_message.get("text") or ""
+    supply = _entity(tracker, "supply_type")
+    after_reading = READING_DONE in actions_of_last_turn(tracker) or \
+        tracker.get_slot("offer") == "submit_meter_reading"
+    if not (METER_WORDS.search(text) or supply or after_reading):
+        return None
+    events: List[EventType] = [SlotSet("reading_value", reading)]
+    if supply:
+        events.append(SlotSet("supply_choice", supply))
+    return "submit_meter_reading", events + [SlotSet("offer", None)]

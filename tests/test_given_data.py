@@ -1,0 +1,134 @@
+"""Data typed outside any form starts the task it is for (actions/given_data.py), a rating
+with a comment after the goodbye is the rating, the language asked for is the one after "in",
+and a same-day correction of a meter reading replaces it: actions against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from tests.test_form_interruptions import (  # noqa: F401 (seeded is a fixture)
+    ELECTRICITY_ONLY,
+    domain,
+    followup,
+    seeded,
+    slots_of,
+)
+
+
+def tracker(text: str, intent: str, entities=(), verified: bool = True, events=(),
+            **slots) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.8},
+              "entities": [{"entity": e, "value": v, "start": text.find(v)} for e, v in entities],
+              "metadata": {}}
+    values = {"verified": verified, "customer_code": ELECTRICITY_ONLY if verified else None,
+              "language": "it", **slots}
+    history = [*events, {"event": "user", "text": text, "parse_data": latest}]
+    return Tracker("conv-data", values, latest, history, False, None, {}, "action_listen")
+
+
+def run(action, t: Tracker):
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, t, domain()))
+    return events, [m.get("response") for m in dispatcher.messages]
+
+
+@pytest.mark.parametrize("text,entities,form,slot", [
+    ("domiciliazione sul conto it47 y031 1124 2035 6609 3441 321 grazie",
+     [("iban", "it47 y031 1124 2035 6609 3441 321")], "direct_debit_form", "iban_input"),
+    ("my new phone number is 333 909 1212", [("phone", "333 909 1212")], "contact_form",
+     "new_contact"),
+    ("my electricity meter says 41083", [("meter_reading", "41083")], "meter_reading_form",
+     "reading_value"),
+])
+def test_data_outside_a_form_starts_its_task_with_the_value(seeded, text, entities, form, slot):
+    from actions.conversation import ActionInform
+
+    events, said = run(ActionInform(), tracker(text, "inform", entities))
+    assert followup(events) == form and slots_of(events)[slot] == entities[0][1]
+    assert said == []
+
+
+def test_a_bare_number_is_no_reading_unless_a_meter_or_a_reading_was_just_mentioned(seeded):
+    from actions.conversation import ActionInform
+
+    events, said = run(ActionInform(), tracker("12", "inform", [("meter_reading", "12")]))
+    assert said == ["utter_how_can_i_help"] and followup(events) is None
+    after = [{"event": "user", "text": "vorrei dare la lettura"},
+             {"event": "action", "name": "meter_reading_form"},
+             {"event": "action", "name": "action_meter_reading_submit"},
+             {"event": "action", "name": "action_listen"}]
+    events, said = run(ActionInform(), tracker("no scusa ho letto male, è 30498", "inform",
+                                               [("meter_reading", "30498")], events=after))
+    assert followup(events) == "meter_reading_form"
+    assert slots_of(events)["reading_value"] == "30498"
+
+
+def test_an_anonymous_customer_verifies_first_and_the_task_follows(seeded):
+    from actions.conversation import ActionInform
+
+    events, said = run(ActionInform(), tracker(
+        "IT84 N074 2185 7106 7748 3485 011", "inform",
+        [("iban", "IT84 N074 2185 7106 7748 3485 011")], verified=False))
+    assert followup(events) == "verify_form"
+    assert slots_of(events)["pending_intent"] == "setup_direct_debit"
+    assert slots_of(events)["iban_input"] == "IT84 N074 2185 7106 7748 3485 011"
+
+
+def test_a_message_the_bot_did_not_understand_still_starts_the_task_its_data_is_for(seeded):
+    from actions.conversation import ActionDefaultFallback
+
+    text = "You keep estimating my gas usage. I went down to the meter and it says 4723."
+    events, said = run(ActionDefaultFallback(), tracker(
+        text, "nlu_fallback", [("meter_reading", "4723")], misunderstandings=0))
+    assert followup(events) == "meter_reading_form" and said == []
+
+
+def test_a_rating_with_a_comment_after_the_goodbye_is_the_rating(seeded):
+    from actions.conversation import ActionDefaultFallback
+
+    after_goodbye = [{"event": "user", "text": "arrivederci"},
+                     {"event": "action", "name": "action_goodbye"},
+                     {"event": "action", "name": "action_listen"}]
+    events, said = run(ActionDefaultFallback(), tracker(
+        "3, va bene ma io preferisco sempre il telefono", "nlu_fallback",
+        [("rating", "3")], events=after_goodbye, persona="senior"))
+    assert followup(events) == "action_give_feedback" and said == []
+
+
+@pytest.mark.parametrize("text,named,wanted", [
+    ("hi, can you write in English? my Italian is not great", ["English", "Italian"], "en"),
+    ("non parlo bene l'italiano, scrivi in inglese", ["italiano", "inglese"], "en"),
+    ("parliamo in italiano", ["italiano"], "it"),
+])
+def test_the_language_asked_for_is_the_one_after_in(text, named, wanted):
+    from actions.conversation import wanted_language
+
+    values = {"English": "en", "Italian": "it", "italiano": "it", "inglese": "en"}
+    t = tracker(text, "change_language", [], verified=False)
+    t.latest_message["entities"] = [
+        {"entity": "language", "value": values[n], "start": text.find(n)} for n in named]
+    assert wanted_language(t) == wanted
+
+
+def test_a_same_day_correction_replaces_the_reading_and_is_checked_against_the_one_before(
+        seeded):
+    from bot.crm.card import load_identity_card
+    from bot.crm.service import check_reading, store_reading
+
+    card = asyncio.run(load_identity_card(ELECTRICITY_ONLY))
+    supply = card.active_supplies[0]
+    last = supply.last_reading.value
+    today = date(2030, 1, 1)
+    assert store_reading(ELECTRICITY_ONLY, supply.supply_id, last + 20, "web", today).ok
+    # a lower value than the one just typed, higher than the one before: a correction
+    corrected = store_reading(ELECTRICITY_ONLY, supply.supply_id, last + 10, "web", today)
+    assert corrected.ok and corrected.consumption == Decimal(10)
+    assert not check_reading(ELECTRICITY_ONLY, supply.supply_id, last - 1, today).ok
+    card = asyncio.run(load_identity_card(ELECTRICITY_ONLY))
+    assert card.active_supplies[0].last_reading.value == last + 10

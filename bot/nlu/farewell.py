@@ -1,0 +1,69 @@
+"""FarewellDetector: a message that ends with a farewell is a goodbye.
+
+"grazie di tutto, ciao", "ok allora la pago stasera, ciao", "vado a vedere il contatore e vi
+riscrivo. ciao": the classifier sees thanks, a remark or nothing it knows, and the customer who
+is leaving gets "you're welcome" or "I did not understand" instead of the goodbye (and the rating
+question). When the message closes with a farewell and was not classified as a request of its
+own, this component predicts `goodbye`, in front of the classifier's ranking, which stays
+available. A request that ends with "ciao" ("quanto devo pagare? ciao") keeps its intent.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from bot.stopwords import fold
+
+FAREWELLS = (
+    "ciao", "ciao ciao", "arrivederci", "arrivederla", "buona giornata", "buona serata",
+    "buonanotte", "buona notte", "a presto", "alla prossima", "saluti", "cordiali saluti",
+    "a dopo", "bye", "bye bye", "goodbye", "good bye", "see you", "see ya", "see you soon",
+    "have a nice day", "have a good day", "take care", "cheers", "talk soon",
+)
+# Intents that are not a request of their own: a farewell at the end decides.
+NOT_A_REQUEST = frozenset({
+    "thank_you", "affirm", "deny", "inform", "greet", "out_of_scope", "goodbye",
+    DEFAULT_NLU_FALLBACK_INTENT_NAME,
+})
+_ENDS_WITH_FAREWELL = re.compile(
+    r"(?:^|\s)(?:" + "|".join(sorted(map(re.escape, FAREWELLS), key=len, reverse=True)) + r")$")
+
+
+def closes_with_farewell(text: Optional[Text]) -> bool:
+    """Whether the message ends with a farewell after something else ("ok grazie, ciao"); a
+    farewell alone is left to the classifier ("ciao" alone opens most conversations)."""
+    folded = fold(text or "")
+    match = _ENDS_WITH_FAREWELL.search(folded)
+    return bool(match) and match.start() > 0
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class FarewellDetector(GraphComponent, IntentClassifier):
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "FarewellDetector":
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT) or ""
+            intent = message.get(INTENT) or {}
+            if text.startswith("/") or intent.get("name") not in NOT_A_REQUEST:
+                continue
+            if intent.get("name") == "goodbye" or not closes_with_farewell(text):
+                continue
+            goodbye = {"name": "goodbye", "confidence": 1.0}
+            message.data.setdefault(INTENT_RANKING_KEY, [])
+            message.data[INTENT_RANKING_KEY].insert(0, goodbye)
+            message.data[INTENT] = goodbye
+        return messages

@@ -136,8 +136,8 @@ def test_filters_from_query_string_values():
 
 
 @pytest.mark.parametrize("args, message", [
-    ({"date_from": "28/05/2026"}, "date_from: expected a date YYYY-MM-DD"),
-    ({"date_to": "tomorrow"}, "date_to: expected a date YYYY-MM-DD"),
+    ({"date_from": "28/05/2026"}, "date_from: a date as YYYY-MM-DD"),
+    ({"date_to": "tomorrow"}, "date_to: a date as YYYY-MM-DD"),
     ({"date_from": "2026-06-02", "date_to": "2026-06-01"}, "date_from: must not be after"),
     ({"channel": "fax"}, "channel: one of web, whatsapp"),
     ({"language": "de"}, "language: one of it, en"),

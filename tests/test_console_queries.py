@@ -157,6 +157,22 @@ def test_bad_filter_values_are_refused_with_a_clear_message(args, message):
         q.Filters.from_args(args)
 
 
+@pytest.mark.parametrize("args", [{"channel": "fax"}, {"language": "fr"}, {"persona": "robot"},
+                                  {"stage": "checkout"}, {"channel": "x" * 20}])
+def test_the_console_and_the_dashboard_filter_by_the_same_rules(args):
+    from bot.analytics import kpis
+
+    with pytest.raises(ValueError) as console:
+        q.Filters.from_args(args)
+    with pytest.raises(ValueError) as dashboard:
+        kpis.check_filters(args)
+    assert str(console.value) == str(dashboard.value)
+    assert str(console.value).startswith(f"{next(iter(args))}: one of ")
+    good = {"channel": "WhatsApp", "language": "en", "persona": "senior", "stage": "self_care"}
+    assert kpis.check_filters(good) == q.Filters.from_args(good).to_args() == {
+        "channel": "whatsapp", "language": "en", "persona": "senior", "stage": "self_care"}
+
+
 def test_every_bad_value_is_named_at_once():
     with pytest.raises(ValueError) as err:
         q.Filters.from_args({"csat": "0", "language": "fr", "date_from": "x"})

@@ -12,8 +12,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.interruptions import Interruption, classify, has_entity, says_stop, slot_entities
 from actions.skills import SKILL_ACTIONS, intent_of_form, is_form
+from bot import i18n
 from bot.crm.card import IdentityCard, load_identity_card
-from bot.crm.service import record_interaction, run
+from bot.crm.service import issue_otp, record_interaction, run
+from bot.notify import DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +143,32 @@ def skill_action(intent: Optional[str]) -> Optional[SkillAction]:
     return None
 
 
+LOCKED = "LOCKED"
+
+
+async def send_code(dispatcher: CollectingDispatcher, tracker: Tracker,
+                    customer_code: str) -> Optional[List[EventType]]:
+    """Send a one-time code; the same reply whether or not the customer code exists."""
+    try:
+        issued = await run(issue_otp, customer_code, tracker.sender_id)
+    except DeliveryError:  # logged (masked) where it failed; the customer is told
+        dispatcher.utter_message(response="utter_technical_problem")
+        return None
+    if issued.locked_until:
+        dispatcher.utter_message(response="utter_verification_locked",
+                                 until=i18n.moment(issued.locked_until, language_of(tracker)))
+        return None
+    if issued.limited:
+        dispatcher.utter_message(response="utter_otp_limit")
+        return None
+    dispatcher.utter_message(response="utter_otp_sent")
+    return [SlotSet("code_input", customer_code), SlotSet("otp_sent_for", customer_code)]
+
+
 async def prepare_verification(dispatcher: CollectingDispatcher, tracker: Tracker,
                                pending_intent: Optional[str]) -> List[EventType]:
     """Slots for the verify form (which rules run next); a customer code already in the
     message gets its one-time code at once."""
-    from actions.identity import LOCKED, send_code
-
     events: List[EventType] = [SlotSet("pending_intent", pending_intent),
                                SlotSet("code_input", None), SlotSet("otp_input", None),
                                SlotSet("otp_sent_for", None)]

@@ -3,43 +3,22 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import (SKILL_ACTIONS, FormValidation, channel_of, language_of, linkable,
-                            prepare_verification)
+from actions.common import (LOCKED, SKILL_ACTIONS, FormValidation, channel_of, language_of,
+                            linkable, prepare_verification, send_code)
 from actions.interruptions import Interruption
 from bot import i18n
 from bot.crm.card import load_identity_card
-from bot.crm.service import check_otp, issue_otp, link_identity, run
-from bot.notify import DeliveryError
+from bot.crm.service import check_otp, link_identity, run
 
 CODE = re.compile(r"\bC\d{7}\b", re.IGNORECASE)
 OTP = re.compile(r"\b\d{4,8}\b")
-LOCKED = "LOCKED"
-
-
-async def send_code(dispatcher: CollectingDispatcher, tracker: Tracker,
-                    customer_code: str) -> Optional[List[EventType]]:
-    """Send a one-time code; the same reply whether or not the customer code exists."""
-    try:
-        issued = await run(issue_otp, customer_code, tracker.sender_id)
-    except DeliveryError:  # logged (masked) where it failed; the customer is told
-        dispatcher.utter_message(response="utter_technical_problem")
-        return None
-    if issued.locked_until:
-        dispatcher.utter_message(response="utter_verification_locked",
-                                 until=i18n.moment(issued.locked_until, language_of(tracker)))
-        return None
-    if issued.limited:
-        dispatcher.utter_message(response="utter_otp_limit")
-        return None
-    dispatcher.utter_message(response="utter_otp_sent")
-    return [SlotSet("code_input", customer_code), SlotSet("otp_sent_for", customer_code)]
 
 
 class ValidateVerifyForm(FormValidation):

@@ -48,6 +48,7 @@ def limit_rate(bp: Blueprint, channel: str, sender_of: Callable[[Request], Optio
         except Exception:
             sender = None
         if not await allowed(channel, sender):
+            window = get_settings().rate_limit_window_seconds
             return response.json({"error": "too many messages, slow down"}, status=429,
-                                 headers={"Retry-After": str(get_settings().rate_limit_window_seconds)})
+                                 headers={"Retry-After": str(window)})
         return None

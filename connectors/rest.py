@@ -10,8 +10,8 @@ Nothing the client chooses is trusted: the input channel is always `rest` (Rasa'
 takes it from the body, which let a client pose as a WhatsApp number), a body without a
 `sender` of the safe alphabet gets 400 (it would otherwise share the conversation `default`
 and skip the rate limit), as does one that is another channel's (a phone number, a messaging
-app's numeric id, `whatsapp:+…`: REST would write in that conversation), and the customer token is replaced by the customer it proves
-(`connectors.identity`).
+app's numeric id, `whatsapp:+…`: REST would write in that conversation), and the customer
+token is replaced by the customer it proves (`connectors.identity`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Telegram, `/webhooks/telegram/webhook`: Rasa's channel, wrapped.
+"""Telegram, `/webhooks/telegram/webhook`: Rasa's channel, wrapped; the webhook is the shared
+pipeline of the messaging apps (`connectors.pipeline`), with what Telegram differs in.
 
 - Every update must carry `X-Telegram-Bot-Api-Secret-Token` equal to the `secret_token` given
   to Telegram's `setWebhook`, or it gets 403 and is not read; malformed JSON gets 400.
@@ -22,25 +23,16 @@ credentials.yml:
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Dict, List, Optional, Text
 
-import httpx
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import InputChannel
 from rasa.core.channels.telegram import TelegramInput as RasaTelegramInput
-from sanic import Blueprint, response
 from sanic.request import Request
-from sanic.response import HTTPResponse
 
-from bot.channel_state import first_delivery
-from bot.crm.service import run
 from bot.settings import get_settings
-from connectors.guard import allowed, limit_size, mask
-from connectors.identity import safe_sender
-from connectors.options import Layout, Limits, OptionsOutput, choose
-from connectors.text import normalise
+from connectors.options import Layout, Limits
+from connectors.pipeline import Inbound, MessagingInput, PlatformOutput, token_ok
 
 log = logging.getLogger(__name__)
 
@@ -51,35 +43,20 @@ MEDIA = ("photo", "voice", "audio", "video", "video_note", "animation", "documen
          "location", "venue", "contact", "poll", "dice")
 
 
-class TelegramOutput(OptionsOutput, OutputChannel):
+class TelegramOutput(PlatformOutput):
+    CHANNEL, LABEL, MAX_TEXT = CHANNEL, "Telegram API", MAX_TEXT
     limits = Limits(max_buttons=100, max_button_title=64, max_body=MAX_TEXT)
-
-    @classmethod
-    def name(cls) -> Text:
-        return CHANNEL
 
     def __init__(self, access_token: str, api_url: str) -> None:
         self.base = f"{api_url.rstrip('/')}/bot{access_token}"
 
     async def call(self, method: str, body: Dict[str, Any]) -> None:
-        try:
-            async with httpx.AsyncClient(timeout=15) as client:
-                r = await client.post(f"{self.base}/{method}", json=body)
-            if r.status_code >= 400:
-                log.error("Telegram API answered %s to %s: %s", r.status_code, method,
-                          r.text[:300])
-        except httpx.HTTPError as e:
-            log.error("Telegram API unreachable (%s): %s", method, e)
+        await self.post(f"{self.base}/{method}", method, json=body)
 
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        for start in range(0, max(len(text), 1), MAX_TEXT):
-            await self.call("sendMessage", {"chat_id": recipient_id,
-                                            "text": text[start:start + MAX_TEXT]})
+    async def send_part(self, recipient_id: str, text: str) -> None:
+        await self.call("sendMessage", {"chat_id": recipient_id, "text": text})
 
-    async def send_layout(self, recipient_id: str, plan: Layout) -> None:
-        if plan.kind == "text":
-            await self.send_text_message(recipient_id, plan.text)
-            return
+    async def send_options(self, recipient_id: str, plan: Layout) -> None:
         keyboard = [[{"text": o["title"],
                       "callback_data": o["payload"] if len(o["payload"].encode())
                       <= MAX_CALLBACK_DATA else str(i)}]
@@ -91,10 +68,9 @@ class TelegramOutput(OptionsOutput, OutputChannel):
         await self.call("sendPhoto", {"chat_id": recipient_id, "photo": image})
 
 
-class TelegramInput(RasaTelegramInput):
-    @classmethod
-    def name(cls) -> Text:
-        return CHANNEL
+class TelegramInput(MessagingInput, RasaTelegramInput):
+    CHANNEL, LABEL, BLUEPRINT = CHANNEL, "Telegram", "telegram_webhook"
+    REFUSAL = "forbidden"
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
@@ -113,66 +89,28 @@ class TelegramInput(RasaTelegramInput):
         """The Bot API client, without Rasa's set_webhook call at startup."""
         return TelegramOutput(self.access_token, get_settings().telegram_api_url)
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        bp = Blueprint("telegram_webhook", __name__)
-        limit_size(bp)
+    def signature_ok(self, request: Request) -> bool:
+        return token_ok(request.headers.get("X-Telegram-Bot-Api-Secret-Token"), self.secret_token)
 
-        @bp.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @bp.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            given = request.headers.get("X-Telegram-Bot-Api-Secret-Token") or ""
-            if not self.secret_token or not hmac.compare_digest(given, self.secret_token):
-                return response.text("forbidden", status=403)
-            try:
-                update = json.loads(request.body)
-            except (ValueError, UnicodeDecodeError):
-                return response.text("malformed JSON", status=400)
-            if not isinstance(update, dict):
-                return response.text("malformed JSON", status=400)
-            try:
-                await self._handle(update, on_new_message)
-            except Exception:
-                log.exception("Telegram: could not handle an update")
-            return response.text("success")
-
-        return bp
-
-    async def _handle(self, update: Dict[str, Any],
-                      on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
-        out = self.get_output_channel()
+    async def messages(self, update: Dict[str, Any], request: Request) -> List[Inbound]:
         callback = update.get("callback_query")
         if isinstance(callback, dict):
             message, text = callback.get("message") or {}, str(callback.get("data") or "")
-            await out.call("answerCallbackQuery", {"callback_query_id": callback.get("id")})
+            await self.get_output_channel().call("answerCallbackQuery",
+                                                 {"callback_query_id": callback.get("id")})
         else:
             message = update.get("message") or update.get("edited_message")
             if not isinstance(message, dict):
-                return  # channel posts, membership changes, polls...: nothing to answer
+                return []  # channel posts, membership changes, polls...: nothing to answer
             text = message.get("text") if isinstance(message.get("text"), str) else None
-        chat = (message or {}).get("chat") or {}
-        if chat.get("id") is None:
-            return
-        sender = str(chat["id"])
-        if safe_sender(sender) is None:
-            log.warning("Telegram: an update from an unsafe chat id ignored")
-            return
-        if "update_id" in update and not await run(first_delivery, CHANNEL,
-                                                   str(update["update_id"])):
-            log.info("Telegram: duplicate update ignored (chat %s)", mask(sender))
-            return
-        if not await allowed(CHANNEL, sender):
-            return
-        metadata: Dict[str, Any] = {}
+        chat = (message.get("chat") if isinstance(message, dict) else None) or {}
+        if not isinstance(chat, dict) or chat.get("id") is None:
+            return []
+        inbound = Inbound(str(chat["id"]), text=text)
+        if "update_id" in update:
+            inbound.delivery_id = str(update["update_id"])
         if text is None:
-            kind = next((k for k in MEDIA if k in message), "unknown")
-            text, metadata["unsupported_media"] = "/nlu_fallback", kind
-        else:
-            if text.startswith("/start"):
-                text = "/greet"
-            text, flags = normalise(await choose(CHANNEL, sender, text))
-            metadata.update(flags)
-        await on_new_message(UserMessage(text, out, sender, input_channel=CHANNEL,
-                                         metadata=metadata or None))
+            inbound.media = next((k for k in MEDIA if k in message), "unknown")
+        elif text.startswith("/start"):
+            inbound.text = "/greet"
+        return [inbound]

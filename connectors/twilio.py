@@ -1,4 +1,5 @@
-"""WhatsApp (or SMS) through Twilio, `/webhooks/twilio/webhook`: Rasa's `twilio` channel, wrapped.
+"""WhatsApp (or SMS) through Twilio, `/webhooks/twilio/webhook`: Rasa's `twilio` channel, wrapped;
+the webhook is the shared pipeline of the messaging apps (`connectors.pipeline`).
 
 Rasa 3.6's channel does not check who is calling; this one validates `X-Twilio-Signature`
 with twilio's `RequestValidator` (HMAC-SHA1 of the webhook URL plus the sorted form fields,
@@ -22,24 +23,21 @@ credentials.yml:
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Union
 from urllib.parse import parse_qs
 
-import httpx
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import InputChannel, OutputChannel
 from rasa.core.channels.twilio import TwilioInput as RasaTwilioInput
-from sanic import Blueprint, response
+from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
-from bot.channel_state import first_delivery
-from bot.crm.service import run
 from bot.settings import get_settings
-from connectors.guard import allowed, limit_size, mask
+from connectors.guard import mask
 from connectors.identity import safe_sender
-from connectors.options import TEXT_ONLY, Layout, OptionsOutput, choose
-from connectors.text import normalise
+from connectors.options import TEXT_ONLY
+from connectors.pipeline import Inbound, MessagingInput, PlatformOutput
 
 log = logging.getLogger(__name__)
 
@@ -47,37 +45,23 @@ CHANNEL = "twilio"
 MAX_BODY = 1600  # Twilio's limit for one message body
 
 
-class TwilioOutput(OptionsOutput, OutputChannel):
+class TwilioOutput(PlatformOutput):
+    CHANNEL, LABEL, MAX_TEXT = CHANNEL, "Twilio", MAX_BODY
     limits = TEXT_ONLY
-
-    @classmethod
-    def name(cls) -> Text:
-        return CHANNEL
 
     def __init__(self, account_sid: str, auth_token: str, number: str, api_url: str) -> None:
         self.auth, self.number = (account_sid, auth_token), number
         self.url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
 
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        for start in range(0, max(len(text), 1), MAX_BODY):
-            try:
-                async with httpx.AsyncClient(timeout=15, auth=self.auth) as client:
-                    r = await client.post(self.url, data={"To": recipient_id, "From": self.number,
-                                                          "Body": text[start:start + MAX_BODY]})
-                if r.status_code >= 400:
-                    log.error("Twilio answered %s to a message for %s: %s", r.status_code,
-                              mask(recipient_id), r.text[:300])
-            except httpx.HTTPError as e:
-                log.error("Twilio unreachable for a message to %s: %s", mask(recipient_id), e)
-
-    async def send_layout(self, recipient_id: str, plan: Layout) -> None:
-        await self.send_text_message(recipient_id, plan.text)
+    async def send_part(self, recipient_id: str, text: str) -> None:
+        await self.post(self.url, f"a message for {mask(recipient_id)}", auth=self.auth,
+                        data={"To": recipient_id, "From": self.number, "Body": text})
 
 
-class TwilioInput(RasaTwilioInput):
-    @classmethod
-    def name(cls) -> Text:
-        return CHANNEL
+class TwilioInput(MessagingInput, RasaTwilioInput):
+    CHANNEL, LABEL, BLUEPRINT = CHANNEL, "Twilio", "twilio_webhook"
+    ACKNOWLEDGEMENT = ("", 204)
+    ERRORS_ACKNOWLEDGED = False  # Twilio keeps its own log of webhook errors
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
@@ -115,46 +99,22 @@ class TwilioInput(RasaTwilioInput):
         return RequestValidator(self.auth_token).validate(self.webhook_url or request.url,
                                                           params, signature)
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        bp = Blueprint("twilio_webhook", __name__)
-        limit_size(bp)
+    def payload(self, request: Request) -> Union[Dict[str, str], HTTPResponse]:
+        form = self.fields(request)
+        if form.get("From") and safe_sender(form["From"]) is None:
+            return response.text("invalid sender", status=400)
+        return form
 
-        @bp.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @bp.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            if not self.signature_ok(request):
-                return response.text("invalid signature", status=403)
-            form = self.fields(request)
-            sender, sid = form.get("From"), form.get("MessageSid") or form.get("SmsSid")
-            if not sender:
-                return response.text("", status=204)
-            if safe_sender(sender) is None:
-                return response.text("invalid sender", status=400)
-            if sid and not await run(first_delivery, CHANNEL, sid):
-                log.info("Twilio: duplicate delivery ignored (from %s)", mask(sender))
-                return response.text("", status=204)
-            if not await allowed(CHANNEL, sender):
-                return response.text("", status=204)
-            metadata: Dict[str, Any] = {}
-            text = form.get("Body") or ""
-            media = int(form.get("NumMedia") or 0)
-            if form.get("Latitude") and form.get("Longitude") and not text.strip():
-                text, metadata["unsupported_media"] = "/nlu_fallback", "location"
-            elif media and not text.strip():
-                kind = (form.get("MediaContentType0") or "media").split("/")[0]
-                text, metadata["unsupported_media"] = "/nlu_fallback", kind
-            else:
-                text, flags = normalise(await choose(CHANNEL, sender, text.replace("¡", "@")))
-                metadata.update(flags)
-            try:
-                await on_new_message(UserMessage(text, self.get_output_channel(), sender,
-                                                 input_channel=CHANNEL,
-                                                 metadata=metadata or None))
-            except Exception:
-                log.exception("Twilio: could not handle a message from %s", mask(sender))
-            return response.text("", status=204)
-
-        return bp
+    async def messages(self, form: Dict[str, str], request: Request) -> List[Inbound]:
+        if not form.get("From"):
+            return []
+        message = Inbound(form["From"], delivery_id=form.get("MessageSid") or form.get("SmsSid")
+                          or None)
+        text = form.get("Body") or ""
+        if form.get("Latitude") and form.get("Longitude") and not text.strip():
+            message.media = "location"
+        elif int(form.get("NumMedia") or 0) and not text.strip():
+            message.media = (form.get("MediaContentType0") or "media").split("/")[0]
+        else:
+            message.text = text.replace("¡", "@")
+        return [message]

@@ -1,4 +1,5 @@
-"""WhatsApp Business Cloud API channel (Meta's Graph API), `/webhooks/whatsapp/webhook`.
+"""WhatsApp Business Cloud API channel (Meta's Graph API), `/webhooks/whatsapp/webhook`: the
+wire format, signature and send API of WhatsApp on the shared pipeline (`connectors.pipeline`).
 
 Inbound (Meta's webhook):
 - `GET` with `hub.mode=subscribe`, `hub.verify_token`, `hub.challenge`: the subscription check;
@@ -28,28 +29,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text
 
-import httpx
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
-from sanic import Blueprint, response
+from rasa.core.channels.channel import InputChannel, OutputChannel
 from sanic.request import Request
-from sanic.response import HTTPResponse
 
-from bot.channel_state import first_delivery
-from bot.crm.service import run
 from bot.settings import get_settings
-from connectors.guard import allowed, limit_size, mask
-from connectors.identity import safe_sender
-from connectors.options import Layout, Limits, OptionsOutput, choose
-from connectors.text import normalise
+from connectors.guard import mask
+from connectors.options import Layout, Limits
+from connectors.pipeline import Inbound, MessagingInput, PlatformOutput, token_ok
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "whatsapp"
-TEXT_TYPES = {"text", "interactive", "button"}
 MAX_TEXT = 4096
 LIST_BUTTON = "Menu"  # the label of the button that opens a list: the same word in it and en
 
@@ -81,13 +74,22 @@ def message_text(message: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-class WhatsAppOutput(OptionsOutput, OutputChannel):
+def messages(payload: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The messages of a webhook payload (statuses and other fields are left out)."""
+    found = []
+    for entry in payload.get("entry") or []:
+        for change in (entry or {}).get("changes") or [] if isinstance(entry, dict) else []:
+            value = (change or {}).get("value") if isinstance(change, dict) else None
+            if isinstance(value, dict):
+                found += [m for m in value.get("messages") or []
+                          if isinstance(m, dict) and m.get("from") and m.get("id")]
+    return found
+
+
+class WhatsAppOutput(PlatformOutput):
+    CHANNEL, LABEL, MAX_TEXT = CHANNEL, "WhatsApp API", MAX_TEXT
     limits = Limits(max_buttons=3, max_button_title=20, max_rows=10, max_row_title=24,
                     max_body=1024)
-
-    @classmethod
-    def name(cls) -> Text:
-        return CHANNEL
 
     def __init__(self, access_token: str, phone_number_id: str, api_url: str) -> None:
         self.access_token, self.phone_number_id = access_token, phone_number_id
@@ -96,35 +98,25 @@ class WhatsAppOutput(OptionsOutput, OutputChannel):
     async def _post(self, recipient_id: str, content: Dict[str, Any]) -> None:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual",
                 "to": recipient_id, **content}
-        try:
-            async with httpx.AsyncClient(timeout=15) as client:
-                r = await client.post(self.url, json=body,
-                                      headers={"Authorization": f"Bearer {self.access_token}"})
-            if r.status_code >= 400:
-                log.error("WhatsApp API answered %s to a message for %s: %s", r.status_code,
-                          mask(recipient_id), r.text[:300])
-        except httpx.HTTPError as e:
-            log.error("WhatsApp API unreachable for a message to %s: %s", mask(recipient_id), e)
+        await self.post(self.url, f"a message for {mask(recipient_id)}", json=body,
+                        headers={"Authorization": f"Bearer {self.access_token}"})
 
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        for start in range(0, max(len(text), 1), MAX_TEXT):
-            await self._post(recipient_id, {"type": "text", "text": {
-                "preview_url": False, "body": text[start:start + MAX_TEXT]}})
+    async def send_part(self, recipient_id: str, text: str) -> None:
+        await self._post(recipient_id, {"type": "text", "text": {"preview_url": False,
+                                                                 "body": text}})
 
-    async def send_layout(self, recipient_id: str, plan: Layout) -> None:
+    async def send_options(self, recipient_id: str, plan: Layout) -> None:
         if plan.kind == "buttons":
             await self._post(recipient_id, {"type": "interactive", "interactive": {
                 "type": "button", "body": {"text": plan.text},
                 "action": {"buttons": [{"type": "reply", "reply": {"id": o["payload"][:256],
                                                                    "title": o["title"]}}
                                        for o in plan.options]}}})
-        elif plan.kind == "list":
+        else:  # a list
             await self._post(recipient_id, {"type": "interactive", "interactive": {
                 "type": "list", "body": {"text": plan.text},
                 "action": {"button": LIST_BUTTON, "sections": [{"rows": [
                     {"id": o["payload"][:200], "title": o["title"]} for o in plan.options]}]}}})
-        else:
-            await self.send_text_message(recipient_id, plan.text)
 
     async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
         await self._post(recipient_id, {"type": "image", "image": {"link": image}})
@@ -136,10 +128,10 @@ class WhatsAppOutput(OptionsOutput, OutputChannel):
             await self._post(recipient_id, dict(json_message))
 
 
-class WhatsAppInput(InputChannel):
-    @classmethod
-    def name(cls) -> Text:
-        return CHANNEL
+class WhatsAppInput(MessagingInput):
+    CHANNEL, LABEL, BLUEPRINT = CHANNEL, "WhatsApp", "whatsapp_webhook"
+    ACKNOWLEDGEMENT = ("ok", 200)
+    SUBSCRIPTION = True
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
@@ -160,73 +152,20 @@ class WhatsAppInput(InputChannel):
         return WhatsAppOutput(self.access_token, self.phone_number_id,
                               get_settings().whatsapp_api_url)
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        bp = Blueprint("whatsapp_webhook", __name__)
-        limit_size(bp)
+    def subscription_ok(self, args: Any) -> bool:
+        return (args.get("hub.mode") == "subscribe"
+                and token_ok(args.get("hub.verify_token"), self.verify_token))
 
-        @bp.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+    def signature_ok(self, request: Request) -> bool:
+        return signature_ok(self.app_secret, request.body or b"",
+                            request.headers.get("X-Hub-Signature-256"))
 
-        @bp.route("/webhook", methods=["GET"])
-        async def verify(request: Request) -> HTTPResponse:
-            args = request.args
-            if (args.get("hub.mode") == "subscribe" and self.verify_token
-                    and hmac.compare_digest(args.get("hub.verify_token") or "", self.verify_token)):
-                return response.text(args.get("hub.challenge") or "")
-            return response.text("forbidden", status=403)
-
-        @bp.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            if not signature_ok(self.app_secret, request.body or b"",
-                                request.headers.get("X-Hub-Signature-256")):
-                return response.text("invalid signature", status=403)
-            try:
-                payload = json.loads(request.body)
-            except (ValueError, UnicodeDecodeError):
-                return response.text("malformed JSON", status=400)
-            if not isinstance(payload, dict):
-                return response.text("malformed JSON", status=400)
-            for message in self._messages(payload):
-                try:
-                    await self._handle(message, on_new_message)
-                except Exception:
-                    log.exception("WhatsApp: could not handle a message (type %s)",
-                                  message.get("type"))
-            return response.text("ok")
-
-        return bp
-
-    @staticmethod
-    def _messages(payload: Dict[str, Any]) -> List[Dict[str, Any]]:
-        """The messages of a webhook payload (statuses and other fields are left out)."""
-        messages = []
-        for entry in payload.get("entry") or []:
-            for change in (entry or {}).get("changes") or [] if isinstance(entry, dict) else []:
-                value = (change or {}).get("value") if isinstance(change, dict) else None
-                if isinstance(value, dict):
-                    messages += [m for m in value.get("messages") or []
-                                 if isinstance(m, dict) and m.get("from") and m.get("id")]
-        return messages
-
-    async def _handle(self, message: Dict[str, Any],
-                      on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
-        sender, kind = str(message["from"]), str(message.get("type") or "unknown")
-        if safe_sender(sender) is None:  # never from WhatsApp: a signed but odd payload
-            log.warning("WhatsApp: a message from an unsafe sender id ignored")
-            return
-        if not await run(first_delivery, CHANNEL, str(message["id"])):
-            log.info("WhatsApp: duplicate delivery ignored (from %s)", mask(sender))
-            return
-        if not await allowed(CHANNEL, sender):
-            return
-        text = message_text(message)
-        metadata: Dict[str, Any] = {"whatsapp_message_id": str(message["id"])}
-        if text is None:
-            text, metadata["unsupported_media"] = "/nlu_fallback", kind
-        else:
-            text = await choose(CHANNEL, sender, text)
-            text, flags = normalise(text)
-            metadata.update(flags)
-        await on_new_message(UserMessage(text, self.get_output_channel(), sender,
-                                         input_channel=CHANNEL, metadata=metadata))
+    async def messages(self, payload: Dict[str, Any], request: Request) -> List[Inbound]:
+        found = []
+        for message in messages(payload):
+            text, message_id = message_text(message), str(message["id"])
+            found.append(Inbound(
+                str(message["from"]), text=text, delivery_id=message_id,
+                media=str(message.get("type") or "unknown") if text is None else None,
+                metadata={"whatsapp_message_id": message_id}))
+        return found

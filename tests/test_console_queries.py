@@ -136,8 +136,8 @@ def test_filters_from_query_string_values():
 
 
 @pytest.mark.parametrize("args, message", [
-    ({"date_from": "28/05/2026"}, "date_from: expected a date YYYY-MM-DD"),
-    ({"date_to": "tomorrow"}, "date_to: expected a date YYYY-MM-DD"),
+    ({"date_from": "28/05/2026"}, "date_from: a date as YYYY-MM-DD"),
+    ({"date_to": "tomorrow"}, "date_to: a date as YYYY-MM-DD"),
     ({"date_from": "2026-06-02", "date_to": "2026-06-01"}, "date_from: must not be after"),
     ({"channel": "fax"}, "channel: one of web, whatsapp"),
     ({"language": "de"}, "language: one of it, en"),
@@ -155,6 +155,22 @@ def test_filters_from_query_string_values():
 def test_bad_filter_values_are_refused_with_a_clear_message(args, message):
     with pytest.raises(ValueError, match=message):
         q.Filters.from_args(args)
+
+
+@pytest.mark.parametrize("args", [{"channel": "fax"}, {"language": "fr"}, {"persona": "robot"},
+                                  {"stage": "checkout"}, {"channel": "x" * 20}])
+def test_the_console_and_the_dashboard_filter_by_the_same_rules(args):
+    from bot.analytics import kpis
+
+    with pytest.raises(ValueError) as console:
+        q.Filters.from_args(args)
+    with pytest.raises(ValueError) as dashboard:
+        kpis.check_filters(args)
+    assert str(console.value) == str(dashboard.value)
+    assert str(console.value).startswith(f"{next(iter(args))}: one of ")
+    good = {"channel": "WhatsApp", "language": "en", "persona": "senior", "stage": "self_care"}
+    assert kpis.check_filters(good) == q.Filters.from_args(good).to_args() == {
+        "channel": "whatsapp", "language": "en", "persona": "senior", "stage": "self_care"}
 
 
 def test_every_bad_value_is_named_at_once():

@@ -477,6 +477,8 @@ def test_bad_input(log):
                 (lambda: kpis.compute(db, *CURRENT, filters={"language": "fr"}), "language"),
                 (lambda: kpis.compute(db, *CURRENT, filters={"persona": "x"}), "persona"),
                 (lambda: kpis.compute(db, *CURRENT, filters={"stage": "x"}), "stage"),
+                (lambda: kpis.compute(db, *CURRENT, filters={"channel": "fax"}),
+                 "channel: one of web"),
                 (lambda: kpis.compute(db, *CURRENT, by="intent"), "by must be")]:
             with pytest.raises(ValueError, match=message):
                 call()

@@ -18,6 +18,7 @@ from sanic import Blueprint, Request, response
 
 from bot.analytics import kpis
 from bot.analytics.models import STAGE_LABELS, STAGES
+from bot.analytics.queries.filters import parse_date
 from bot.crm.db import session_scope
 from bot.crm.models import PERSONAS
 from bot.crm.service import run
@@ -57,14 +58,7 @@ def today_in_rome() -> date:
 
 def _date(request: Request, name: str, default: date) -> date:
     raw = (request.args.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        if len(raw) != 10:
-            raise ValueError
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"{name}: a date as YYYY-MM-DD, got {raw[:40]!r}") from None
+    return parse_date(name, raw) if raw else default
 
 
 def parse(request: Request) -> tuple[date, date, dict[str, str], str | None]:

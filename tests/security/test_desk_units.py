@@ -13,7 +13,7 @@ import uuid
 import pytest
 import redis
 
-from bot.analytics import queries as q
+from bot.analytics.queries import export
 from bot.desk import lockout
 from bot.desk.rasa_api import RasaError, conversation_path, segment
 
@@ -71,7 +71,7 @@ def pieces(cell: str):
 
 @pytest.mark.parametrize("cell", HOSTILE_CELLS)
 def test_no_piece_of_a_hostile_cell_starts_a_formula(cell):
-    guarded = q._cell(cell)
+    guarded = export._cell(cell)
     for piece in pieces(guarded):
         stripped = piece.lstrip(" ")
         assert not stripped.startswith(TRIGGERS) or stripped in ("\t", "\r"), (cell, guarded,
@@ -88,11 +88,11 @@ def test_no_piece_of_a_hostile_cell_starts_a_formula(cell):
     (["a", "=b"], "a; '=b"), (None, ""), (True, "yes"), (-3, -3), (0.81, 0.81),
 ])
 def test_plain_values_and_numbers_stay_sensible(cell, expected):
-    assert q._cell(cell) == expected
+    assert export._cell(cell) == expected
 
 
 def test_a_whole_export_row_is_guarded():
-    text = q._csv(("a", "b"), [{"a": "x;=1+1;y", "b": ["t", "@x"]}])
+    text = export._csv(("a", "b"), [{"a": "x;=1+1;y", "b": ["t", "@x"]}])
     row = list(csv.reader(io.StringIO(text)))[1]
     assert row == ["x;'=1+1;y", "t; '@x"]
 

@@ -282,7 +282,7 @@ def test_exception_texts_in_logs_are_masked(caplog):
 def test_csv_pieces_with_skipped_leading_characters_are_neutralised(cell):
     import re
 
-    from bot.analytics.queries import _neutralise
+    from bot.analytics.queries.export import _neutralise
 
     out = _neutralise(cell)
     for piece in re.split(r"[;,\t|\n]", out):

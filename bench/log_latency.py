@@ -1,10 +1,10 @@
 """How soon a customer's message is in the review console's conversation log.
 
-The real stack (action server, Rasa server, desk) on each profile: embedded (SQLite) and
-production (PostgreSQL tracker store, event stream and log in fresh databases; Redis lock store);
-N customers talk over REST at the same time, and each message is timed from the moment its REST
-reply arrives to the moment the log (built by the desk from Rasa's event stream) holds it. Run
-with `python -m bench.log_latency [--profiles embedded,production] [--customers 1,10]`; results
+The real stack (action server, Rasa server, desk, log worker) on each profile: embedded (SQLite)
+and production (PostgreSQL tracker store, event stream and log in fresh databases; Redis lock
+store); N customers talk over REST at the same time, and each message is timed from the moment
+its REST reply arrives to the moment the log (built by the log worker from Rasa's event stream)
+holds it. Run with `python -m bench.log_latency [--profiles embedded,production] [--customers 1,10]`; results
 in bench/results.json (key "log") and their own section of bench/RESULTS.md.
 """
 
@@ -98,7 +98,7 @@ def run(customers: tuple[int, ...], profile: str = "embedded") -> dict:
     from bench.run import env_for, start as start_process
     from bot.crm import db as crm_db
     from bot.runner import (action_command, desk_command, ensure_model, rasa_command, stop,
-                            wait_until_up)
+                            wait_until_up, worker_command)
     from bot.settings import reset_settings
 
     work = Path(tempfile.mkdtemp(prefix="sportello-log-"))
@@ -123,7 +123,8 @@ def run(customers: tuple[int, ...], profile: str = "embedded") -> dict:
     model = ensure_model()
     procs = [start_process(action_command(17155), ROOT, env, work / "actions.log"),
              start_process(rasa_command(model, 17105), ROOT, env, work / "rasa.log"),
-             start_process(desk_command(17106), ROOT, env, work / "desk.log")]
+             start_process(desk_command(17106), ROOT, env, work / "desk.log"),
+             start_process(worker_command(), ROOT, env, work / "worker.log")]
     try:
         wait_until_up("http://127.0.0.1:17155/health", procs[0])
         wait_until_up("http://127.0.0.1:17105/", procs[1])
@@ -162,7 +163,8 @@ def section(raw: dict) -> list[str]:
         return []
     lines = [f"{TITLE} (run {r['date']})", "",
              f"Machine: {r['machine']}. Each message is timed from its REST reply to the moment "
-             "the conversation log holds it (the desk reads Rasa's event stream every second, "
+             "the conversation log holds it (the log worker reads Rasa's event stream every "
+             "second, "
              "so about 0.5 s is the expected middle).", "",
              "| profile | customers at once | messages | p50 | p95 | max "
              "| load average (start, end) |",

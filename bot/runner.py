@@ -139,6 +139,11 @@ def site_command(port: int | None = None) -> list[str]:
     return [sys.executable, "-m", "bot", "site", "--port", str(port)]
 
 
+def worker_command() -> list[str]:
+    """The log worker (bot.log_worker): no port, one for any number of desks."""
+    return [sys.executable, "-m", "bot", "worker"]
+
+
 def ensure_events_database() -> None:
     """Production: Rasa's SQL event broker needs its database to exist."""
     s = get_settings()
@@ -257,6 +262,8 @@ def run(with_shell: bool = False) -> int:
         procs.append(desk)
         site = subprocess.Popen(site_command(), cwd=ROOT, env=env, start_new_session=True)
         procs.append(site)
+        worker = subprocess.Popen(worker_command(), cwd=ROOT, env=env, start_new_session=True)
+        procs.append(worker)
         wait_until_up(f"{get_settings().rasa_url}/", rasa)
         wait_until_up(f"{get_settings().desk_url}/health", desk)
         wait_until_up(f"{get_settings().site_url}/health", site)

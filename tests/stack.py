@@ -1,6 +1,6 @@
 """The real stack for integration and security tests (fixtures registered by tests/conftest.py):
-the Rasa server with the trained model, the action server, the desk and the demo site, on the
-embedded profile (SQLite) and on the production profile (PostgreSQL + Redis)."""
+the Rasa server with the trained model, the action server, the desk, the demo site and the log
+worker, on the embedded profile (SQLite) and on the production profile (PostgreSQL + Redis)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class Stack:
     env: dict
     desk_url: str = ""
     site_url: str = ""
-    processes: dict = None  # name -> [Popen, command, health url, log]
+    processes: dict = None  # name -> [Popen, command, health url (None: the worker), log]
     mailbox: "Mailbox" = None
     platform: object = None
 
@@ -77,7 +77,8 @@ class Stack:
         proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=open(log, "a"),
                                 stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name][0] = proc
-        wait_until_up(health, proc, log=log)
+        if health:
+            wait_until_up(health, proc, log=log)
 
     def talk(self, sender: str, text: str, token: str | None = None) -> list[dict]:
         body = {"sender": sender, "message": text}
@@ -275,6 +276,7 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
         site_command,
         stop,
         wait_until_up,
+        worker_command,
     )
 
     action_log, rasa_log = var_dir / "actions.log", var_dir / "rasa.log"
@@ -292,6 +294,10 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
     site = subprocess.Popen(site_command(site_port), cwd=ROOT, env=env,
                             stdout=open(site_log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
+    worker_log = var_dir / "worker.log"
+    worker = subprocess.Popen(worker_command(), cwd=ROOT, env=env,
+                              stdout=open(worker_log, "w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
     processes = {  # restarted by Stack.restart
         "actions": [actions, action_command(action_port),
                     f"http://127.0.0.1:{action_port}/health", action_log],
@@ -299,6 +305,7 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
                  rasa_log],
         "desk": [desk, desk_command(desk_port), f"http://127.0.0.1:{desk_port}/health", desk_log],
         "site": [site, site_command(site_port), f"http://127.0.0.1:{site_port}/health", site_log],
+        "worker": [worker, worker_command(), None, worker_log],
     }
     assert endpoints_file() == ("endpoints.production.yml" if profile == "production"
                                 else "endpoints.yml")
@@ -311,7 +318,7 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
                     f"http://127.0.0.1:{desk_port}", f"http://127.0.0.1:{site_port}", processes,
                     mailbox, platform_api)
     finally:
-        stop([processes[name][0] for name in ("site", "desk", "rasa", "actions")])
+        stop([processes[name][0] for name in ("worker", "site", "desk", "rasa", "actions")])
         db.get_engine.cache_clear()
         for name in databases:
             drop_pg_database(name)

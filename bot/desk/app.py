@@ -29,8 +29,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Request, Sanic, response
 from sanic.exceptions import NotFound
 
+from bot import event_stream
 from bot.crm.service import run
-from bot.desk import auth, lockout, stream
+from bot.desk import auth, lockout
 from bot.desk.rasa_api import RasaAPI, RasaError
 from bot.handover import service as queue
 from bot.handover.models import OPEN_STATES, Handover
@@ -46,9 +47,6 @@ PUBLIC = {"/login", "/health"}
 POLL_SECONDS = 0.1
 CHECK_SECONDS = 2.0
 OFFLINE_GRACE_SECONDS = 5.0
-LOG_POLL_SECONDS = 1.0
-LOG_BATCH_PAUSE_SECONDS = 0.05
-LOG_SWEEP_SECONDS = 30.0
 # Every response of the desk and the console (pages, API, static files, errors, the login):
 # nothing inline (the pages load their scripts and styles from /static), no framing, no plugins.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -392,11 +390,10 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     @app.after_server_start
     async def start_background(app, loop):
         app.ctx.rasa = RasaAPI()
-        app.ctx.last_event_id = await run(stream.latest_id)
+        app.ctx.last_event_id = await run(event_stream.latest_id)
         app.ctx.stopping = False
         app.add_task(_follow_stream(app))
         app.add_task(_watch_timeouts(app))
-        app.add_task(_build_log(app))
 
     @app.before_server_stop
     async def stop_background(app, loop):
@@ -446,7 +443,7 @@ async def _follow_stream(app: Sanic) -> None:
     signature = None
     while not app.ctx.stopping:
         try:
-            events = await run(stream.read_after, app.ctx.last_event_id)
+            events = await run(event_stream.read_after, app.ctx.last_event_id)
             if events:
                 app.ctx.last_event_id = events[-1].id
                 await _on_events(app, events)
@@ -473,7 +470,7 @@ def _queue_signature() -> tuple:
                                 .order_by(Handover.id)).all())
 
 
-async def _on_events(app: Sanic, events: list[stream.StreamEvent]) -> None:
+async def _on_events(app: Sanic, events: list[event_stream.StreamEvent]) -> None:
     """Customers' and agents' messages of conversations with a person: pushed to the agent;
     a customer who cancels while waiting goes back to the bot. One query per batch."""
     relevant = [e for e in events if e.data.get("event") in ("user", "bot")]
@@ -553,26 +550,6 @@ async def _watch_timeouts(app: Sanic) -> None:
         except Exception:
             log.exception("timeouts")
         await asyncio.sleep(CHECK_SECONDS)
-
-
-async def _build_log(app: Sanic) -> None:
-    """The conversation log of the review console follows the event stream (bot.analytics)."""
-    from bot.analytics import ingest
-
-    last_sweep = 0.0
-    while not app.ctx.stopping:
-        try:
-            while await run(ingest.sync) and not app.ctx.stopping:
-                # catching up in small batches, with room between them for the desk's own
-                # writes (SQLite has one writer: a customer cancelling their wait must not queue
-                # behind the whole backlog)
-                await asyncio.sleep(LOG_BATCH_PAUSE_SECONDS)
-            if asyncio.get_running_loop().time() - last_sweep >= LOG_SWEEP_SECONDS:
-                await run(ingest.sweep)
-                last_sweep = asyncio.get_running_loop().time()
-        except Exception:  # the log catches up on the next round
-            log.exception("conversation log")
-        await asyncio.sleep(LOG_POLL_SECONDS)
 
 
 def serve(host: str = "127.0.0.1", port: int | None = None) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.stack import free_port
+from bot.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

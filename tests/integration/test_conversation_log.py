@@ -73,14 +73,14 @@ def test_restarts_lose_nothing_and_count_nothing_twice(stack, sender):
     stack.talk(sender, "posso pagare con la carta?")
     stack.talk(sender, "grazie")
     record(sender, turns=4)
-    stack.processes["worker"][0].terminate()  # down while the customer goes on talking
-    stack.processes["worker"][0].wait(30)
+    stack.process("worker").terminate()  # down while the customer goes on talking
+    stack.process("worker").wait(30)
     stack.talk(sender, "che tariffa ho?")
     stack.restart("worker")
     c = record(sender, turns=5)
     # the log does not need the desk: it goes on while the desk is down
-    stack.processes["desk"][0].terminate()
-    stack.processes["desk"][0].wait(30)
+    stack.process("desk").terminate()
+    stack.process("desk").wait(30)
     stack.talk(sender, "ciao")
     c = record(sender, turns=6)
     stack.restart("desk")

@@ -50,8 +50,10 @@ def serve() -> None:
     from bot.logmask import install
     from bot.production import enforce
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s "
-                                                   "%(message)s")
+    # warnings and errors of every library; this worker's own start and stop too
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s "
+                                                      "%(message)s")
+    log.setLevel(logging.INFO)
     install()
     migrate()
     enforce("log worker")

@@ -22,15 +22,20 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
-RAW = ROOT / "bench" / "results.json"
+from bench.common import (
+    PG_SERVER,
+    RAW,
+    ROOT,
+    create_pg_databases,
+    drop_pg_databases,
+    machine,
+    write_section,
+)
+
 TITLE = "## Review console queries"
-PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _stats(seconds: list[float]) -> dict:
@@ -97,9 +102,8 @@ def _backend(name: str, conversations: int, runs: int, work: Path) -> dict:
     if name == "sqlite":
         url = f"sqlite:///{work / 'console.db'}"
     else:
-        pg_name = f"sportello_bench_{uuid.uuid4().hex[:10]}"
-        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{pg_name}"
-        crm_db.ensure_pg_database(url)
+        pg_name = create_pg_databases(1)[0]
+        url = f"{PG_SERVER}/{pg_name}"
     saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "SPORTELLO_VAR_DIR",
                                              "TRACKER_DATABASE_URL", "EVENTS_DATABASE_URL")}
     os.environ.update({"DATABASE_URL": url, "SPORTELLO_VAR_DIR": str(work / f"var-{name}"),
@@ -170,17 +174,8 @@ def _backend(name: str, conversations: int, runs: int, work: Path) -> dict:
                 os.environ[k] = v
         reset_settings()
         if pg_name:
-            _drop_pg_database(pg_name)
+            drop_pg_databases([pg_name])
     return out
-
-
-def _drop_pg_database(name: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
-    with engine.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def _lifecycle(code: str, end: datetime) -> dict:
@@ -250,20 +245,6 @@ def section(raw: dict) -> list[str]:
     return lines
 
 
-def write_section(raw: dict, title: str = TITLE, lines: list[str] | None = None) -> None:
-    """Replace (or append) one benchmark's section of RESULTS.md (by default this one's),
-    leaving the others."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    new = "\n".join(section(raw) if lines is None else lines)
-    start = text.find(title)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + new
-    else:
-        end = text.find("\n## ", start + len(title))
-        text = text[:start] + new + ("\n" + text[end + 1:] if end != -1 else "")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.console")
     parser.add_argument("--conversations", type=int, default=100_000)
@@ -274,8 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
-    from bench.run import machine
-
     result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(), "conversations": args.conversations, "runs": args.runs,
               "note": args.note, "backends": {}}
@@ -293,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         raw.setdefault("dates", {})["console"] = result["date"]
         RAW.write_text(json.dumps(raw, indent=2))
-        write_section(raw)
+        write_section(TITLE, section(raw))
     return 0
 
 

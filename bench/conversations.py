@@ -24,23 +24,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
-RAW = ROOT / "bench" / "results.json"
+from bench.common import RAW, ROOT, bench_env, machine, settings_of, stack, write_section
+from bot.launcher import Ports, free_port
+
 TITLE = "## Conversation suite"
 RASA_PORT, ACTION_PORT = 18005, 18055
 TARGETS = {"task_done_share": 0.95, "silent_turns": 0, "duplicate_tickets": 0}
 
 
-def stack_env(var: Path) -> Dict[str, str]:
-    """The benchmarks' embedded environment (bench.run.env_for), with the test stack's desk
-    hours (open, nobody online: a handover is answered honestly, never left waiting) and
+def stack_env(var: Path, ports: Ports) -> Dict[str, str]:
+    """The benchmarks' embedded environment (bench.common.bench_env), with the test stack's
+    desk hours (open, nobody online: a handover is answered honestly, never left waiting) and
     room for the suite's one-time codes."""
-    from bench.run import env_for
-
-    env = env_for(var, RASA_PORT, ACTION_PORT)
-    env.update({"DESK_HOURS": "mon-sun 00:00-24:00", "OTP_SENDS_PER_HOUR": "50",
-                "OTP_DELIVERY": "outbox", "RASA_URL": f"http://127.0.0.1:{RASA_PORT}"})
-    return env
+    return bench_env(var, ports, DESK_HOURS="mon-sun 00:00-24:00", OTP_SENDS_PER_HOUR="50",
+                     OTP_DELIVERY="outbox")
 
 
 def rest_talk(client, url: str):
@@ -90,36 +87,20 @@ def run_suite(rasa_url: str, token_secret: str, only: str = "") -> list:
 
 def bench_conversations(only: str = "") -> Dict[str, Any]:
     """A fresh embedded stack on the demo data, the suite played against it, the figures."""
-    from bench.run import machine, start
-    from bot.crm import db
-    from bot.runner import action_command, ensure_model, rasa_command, stop, wait_until_up
-    from bot.settings import reset_settings
+    from bot.runner import ensure_model
 
     work = Path(tempfile.mkdtemp(prefix="sportello-conversations-"))
     var = work / "var"
     var.mkdir()
-    env = stack_env(var)
+    ports = Ports(rasa=RASA_PORT, actions=ACTION_PORT, desk=free_port(), site=free_port())
+    env = stack_env(var, ports)
     subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
-    saved = dict(os.environ)
-    os.environ.update(env)
-    reset_settings()
-    db.get_engine.cache_clear()
     model = ensure_model()
-    procs = [start(action_command(ACTION_PORT), ROOT, env, work / "actions.log"),
-             start(rasa_command(model, RASA_PORT), ROOT, env, work / "rasa.log")]
-    try:
-        wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", procs[0])
-        wait_until_up(f"http://127.0.0.1:{RASA_PORT}/", procs[1])
+    with settings_of(env), stack(env, ports, ("actions", "rasa"), work, model):
         started = time.perf_counter()
-        results = run_suite(f"http://127.0.0.1:{RASA_PORT}", env["CUSTOMER_TOKEN_SECRET"], only)
+        results = run_suite(ports.url("rasa"), env["CUSTOMER_TOKEN_SECRET"], only)
         seconds = time.perf_counter() - started
-    finally:
-        stop(procs)
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_settings()
-        db.get_engine.cache_clear()
     return figures(results, seconds, machine(), model.name, work)
 
 
@@ -187,11 +168,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     raw["conversations"] = result
     print("\n".join(section(raw)))
     if not args.no_write and not args.only:
-        from bench.console import write_section
-
         raw.setdefault("dates", {})["conversations"] = result["date"]
         RAW.write_text(json.dumps(raw, indent=2))
-        write_section(raw, TITLE, section(raw))
+        write_section(TITLE, section(raw))
     return 0 if all(s["task_done_share"] >= TARGETS["task_done_share"]
                     for s in result["by_language"].values()) else 1
 

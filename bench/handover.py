@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,15 +21,10 @@ import httpx
 import socketio
 import websockets
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, bench_env, percentiles, settings_of, stack
+from bot.launcher import Ports, free_port
+
 MESSAGES_EACH_WAY = 5
-
-
-def _q(values: list[float]) -> dict:
-    values = sorted(values)
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return {"messages": len(values), "p50_ms": round(q[49] * 1000), "p95_ms": round(q[94] * 1000),
-            "max_ms": round(values[-1] * 1000)}
 
 
 async def _login(client: httpx.AsyncClient, desk: str, username: str, password: str) -> dict:
@@ -126,7 +120,8 @@ async def _run(n: int, rasa: str, desk: str, password: str) -> dict:
     start.set()
     await asyncio.gather(*tasks)
     return {"handovers": n, "seconds": round(time.perf_counter() - t0, 1),
-            "customer_to_agent": _q(to_agent), "agent_to_customer": _q(to_customer)}
+            "customer_to_agent": percentiles(to_agent),
+            "agent_to_customer": percentiles(to_customer)}
 
 
 def bench_handover() -> dict:
@@ -135,18 +130,11 @@ def bench_handover() -> dict:
 
 
 def bench_handovers(n: int) -> dict:
-    import os
-
-    from bench.run import env_for, start as start_process
-    from bot.runner import (action_command, desk_command, ensure_model, rasa_command, stop,
-                            wait_until_up)
-
     work = Path(tempfile.mkdtemp(prefix="sportello-handover-"))
     var = work / "var"
     var.mkdir()
-    env = env_for(var, 17005, 17055)
-    env.update({"RASA_URL": "http://127.0.0.1:17005", "DESK_URL": "http://127.0.0.1:17006",
-                "DESK_HOURS": "mon-sun 00:00-24:00", "AGENT_MAX_CHATS": "1"})
+    ports = Ports(rasa=17005, actions=17055, desk=17006, site=free_port())
+    env = bench_env(var, ports, DESK_HOURS="mon-sun 00:00-24:00", AGENT_MAX_CHATS="1")
     password = "bench-agent-password"
     subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
@@ -155,25 +143,8 @@ def bench_handovers(n: int) -> dict:
                         "--skills", "billing,technical,commercial", "--languages", "it,en"],
                        cwd=ROOT, env={**env, "DESK_NEW_PASSWORD": password}, check=True,
                        capture_output=True)
-    saved = dict(os.environ)
-    os.environ.update(env)
-    from bot.settings import reset_settings
-
-    reset_settings()
-    model = ensure_model()
-    procs = [start_process(action_command(17055), ROOT, env, work / "actions.log"),
-             start_process(rasa_command(model, 17005), ROOT, env, work / "rasa.log"),
-             start_process(desk_command(17006), ROOT, env, work / "desk.log")]
-    try:
-        wait_until_up("http://127.0.0.1:17055/health", procs[0])
-        wait_until_up("http://127.0.0.1:17005/", procs[1])
-        wait_until_up("http://127.0.0.1:17006/health", procs[2])
-        return asyncio.run(_run(n, "http://127.0.0.1:17005", "http://127.0.0.1:17006", password))
-    finally:
-        stop(procs)
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_settings()
+    with settings_of(env), stack(env, ports, ("actions", "rasa", "desk"), work):
+        return asyncio.run(_run(n, ports.url("rasa"), ports.url("desk"), password))
 
 
 def bench_frustration() -> dict:

@@ -37,7 +37,19 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import (
+    RAW,
+    ROOT,
+    apply_overrides,
+    load_config,
+    machine,
+    machine_load,
+    parse_all,
+    quiet_rasa,
+    train_model,
+    write_section,
+)
+
 HINT3 = Path(os.environ.get("HINT3_DIR", ROOT.parent / "shared" / "datasets" / "hint3"))
 DATASETS = ("sofmattress", "curekart", "powerplay11")
 PLATFORMS = ("bert", "dialogflow", "haptik", "luis", "rasa")
@@ -172,7 +184,6 @@ def write_training_data(dataset: str, out: Path) -> Path:
 def predict(model: Path, sentences: list[str]) -> list[dict]:
     """Per sentence: the classifier's best intent and its confidence, and whether the
     pipeline's FallbackClassifier sent it to the fallback."""
-    from bench.nlu_wild import parse_all
     from bot.nlu_eval import load_agent
 
     out = []
@@ -203,7 +214,6 @@ def score_run(actual: list[str], predictions: list[dict]) -> dict:
 
 
 def one_run(dataset: str, config: dict, seed: int, work: Path) -> dict:
-    from bench.nlu_wild import train_model
 
     run_dir = work / f"{dataset}-{seed}"
     data = write_training_data(dataset, run_dir)
@@ -246,9 +256,6 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def run(datasets: list[str], runs: int, overrides: list[str]) -> dict:
-    from bench.nlu_wild import apply_overrides, load_config, machine_load
-    from bench.run import machine
-
     config = apply_overrides(load_config(ROOT / "config.yml"), overrides)
     checked = check_metric_code()
     load = [machine_load()]
@@ -369,7 +376,6 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in DATASETS:
             print(dataset, published_best(dataset))
         return 0
-    from bench.nlu_wild import quiet_rasa
 
     quiet_rasa()
     result = run(args.dataset or list(DATASETS), args.runs, args.overrides)
@@ -378,7 +384,6 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table(result)))
     if args.no_write:
         return 0
-    from bench.console import RAW, write_section
 
     raw = json.loads(RAW.read_text()) if RAW.exists() else {}
     complete = not args.overrides and not args.dataset
@@ -390,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         raw.setdefault("hint3_variants", {})[label] = result
     RAW.write_text(json.dumps(raw, indent=2))
     if raw.get("hint3"):  # a variation is listed under the project's own figures
-        write_section(raw, TITLE, section(raw))
+        write_section(TITLE, section(raw))
     return 0
 
 

@@ -1,10 +1,10 @@
 """How soon a customer's message is in the review console's conversation log.
 
-The real stack (action server, Rasa server, desk) on each profile: embedded (SQLite) and
-production (PostgreSQL tracker store, event stream and log in fresh databases; Redis lock store);
-N customers talk over REST at the same time, and each message is timed from the moment its REST
-reply arrives to the moment the log (built by the desk from Rasa's event stream) holds it. Run
-with `python -m bench.log_latency [--profiles embedded,production] [--customers 1,10]`; results
+The real stack (action server, Rasa server, desk, log worker) on each profile: embedded (SQLite)
+and production (PostgreSQL tracker store, event stream and log in fresh databases; Redis lock
+store); N customers talk over REST at the same time, and each message is timed from the moment
+its REST reply arrives to the moment the log (built by the log worker from Rasa's event stream)
+holds it. Run with `python -m bench.log_latency [--profiles embedded,production] [--customers 1,10]`; results
 in bench/results.json (key "log") and their own section of bench/RESULTS.md.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,21 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import (
+    PG_SERVER,
+    RAW,
+    ROOT,
+    bench_env,
+    create_pg_databases,
+    drop_pg_databases,
+    machine,
+    percentiles,
+    settings_of,
+    stack,
+    write_section,
+)
+from bot.launcher import Ports, free_port
+
 TITLE = "## Conversation log latency"
 TURNS = ["ciao", "quanto devo pagare?", "come posso pagare?", "che tariffa ho?", "grazie"]
 
@@ -53,24 +66,10 @@ def _customer(i: int, rasa: str, latencies: list[float]) -> None:
             latencies.append(time.monotonic() - answered)
 
 
-def _q(values: list[float]) -> dict:
-    values = sorted(values)
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return {"messages": len(values), "p50_ms": round(q[49] * 1000),
-            "p95_ms": round(q[94] * 1000), "max_ms": round(values[-1] * 1000)}
-
-
-PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-
-
 def _production_env(env: dict) -> list[str]:
     """The production profile's settings, with three fresh PostgreSQL databases (the log, the
     tracker store, the event stream); their names, to be dropped afterwards."""
-    from bot.crm.db import ensure_pg_database
-
-    names = [f"sportello_bench_{uuid.uuid4().hex[:10]}" for _ in range(3)]
-    for name in names:
-        ensure_pg_database(f"{PG_SERVER}/{name}")
+    names = create_pg_databases(3)
     env.update({"SPORTELLO_PROFILE": "production", "DATABASE_URL": f"{PG_SERVER}/{names[0]}",
                 "PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
                 "PG_PASSWORD": "", "RASA_TRACKER_DB": names[1], "RASA_EVENTS_DB": names[2],
@@ -84,72 +83,42 @@ def _production_env(env: dict) -> list[str]:
     return names
 
 
-def _drop(names: list[str]) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", future=True)
-    with engine.connect() as c:
-        for name in names:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
-
-
 def run(customers: tuple[int, ...], profile: str = "embedded") -> dict:
-    from bench.run import env_for, start as start_process
-    from bot.crm import db as crm_db
-    from bot.runner import (action_command, desk_command, ensure_model, rasa_command, stop,
-                            wait_until_up)
-    from bot.settings import reset_settings
-
     work = Path(tempfile.mkdtemp(prefix="sportello-log-"))
     var = work / "var"
     var.mkdir()
-    env = env_for(var, 17105, 17155)
-    env.update({"RASA_URL": "http://127.0.0.1:17105", "DESK_URL": "http://127.0.0.1:17106"})
+    ports = Ports(rasa=17105, actions=17155, desk=17106, site=free_port())
+    env = bench_env(var, ports)
     databases = _production_env(env) if profile == "production" else []
-    saved = dict(os.environ)
-    os.environ.update(env)
-    reset_settings()
-    crm_db.get_engine.cache_clear()
-    if profile == "production":  # the demo customers as ordinary data (no demo seed there)
-        from bot.crm.db import migrate
-        from bot.crm.seed import seed_demo
-
-        migrate()
-        seed_demo(mark=False)
-    else:
-        subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
-    model = ensure_model()
-    procs = [start_process(action_command(17155), ROOT, env, work / "actions.log"),
-             start_process(rasa_command(model, 17105), ROOT, env, work / "rasa.log"),
-             start_process(desk_command(17106), ROOT, env, work / "desk.log")]
     try:
-        wait_until_up("http://127.0.0.1:17155/health", procs[0])
-        wait_until_up("http://127.0.0.1:17105/", procs[1])
-        wait_until_up("http://127.0.0.1:17106/health", procs[2])
-        runs = []
-        for n in customers:
-            latencies: list[float] = []
-            threads = [threading.Thread(target=_customer,
-                                        args=(i, "http://127.0.0.1:17105", latencies))
-                       for i in range(n)]
-            load = os.getloadavg()[0]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            runs.append({"customers": n, **_q(latencies),
-                         "load": [round(load, 1), round(os.getloadavg()[0], 1)]})
-        return {"profile": profile, "runs": runs}
+        with settings_of(env):
+            if profile == "production":  # the demo customers as ordinary data (no demo seed)
+                from bot.crm.db import migrate
+                from bot.crm.seed import seed_demo
+
+                migrate()
+                seed_demo(mark=False)
+            else:
+                subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env,
+                               check=True, capture_output=True)
+            with stack(env, ports, ("actions", "rasa", "desk", "worker"), work):
+                runs = []
+                for n in customers:
+                    latencies: list[float] = []
+                    threads = [threading.Thread(target=_customer,
+                                                args=(i, ports.url("rasa"), latencies))
+                               for i in range(n)]
+                    load = os.getloadavg()[0]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                    runs.append({"customers": n, **percentiles(latencies),
+                                 "load": [round(load, 1), round(os.getloadavg()[0], 1)]})
+                return {"profile": profile, "runs": runs}
     finally:
-        stop(procs)
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_settings()
-        crm_db.get_engine.cache_clear()
         if databases:
-            _drop(databases)
+            drop_pg_databases(databases)
 
 
 PROFILES = {"embedded": "embedded profile (SQLite)",
@@ -162,7 +131,8 @@ def section(raw: dict) -> list[str]:
         return []
     lines = [f"{TITLE} (run {r['date']})", "",
              f"Machine: {r['machine']}. Each message is timed from its REST reply to the moment "
-             "the conversation log holds it (the desk reads Rasa's event stream every second, "
+             "the conversation log holds it (the log worker reads Rasa's event stream every "
+             "second, "
              "so about 0.5 s is the expected middle).", "",
              "| profile | customers at once | messages | p50 | p95 | max "
              "| load average (start, end) |",
@@ -181,9 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", default="1,10")
     parser.add_argument("--profiles", default="embedded,production")
     args = parser.parse_args(argv)
-    from bench.console import RAW, write_section
-    from bench.run import machine
-
     profiles = [p for p in args.profiles.split(",") if p]
     unknown = [p for p in profiles if p not in PROFILES]
     if unknown:
@@ -196,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     raw["log"] = result
     raw.setdefault("dates", {})["log"] = result["date"]
     RAW.write_text(json.dumps(raw, indent=2))
-    write_section(raw, TITLE, section(raw))
+    write_section(TITLE, section(raw))
     print("\n".join(section(raw)))
     return 0
 

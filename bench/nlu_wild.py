@@ -19,7 +19,6 @@ and printed, and the section (which describes the project's configuration) is le
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -29,11 +28,20 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-import yaml
+from bench.common import (
+    RAW,
+    ROOT,
+    apply_overrides,
+    load_config,
+    machine,
+    machine_load,
+    parse_all,
+    quiet_rasa,
+    train_model,
+    write_section,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 LANGUAGES = ("it", "en")
 WILD = {lang: DATA / f"wild_{lang}.yml" for lang in LANGUAGES}
@@ -42,84 +50,6 @@ TITLE = "## NLU on wild and out-of-scope messages"
 FALLBACK = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"
 TARGETS = {"accuracy": 0.95, "oos_handled": 0.85, "lost_to_fallback": 0.03}
-
-
-def quiet_rasa() -> None:
-    """Less noise, and no shared training cache: timings are honest and other people's
-    trainings are not disturbed."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
-    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
-    os.environ["RASA_MAX_CACHE_SIZE"] = "0"
-    os.environ.setdefault("RASA_CACHE_DIRECTORY",
-                          str(Path(tempfile.gettempdir()) / "sportello-bench-rasa-cache"))
-
-
-def parse_override(text: str) -> tuple[str, str | None, Any]:
-    """`Component.key=value` sets a setting (value read as YAML); `-Component` removes it.
-    `Component#2` is the second component of that name (e.g. the char n-gram featurizer)."""
-    if text.startswith("-"):
-        return text[1:], None, None
-    target, _, value = text.partition("=")
-    component, _, key = target.rpartition(".")
-    if not component or not key or not _:
-        raise ValueError(f"expected Component.key=value or -Component, got {text!r}")
-    return component, key, yaml.safe_load(value)
-
-
-def _named(pipeline: list[dict], name: str) -> list[dict]:
-    """The components called `name` (full or short class name), or its `#n`-th one."""
-    name, _, nth = name.partition("#")
-    found = [c for c in pipeline if name in (c["name"], c["name"].rsplit(".", 1)[-1])]
-    return found[int(nth) - 1:int(nth)] if nth else found
-
-
-def apply_overrides(config: dict, overrides: list[str]) -> dict:
-    """A copy of `config` with the pipeline changed by `overrides` (see parse_override)."""
-    config = json.loads(json.dumps(config))
-    for text in overrides:
-        name, key, value = parse_override(text)
-        found = _named(config["pipeline"], name)
-        if not found:
-            raise ValueError(f"no component {name!r} in the pipeline")
-        if key is None:
-            config["pipeline"] = [c for c in config["pipeline"]
-                                  if not any(c is f for f in found)]
-        else:
-            for component in found:
-                component[key] = value
-    return config
-
-
-def load_config(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
-
-
-def nlu_config(config: dict) -> dict:
-    """Only what an NLU training reads (no policies: they would be ignored anyway)."""
-    return {k: v for k, v in config.items() if k not in ("policies",)}
-
-
-def train_model(config: dict, nlu_data: Path, out: Path, domain: Path | None = None) -> Path:
-    """Train an NLU-only model with the Rasa Python API; returns the model archive."""
-    from rasa.model_training import train_nlu
-
-    out.mkdir(parents=True, exist_ok=True)
-    config_file = out / "config.yml"
-    config_file.write_text(yaml.safe_dump(nlu_config(config), sort_keys=False, allow_unicode=True))
-    model = train_nlu(str(config_file), str(nlu_data), str(out / "models"),
-                      domain=str(domain) if domain else None)
-    if not model:
-        raise RuntimeError("Rasa did not produce a model")
-    return Path(model)
-
-
-async def _parse(agent, texts: list[str]) -> list[dict]:
-    return [await agent.parse_message(text) for text in texts]
-
-
-def parse_all(agent, texts: list[str]) -> list[dict]:
-    return asyncio.run(_parse(agent, texts))
 
 
 def score_wild(agent, language: str, path: Path | None = None) -> dict:
@@ -302,14 +232,9 @@ def variants(raw: dict) -> list[str]:
     return lines + [""]
 
 
-def machine_load() -> float:
-    return round(os.getloadavg()[0], 1)
-
-
 def run(config_path: Path, overrides: list[str], model: Path | None,
         data: Path = ROOT / "data" / "nlu") -> dict:
     """Train (unless a model is given) and evaluate; the raw result."""
-    from bench.run import machine
 
     load = [machine_load()]
     work = Path(tempfile.mkdtemp(prefix="sportello-nlu-wild-"))
@@ -384,7 +309,6 @@ def main(argv: list[str] | None = None) -> int:
     report(result)
     if args.no_write:
         return 0
-    from bench.console import RAW, write_section
 
     raw = json.loads(RAW.read_text()) if RAW.exists() else {}
     variation = (bool(args.overrides) or config != (ROOT / "config.yml").resolve()
@@ -398,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         raw.setdefault("dates", {})["nlu_wild"] = result["date"]
     RAW.write_text(json.dumps(raw, indent=2))
     if raw.get("nlu_wild"):  # a variation is listed under the project's own figures
-        write_section(raw, TITLE, section(raw))
+        write_section(TITLE, section(raw))
     return 0
 
 

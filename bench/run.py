@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -23,53 +22,15 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
-RAW = ROOT / "bench" / "results.json"
+from bench.common import RAW, RESULTS, ROOT, bench_env, machine, settings_of, stack
+from bot.launcher import Launcher, Ports, Service, free_port
+
 CONCURRENCY = (1, 10, 50)
 CONVERSATIONS_PER_CUSTOMER = 3
 
 SPORTELLO_TURNS = ["ciao", "quanto devo pagare?", "che tariffa ho?",
                    "a che punto è la mia pratica?", "grazie"]
 BASELINE_TURNS = ["hello", "I am sad", "yes", "bye"]
-
-
-def machine() -> str:
-    mem = ""
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                mem = f"{int(line.split()[1]) // 1024 // 1024} GiB"
-    except OSError:
-        pass
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
-def env_for(var_dir: Path, rasa_port: int, action_port: int) -> dict:
-    env = dict(os.environ)
-    env.update({
-        "SPORTELLO_PROFILE": "embedded", "SPORTELLO_VAR_DIR": str(var_dir),
-        "DATABASE_URL": f"sqlite:///{var_dir / 'sportello.db'}",
-        "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
-        "PYTHONPATH": str(ROOT),
-        "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-        "RASA_TELEMETRY_ENABLED": "false",
-        # the load itself must not be throttled by the per-sender rate limit
-        "RATE_LIMIT_MESSAGES": "1000000",
-    })
-    # fresh secrets (the production profile refuses published or weak ones)
-    from bot.keys import SECRETS, generate
-
-    env.update({name: generate() for name in SECRETS})
-    from bot.runner import with_channel_defaults
-
-    return with_channel_defaults(env)
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -122,43 +83,27 @@ async def load(url: str, turns: list[str], n: int, tokens: list[str | None]) -> 
             "p99_ms": round(q[98] * 1000)}
 
 
-def start(cmd, cwd, env, log):
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def bench_speed() -> dict:
-    from bot.runner import action_command, ensure_model, rasa_command, stop, wait_until_up
+    from bot.tokens import make_customer_token
 
     work = Path(tempfile.mkdtemp(prefix="sportello-bench-"))
     results: dict = {}
     # --- Sportello
     var = work / "var"
     var.mkdir()
-    env = env_for(var, 16005, 16055)
+    ports = Ports(rasa=16005, actions=16055, desk=free_port(), site=free_port())
+    env = bench_env(var, ports)
     subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
-    model = ensure_model()
-    actions = start(action_command(16055), ROOT, env, work / "actions.log")
-    rasa = start(rasa_command(model, 16005), ROOT, env, work / "rasa.log")
-    try:
-        wait_until_up("http://127.0.0.1:16055/health", actions)
-        wait_until_up("http://127.0.0.1:16005/", rasa)
-        sys.path.insert(0, str(ROOT))
-        os.environ["CUSTOMER_TOKEN_SECRET"] = env["CUSTOMER_TOKEN_SECRET"]
-        from bot.settings import reset_settings
-        from bot.tokens import make_customer_token
-
-        reset_settings()
+    with stack(env, ports, ("actions", "rasa"), work) as sportello, settings_of(env):
         codes = [f"C{1000100 + i:07d}" for i in range(50)]
         tokens = [make_customer_token(c, 120) for c in codes]
-        url = "http://127.0.0.1:16005/webhooks/rest/webhook"
+        url = f"{ports.url('rasa')}/webhooks/rest/webhook"
         results["sportello"] = [asyncio.run(load(url, SPORTELLO_TURNS, n, tokens))
                                 for n in CONCURRENCY]
-        results["memory_mib"] = {"rasa_server": round(peak_rss_mib(rasa.pid)),
-                                 "action_server": round(peak_rss_mib(actions.pid))}
-    finally:
-        stop([rasa, actions])
+        results["memory_mib"] = {"rasa_server": round(peak_rss_mib(sportello["rasa"].proc.pid)),
+                                 "action_server": round(
+                                     peak_rss_mib(sportello["actions"].proc.pid))}
     # --- Rasa's starter assistant, generated and trained here
     baseline = work / "baseline"
     baseline.mkdir()
@@ -166,19 +111,16 @@ def bench_speed() -> dict:
     subprocess.run([sys.executable, "-m", "rasa", "init", "--no-prompt", "--init-dir",
                     str(baseline)], cwd=work, env=env, check=True, capture_output=True)
     results["baseline_init_and_train_seconds"] = round(time.perf_counter() - t0)
-    b_actions = start([sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port",
-                       "16155"], baseline, env, work / "b-actions.log")
-    b_rasa = start([sys.executable, "-m", "rasa", "run", "--port", "16105"], baseline, env,
-                   work / "b-rasa.log")
-    try:
-        wait_until_up("http://127.0.0.1:16155/health", b_actions)
-        wait_until_up("http://127.0.0.1:16105/", b_rasa)
+    starter = [Service("actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions",
+                                   "--port", "16155"], "http://127.0.0.1:16155/health",
+                       work / "b-actions.log", baseline),
+               Service("rasa", [sys.executable, "-m", "rasa", "run", "--port", "16105"],
+                       "http://127.0.0.1:16105/", work / "b-rasa.log", baseline)]
+    with Launcher(env, starter) as b:
         url = "http://127.0.0.1:16105/webhooks/rest/webhook"
         results["baseline"] = [asyncio.run(load(url, BASELINE_TURNS, n, [None]))
                                for n in CONCURRENCY]
-        results["baseline_memory_mib"] = {"rasa_server": round(peak_rss_mib(b_rasa.pid))}
-    finally:
-        stop([b_rasa, b_actions])
+        results["baseline_memory_mib"] = {"rasa_server": round(peak_rss_mib(b["rasa"].proc.pid))}
     shutil.rmtree(work, ignore_errors=True)
     return results
 
@@ -324,7 +266,7 @@ def write_results(raw: dict) -> None:
         lines += ["", "With 20 at once the two cores are the limit: every customer message still "
                   "goes through Rasa's NLU and tracker store while the conversation is paused, "
                   "and 20 customers writing at the same instant queue behind each other.", ""]
-    # these sections are written by their own modules
+    # these sections are written by their own modules (which never import this one)
     from bench import console, conversations, hint3, log_latency, nlu_wild
 
     lines += console.section(raw) + log_latency.section(raw) + conversations.section(raw)

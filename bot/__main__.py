@@ -91,6 +91,13 @@ def _cmd_desk(args) -> int:
     return 0
 
 
+def _cmd_worker(args) -> int:
+    from bot.log_worker import serve
+
+    serve()
+    return 0
+
+
 def _cmd_actions(args) -> int:
     from bot.action_server import serve
 
@@ -295,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("desk", help="run the desk web app alone")
     p.add_argument("--port", type=int)
     p.set_defaults(fn=_cmd_desk)
+    sub.add_parser("worker", help="run the log worker alone (builds the review console's "
+                                  "conversation log from Rasa's event stream)").set_defaults(
+        fn=_cmd_worker)
     p = sub.add_parser("actions", help="run the action server alone (private, token required)")
     p.add_argument("--port", type=int)
     p.set_defaults(fn=_cmd_actions)
@@ -308,12 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train the model if the data or config changed")
     p.add_argument("--force", action="store_true")
     p.set_defaults(fn=_cmd_train)
-    sub.add_parser("run", help="migrate, seed, train if needed, start Rasa and actions").set_defaults(
-        fn=_cmd_run)
+    sub.add_parser("run", help="migrate, seed, train if needed, start the action server, Rasa, "
+                               "the desk, the site and the log worker").set_defaults(fn=_cmd_run)
     sub.add_parser("shell", help="like run, then talk to the bot in the terminal").set_defaults(
         fn=_cmd_shell)
     sub.add_parser("sync-log", help="bring the review console's conversation log up to date "
-                                    "(the desk does it continuously)").set_defaults(
+                                    "(the log worker does it continuously)").set_defaults(
         fn=_cmd_sync_log)
     p = sub.add_parser("export-annotations", help="write the annotated customer messages as "
                                                   "Rasa NLU training data, one file per language")

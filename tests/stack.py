@@ -1,14 +1,14 @@
 """The real stack for integration and security tests (fixtures registered by tests/conftest.py):
-the Rasa server with the trained model, the action server, the desk and the demo site, on the
-embedded profile (SQLite) and on the production profile (PostgreSQL + Redis)."""
+the Rasa server with the trained model, the action server, the desk, the demo site and the log
+worker, on the embedded profile (SQLite) and on the production profile (PostgreSQL + Redis),
+started by bot.launcher with the tests' own environment (fresh secrets, free ports, the
+platforms' stand-ins, short handover timeouts)."""
 
 from __future__ import annotations
 
 import os
 import re
 import secrets
-import socket
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.launcher import Launcher, Ports, endpoints_file, environment, free_port, services
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,12 +50,6 @@ HANDOVER_MAX_WAIT = 40
 OTP_SENDS_PER_HOUR = 6
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Stack:
     profile: str
@@ -64,20 +59,17 @@ class Stack:
     env: dict
     desk_url: str = ""
     site_url: str = ""
-    processes: dict = None  # name -> [Popen, command, health url, log]
+    launcher: Launcher = None  # its processes: actions, rasa, desk, site, worker
     mailbox: "Mailbox" = None
     platform: object = None
 
     def restart(self, name: str) -> None:
         """Stop one of the stack's processes and start it again, as an operator would."""
-        from bot.runner import stop, wait_until_up
+        self.launcher.restart(name)
 
-        proc, command, health, log = self.processes[name]
-        stop([proc])
-        proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=open(log, "a"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        self.processes[name][0] = proc
-        wait_until_up(health, proc, log=log)
+    def process(self, name: str):
+        """The running process (Popen) of one of the stack's services."""
+        return self.launcher[name].proc
 
     def talk(self, sender: str, text: str, token: str | None = None) -> list[dict]:
         body = {"sender": sender, "message": text}
@@ -190,27 +182,18 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
 
     profile = request.param
     var_dir = tmp_path_factory.mktemp(f"stack-{profile}")
-    rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
-    site_port = free_port()
-    env = dict(os.environ)
-    env.update({
+    ports = Ports.free()
+    env = environment({
         "SPORTELLO_PROFILE": profile,
         "SPORTELLO_VAR_DIR": str(var_dir),
         "CUSTOMER_TOKEN_SECRET": TOKEN_SECRET,
         "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
         "SPORTELLO_SECRET_KEY": SECRET_KEY,
-        "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
-        "RASA_URL": f"http://127.0.0.1:{rasa_port}",
-        "DESK_URL": f"http://127.0.0.1:{desk_port}",
-        "SITE_URL": f"http://127.0.0.1:{site_port}",
+        **ports.env(),
         "DESK_HOURS": "mon-sun 00:00-24:00",
         "AGENT_REPLY_TIMEOUT_SECONDS": str(AGENT_REPLY_TIMEOUT),
         "HANDOVER_MAX_WAIT_SECONDS": str(HANDOVER_MAX_WAIT),
         "RASA_TOKEN": RASA_TOKEN,
-        "PYTHONPATH": str(ROOT),
-        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "RASA_TELEMETRY_ENABLED": "false",
         **CHANNEL_SECRETS,
         "WHATSAPP_API_URL": f"{platform_api.url}/v19.0",
         "TELEGRAM_API_URL": platform_api.url,
@@ -265,53 +248,17 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
         for username, _, role, name, skills, languages in DEMO_USERS:
             passwords[username] = secrets.token_urlsafe(16)
             add_user(username, passwords[username], role, name, skills, languages)
-        PASSWORDS[f"http://127.0.0.1:{desk_port}"] = passwords
+        PASSWORDS[ports.url("desk")] = passwords
 
-    from bot.runner import (
-        action_command,
-        desk_command,
-        endpoints_file,
-        rasa_command,
-        site_command,
-        stop,
-        wait_until_up,
-    )
-
-    action_log, rasa_log = var_dir / "actions.log", var_dir / "rasa.log"
-    actions = subprocess.Popen(action_command(action_port), cwd=ROOT, env=env,
-                               stdout=open(action_log, "w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    rasa = subprocess.Popen(rasa_command(model_path, rasa_port), cwd=ROOT, env=env,
-                            stdout=open(rasa_log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    desk_log = var_dir / "desk.log"
-    desk = subprocess.Popen(desk_command(desk_port), cwd=ROOT, env=env,
-                            stdout=open(desk_log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    site_log = var_dir / "site.log"
-    site = subprocess.Popen(site_command(site_port), cwd=ROOT, env=env,
-                            stdout=open(site_log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    processes = {  # restarted by Stack.restart
-        "actions": [actions, action_command(action_port),
-                    f"http://127.0.0.1:{action_port}/health", action_log],
-        "rasa": [rasa, rasa_command(model_path, rasa_port), f"http://127.0.0.1:{rasa_port}/",
-                 rasa_log],
-        "desk": [desk, desk_command(desk_port), f"http://127.0.0.1:{desk_port}/health", desk_log],
-        "site": [site, site_command(site_port), f"http://127.0.0.1:{site_port}/health", site_log],
-    }
     assert endpoints_file() == ("endpoints.production.yml" if profile == "production"
                                 else "endpoints.yml")
+    launcher = Launcher(env, services(model_path, ports, log_dir=var_dir))
     try:
-        wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, log=action_log)
-        wait_until_up(f"http://127.0.0.1:{rasa_port}/", rasa, log=rasa_log)
-        wait_until_up(f"http://127.0.0.1:{desk_port}/health", desk, log=desk_log)
-        wait_until_up(f"http://127.0.0.1:{site_port}/health", site, log=site_log)
-        yield Stack(profile, f"http://127.0.0.1:{rasa_port}", env["DATABASE_URL"], var_dir, env,
-                    f"http://127.0.0.1:{desk_port}", f"http://127.0.0.1:{site_port}", processes,
-                    mailbox, platform_api)
+        launcher.start()
+        yield Stack(profile, ports.url("rasa"), env["DATABASE_URL"], var_dir, env,
+                    ports.url("desk"), ports.url("site"), launcher, mailbox, platform_api)
     finally:
-        stop([processes[name][0] for name in ("site", "desk", "rasa", "actions")])
+        launcher.stop()
         db.get_engine.cache_clear()
         for name in databases:
             drop_pg_database(name)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.stack import free_port
+from bot.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,8 @@ def alive(pid: int) -> bool:
 
 
 def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path):
-    """Action server, Rasa server, desk and demo site start; Ctrl-C leaves no process behind."""
+    """Action server, Rasa server, desk, demo site and log worker start; Ctrl-C leaves no
+    process behind."""
     rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
     site_port = free_port()
     env = dict(os.environ, SPORTELLO_VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite",
@@ -70,7 +71,8 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
         page = httpx.get(f"http://127.0.0.1:{site_port}/")
         assert page.status_code == 200 and 'id="webchat"' in page.text
         servers = children(proc.pid)
-        assert len(servers) == 4  # action server, Rasa server, desk, demo site
+        assert len(servers) == 5  # action server, Rasa server, desk, demo site, log worker
+        assert any("worker" in Path(f"/proc/{pid}/cmdline").read_text() for pid in servers)
         grandchildren = [c for s in servers for c in children(s)]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0

@@ -24,6 +24,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import event_stream
 from bot.analytics.models import (
     Conversation,
     ConversationIntent,
@@ -33,7 +34,6 @@ from bot.analytics.models import (
 )
 from bot.analytics.redact import Known, redact, redact_value
 from bot.crm.db import session_scope
-from bot.desk import stream
 from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -342,7 +342,7 @@ def sync(limit: int = SYNC_BATCH, events_url: str | None = None) -> int:
     """Read one batch of new events into the log; the number of events read."""
     with session_scope() as db:
         cursor = _cursor(db, SOURCE)
-        batch = stream.read_after(int(cursor.position), limit=limit, url=events_url)
+        batch = event_stream.read_after(int(cursor.position), limit=limit, url=events_url)
         if not batch:
             return 0
         apply_events(db, ((e.sender_id, e.data) for e in batch))

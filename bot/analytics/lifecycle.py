@@ -251,7 +251,7 @@ def _delete_events_before(url: str, cutoff: float, spanning: dict[str, float],
 
 
 def _hold_cursor(db: Session) -> None:
-    """Hold the log's stream cursor until the transaction ends: the desk's sync waits."""
+    """Hold the log's stream cursor until the transaction ends: the log worker's sync waits."""
     if db.bind.dialect.name == "postgresql":
         db.execute(select(StreamCursor).where(StreamCursor.source == SOURCE).with_for_update())
     else:  # SQLite: take the write lock now (one writer at a time)
@@ -376,7 +376,7 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
         result.broker_events = _delete_events_of(settings.events_database_url, sender_list)
         result.tracker_events = _delete_events_of(settings.tracker_database_url, sender_list)
 
-        # The customer database, in this one transaction, with the log's cursor held: the desk
+        # The customer database, in this one transaction, with the log's cursor held: the worker
         # cannot write a batch of these sessions between here and the commit.
         _hold_cursor(db)
         h = result.history

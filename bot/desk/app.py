@@ -11,56 +11,50 @@ the desk refuses it and pushes none of its lines (the review console keeps the m
 the CX leads). Every response carries the security headers of `security_headers`; sign-in
 failures are counted per address and username (`bot.ratelimit`) and per account
 (`bot.desk.lockout`).
+
+This module holds the routes; the rest of the desk: `pages` (templates, cookies, security
+headers, the login decorator, shared with the review console's `console` and `dashboard`),
+`hub` (the open WebSockets), `live` (the background work: the event stream pushed to agents,
+customers' cancels, the handover timers), `rasa_api` (Rasa's HTTP API), `auth`, `lockout`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 import secrets
-from datetime import datetime, timezone
-from functools import wraps
-from pathlib import Path
-from typing import Any, Callable
+from datetime import datetime
+from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sanic import Request, Sanic, response
+from sanic import Sanic, response
 from sanic.exceptions import NotFound
 
+from bot import event_stream
+from bot.crm.db import session_scope
 from bot.crm.service import run
-from bot.desk import auth, lockout, stream
+from bot.desk import auth, lockout
+from bot.desk.console import console
+from bot.desk.dashboard import dashboard
+from bot.desk.hub import Hub
+from bot.desk.live import follow_stream, offline_later, watch_timeouts
+from bot.desk.pages import (
+    HERE,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    login_required,
+    page,
+    security_headers,
+    set_cookie,
+)
 from bot.desk.rasa_api import RasaAPI, RasaError
 from bot.handover import service as queue
-from bot.handover.models import OPEN_STATES, Handover
+from bot.handover.models import OPEN_STATES, DeskUser, Handover
+from bot.handover.pack import transcript
 from bot.ratelimit import allowed
 from bot.settings import get_settings
-from bot.stopwords import is_stop_phrase
 
 log = logging.getLogger(__name__)
-HERE = Path(__file__).resolve().parent
-SESSION_COOKIE = "desk_session"
-LOGIN_COOKIE = "desk_login_csrf"
-PUBLIC = {"/login", "/health"}
-POLL_SECONDS = 0.1
-CHECK_SECONDS = 2.0
-OFFLINE_GRACE_SECONDS = 5.0
-LOG_POLL_SECONDS = 1.0
-LOG_BATCH_PAUSE_SECONDS = 0.05
-LOG_SWEEP_SECONDS = 30.0
-# Every response of the desk and the console (pages, API, static files, errors, the login):
-# nothing inline (the pages load their scripts and styles from /static), no framing, no plugins.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
-SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
-                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
-# Files that are the same for everybody keep their own caching; everything else is no-store.
-CACHEABLE_PREFIXES = ("/static/", "/console/vendor/")
-
-templates = Environment(loader=FileSystemLoader(HERE / "templates"),
-                        autoescape=select_autoescape(["html"]))
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -76,91 +70,13 @@ def handover_row(h: Handover) -> dict[str, Any]:
             "summary": h.summary}
 
 
-def _cookie(resp, name: str, value: str, max_age: int) -> None:
-    resp.cookies[name] = value
-    c = resp.cookies[name]
-    c["httponly"] = True
-    c["samesite"] = "Strict"
-    c["path"] = "/"
-    c["max-age"] = max_age
-    if get_settings().desk_cookie_secure:
-        c["secure"] = True
-
-
-def _page(name: str, status: int = 200, **context) -> response.HTTPResponse:
-    return response.html(templates.get_template(name).render(**context), status=status)
-
-
-def security_headers(request: Request, resp: response.HTTPResponse) -> None:
-    """CSP, no framing, no sniffing, no referrer; `Cache-Control: no-store` on everything but
-    the static files (issue 10, item 12)."""
-    for name, value in SECURITY_HEADERS.items():
-        resp.headers[name] = value
-    if not (request.path.startswith(CACHEABLE_PREFIXES) and resp.status < 400):
-        resp.headers["Cache-Control"] = "no-store"
-
-
-class Hub:
-    """Open WebSockets per desk user, and what is pushed to them."""
-
-    def __init__(self) -> None:
-        self.sockets: dict[int, set] = {}
-
-    def add(self, user_id: int, ws) -> None:
-        self.sockets.setdefault(user_id, set()).add(ws)
-
-    def remove(self, user_id: int, ws) -> bool:
-        """True when that was the user's last open page."""
-        self.sockets.get(user_id, set()).discard(ws)
-        return not self.sockets.get(user_id)
-
-    async def send(self, user_id: int, message: dict) -> None:
-        data = json.dumps(message, default=str)
-        for ws in list(self.sockets.get(user_id, ())):
-            try:
-                await ws.send(data)
-            except Exception:  # a closed page; its handler removes it
-                pass
-
-    async def broadcast(self, message: dict) -> None:
-        for user_id in list(self.sockets):
-            await self.send(user_id, message)
-
-
-def login_required(roles: tuple[str, ...] = ("agent", "cx_lead", "admin"),
-                   api: bool = True) -> Callable:
-    """A signed-in desk user with one of `roles` (`request.ctx.login`); the session's CSRF token
-    on every state-changing request. Strangers get 401 (API) or the login page."""
-    def decorate(handler):
-        @wraps(handler)
-        async def wrapped(request: Request, *args, **kwargs):
-            login = await run(auth.session_login, request.cookies.get(SESSION_COOKIE))
-            if login is None:
-                if api:
-                    return response.json({"error": "login required"}, status=401)
-                return response.redirect("/login")
-            if login.role not in roles:
-                if api:
-                    return response.json({"error": "not allowed for your role"}, status=403)
-                return _page("forbidden.html", status=403, role=login.role)
-            if request.method not in ("GET", "HEAD", "OPTIONS"):
-                given = request.headers.get("x-csrf-token") or (
-                    request.form.get("csrf_token") if request.form else None)
-                if not auth.csrf_ok(login.csrf_token, given):
-                    return response.json({"error": "missing or wrong CSRF token"}, status=403)
-            request.ctx.login = login
-            return await handler(request, *args, **kwargs)
-        return wrapped
-    return decorate
-
-
 def create_app(name: str = "sportello_desk") -> Sanic:
     app = Sanic(name)
     app.config.WEBSOCKET_PING_INTERVAL = 10
     app.config.WEBSOCKET_PING_TIMEOUT = 10
     app.static("/static", str(HERE / "static"), name="static")
-    from bot.desk.console import console; app.blueprint(console)  # noqa: E702 (review console)
-    from bot.desk.dashboard import dashboard; app.blueprint(dashboard)  # noqa: E702 (KPIs)
+    app.blueprint(console)  # the review console
+    app.blueprint(dashboard)  # its KPIs
     hub = Hub()
     app.ctx.hub = hub
 
@@ -175,8 +91,8 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     @app.get("/login")
     async def login_page(request):
         token = secrets.token_urlsafe(24)
-        resp = _page("login.html", csrf_token=token, error=None)
-        _cookie(resp, LOGIN_COOKIE, token, 900)
+        resp = page("login.html", csrf_token=token, error=None)
+        set_cookie(resp, LOGIN_COOKIE, token, 900)
         return resp
 
     @app.post("/login")
@@ -197,23 +113,23 @@ def create_app(name: str = "sportello_desk") -> Sanic:
         if locked:
             wait = max(1, math.ceil(locked))
             token = secrets.token_urlsafe(24)
-            resp = _page("login.html", status=429, csrf_token=token,
-                         error=f"Too many failed sign-ins for this account: try again in "
-                               f"{wait} seconds.")
+            resp = page("login.html", status=429, csrf_token=token,
+                        error=f"Too many failed sign-ins for this account: try again in "
+                              f"{wait} seconds.")
             resp.headers["Retry-After"] = str(wait)
-            _cookie(resp, LOGIN_COOKIE, token, 900)
+            set_cookie(resp, LOGIN_COOKIE, token, 900)
             return resp
         user_id = await run(auth.authenticate, username, form.get("password", ""))
         if user_id is None:
             token = secrets.token_urlsafe(24)
-            resp = _page("login.html", status=401, csrf_token=token,
-                         error="Wrong username or password.")
-            _cookie(resp, LOGIN_COOKIE, token, 900)
+            resp = page("login.html", status=401, csrf_token=token,
+                        error="Wrong username or password.")
+            set_cookie(resp, LOGIN_COOKIE, token, 900)
             return resp
         await lockout.succeeded(username)
         token, _ = await run(auth.start_session, user_id)
         resp = response.redirect("/")
-        _cookie(resp, SESSION_COOKIE, token, get_settings().desk_session_hours * 3600)
+        set_cookie(resp, SESSION_COOKIE, token, get_settings().desk_session_hours * 3600)
         del resp.cookies[LOGIN_COOKIE]
         return resp
 
@@ -237,7 +153,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     @app.get("/desk")
     @login_required(api=False)
     async def desk_page(request):
-        return _page("desk.html", login=request.ctx.login)
+        return page("desk.html", login=request.ctx.login)
 
     # ---- API --------------------------------------------------------------------------------
 
@@ -383,7 +299,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
                     break
         finally:
             if hub.remove(login.user_id, ws) and login.role == "agent":
-                app.add_task(_offline_later(app, login.user_id))
+                app.add_task(offline_later(app, login.user_id))
 
     @app.exception(NotFound)
     async def not_found(request, exc):
@@ -392,11 +308,10 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     @app.after_server_start
     async def start_background(app, loop):
         app.ctx.rasa = RasaAPI()
-        app.ctx.last_event_id = await run(stream.latest_id)
+        app.ctx.last_event_id = await run(event_stream.latest_id)
         app.ctx.stopping = False
-        app.add_task(_follow_stream(app))
-        app.add_task(_watch_timeouts(app))
-        app.add_task(_build_log(app))
+        app.add_task(follow_stream(app))
+        app.add_task(watch_timeouts(app))
 
     @app.before_server_stop
     async def stop_background(app, loop):
@@ -407,172 +322,19 @@ def create_app(name: str = "sportello_desk") -> Sanic:
 
 
 def _user(user_id: int) -> dict:
-    from bot.crm.db import session_scope
-    from bot.handover.models import DeskUser
-
     with session_scope() as db:
         u = db.get(DeskUser, user_id)
         return {"presence": u.presence if u else "offline"}
 
 
-async def _offline_later(app: Sanic, user_id: int) -> None:
-    """The agent's browser went away: offline, unless a page comes back within a few seconds."""
-    await asyncio.sleep(OFFLINE_GRACE_SECONDS)
-    if not app.ctx.hub.sockets.get(user_id):
-        await run(queue.set_presence, user_id, "offline")
-
-
 async def _live_lines(app: Sanic, h: Handover) -> list[dict]:
     """The conversation since the handover, from the tracker (for a page opened later)."""
-    from bot.handover.pack import transcript
-
     try:
         tracker = await app.ctx.rasa.tracker(h.conversation_id)
     except RasaError:
         return []
     start = h.created_at.timestamp()
     return transcript([e for e in tracker.get("events", []) if (e.get("timestamp") or 0) >= start])
-
-
-def _line(event: dict) -> dict | None:
-    from bot.handover.pack import transcript
-
-    lines = transcript([event])
-    return lines[0] if lines else None
-
-
-async def _follow_stream(app: Sanic) -> None:
-    hub: Hub = app.ctx.hub
-    signature = None
-    while not app.ctx.stopping:
-        try:
-            events = await run(stream.read_after, app.ctx.last_event_id)
-            if events:
-                app.ctx.last_event_id = events[-1].id
-                await _on_events(app, events)
-            current = await run(_queue_signature)
-            if current != signature:
-                if signature is not None:
-                    await hub.broadcast({"type": "queue"})
-                signature = current
-        except Exception:  # the stream must keep flowing
-            log.exception("event stream")
-            await asyncio.sleep(1)
-        await asyncio.sleep(POLL_SECONDS)
-
-
-def _queue_signature() -> tuple:
-    from sqlalchemy import select
-
-    from bot.crm.db import session_scope
-    from bot.handover.models import OPEN_STATES
-
-    with session_scope() as db:
-        return tuple(db.execute(select(Handover.id, Handover.state, Handover.agent_id)
-                                .where(Handover.state.in_(OPEN_STATES))
-                                .order_by(Handover.id)).all())
-
-
-async def _on_events(app: Sanic, events: list[stream.StreamEvent]) -> None:
-    """Customers' and agents' messages of conversations with a person: pushed to the agent;
-    a customer who cancels while waiting goes back to the bot. One query per batch."""
-    relevant = [e for e in events if e.data.get("event") in ("user", "bot")]
-    handovers = await run(queue.open_by_conversation, [e.sender_id for e in relevant])
-    seen: dict[int, datetime] = {}
-    pushes: list[tuple[Handover, dict]] = []
-    for e in relevant:
-        h = handovers.get(e.sender_id)
-        if h is None:
-            continue
-        when = datetime.fromtimestamp(e.data.get("timestamp") or 0, timezone.utc)
-        if when < h.created_at:
-            continue
-        if e.data.get("event") == "user":
-            seen[h.id] = max(when, seen.get(h.id, when))
-            intent = ((e.data.get("parse_data") or {}).get("intent") or {}).get("name")
-            if h.state == "queued" and (intent in ("deny", "cancel")
-                                        or is_stop_phrase(e.data.get("text") or "")):
-                await _give_back(app, h, "abandoned", "cancelled by the customer",
-                                 "action_handover_cancelled")
-                handovers.pop(e.sender_id, None)
-                continue
-        line = _line(e.data)
-        if line and h.state == "assigned" and h.agent_id:
-            pushes.append((h, line))
-    await run(queue.note_customer_messages, seen)
-    if pushes:
-        # Only to the agent who has the handover now: not once it has ended or gone to
-        # someone else while this batch was read.
-        current = await run(_assigned_agents, sorted({h.id for h, _ in pushes}))
-        for h, line in pushes:
-            if current.get(h.id) == h.agent_id:
-                await app.ctx.hub.send(h.agent_id,
-                                       {"type": "message", "handover_id": h.id, **line})
-
-
-def _assigned_agents(handover_ids: list[int]) -> dict[int, int]:
-    """Handover id -> its agent, for those of `handover_ids` assigned right now."""
-    from sqlalchemy import select
-
-    from bot.crm.db import session_scope
-
-    with session_scope() as db:
-        return dict(db.execute(select(Handover.id, Handover.agent_id).where(
-            Handover.id.in_(handover_ids), Handover.state == "assigned")).all())
-
-
-async def _give_back(app: Sanic, h: Handover, state: str, outcome: str, action: str) -> None:
-    try:
-        await run(queue.finish, h.id, state, outcome)
-    except queue.Conflict:
-        return
-    try:
-        await app.ctx.rasa.resume_with(h.conversation_id, action)
-    except RasaError as exc:
-        log.error("could not resume conversation of handover %s: %s", h.id, exc)
-    await app.ctx.hub.broadcast({"type": "queue"})
-
-
-async def _watch_timeouts(app: Sanic) -> None:
-    s = get_settings()
-    while not app.ctx.stopping:
-        try:
-            for h in await run(queue.waiting_too_long, s.handover_max_wait_seconds):
-                await _give_back(app, h, "fallback", "maximum wait reached",
-                                 "action_handover_timeout")
-            for h in await run(queue.unanswered, s.agent_reply_timeout_seconds):
-                agent = h.agent_id
-                try:
-                    await run(queue.requeue, h.id, "agent did not answer in time")
-                except queue.Conflict:
-                    continue
-                if agent:
-                    await app.ctx.hub.send(agent, {"type": "taken_away", "handover_id": h.id,
-                                                   "why": "you did not answer in time"})
-                await app.ctx.hub.broadcast({"type": "queue"})
-        except Exception:
-            log.exception("timeouts")
-        await asyncio.sleep(CHECK_SECONDS)
-
-
-async def _build_log(app: Sanic) -> None:
-    """The conversation log of the review console follows the event stream (bot.analytics)."""
-    from bot.analytics import ingest
-
-    last_sweep = 0.0
-    while not app.ctx.stopping:
-        try:
-            while await run(ingest.sync) and not app.ctx.stopping:
-                # catching up in small batches, with room between them for the desk's own
-                # writes (SQLite has one writer: a customer cancelling their wait must not queue
-                # behind the whole backlog)
-                await asyncio.sleep(LOG_BATCH_PAUSE_SECONDS)
-            if asyncio.get_running_loop().time() - last_sweep >= LOG_SWEEP_SECONDS:
-                await run(ingest.sweep)
-                last_sweep = asyncio.get_running_loop().time()
-        except Exception:  # the log catches up on the next round
-            log.exception("conversation log")
-        await asyncio.sleep(LOG_POLL_SECONDS)
 
 
 def serve(host: str = "127.0.0.1", port: int | None = None) -> None:

@@ -20,7 +20,7 @@ from sanic import Blueprint, Request, response
 from bot.analytics import queries as q
 from bot.crm.db import session_scope
 from bot.crm.service import run
-from bot.desk.app import _page, login_required
+from bot.desk.pages import login_required, page
 from bot.desk.rasa_api import RasaError
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ def _args(request: Request) -> dict[str, str]:
 @console.get("/console")
 @login_required(roles=LEADS, api=False)
 async def list_page(request: Request):
-    return _page("console_list.html", login=request.ctx.login, options=q.options(),
-                 args=_args(request), page_name="list")
+    return page("console_list.html", login=request.ctx.login, options=q.options(),
+                args=_args(request), page_name="list")
 
 
 def _exists(db, cid: int) -> bool:
@@ -90,10 +90,10 @@ def _exists(db, cid: int) -> bool:
 @login_required(roles=LEADS, api=False)
 async def conversation_page(request: Request, cid: int):
     if not await db_call(_exists, cid):
-        return _page("console_missing.html", status=404, login=request.ctx.login,
-                     what=f"conversation {cid}", page_name="missing")
-    return _page("console_conversation.html", login=request.ctx.login, options=q.options(),
-                 conversation_id=cid, page_name="conversation")
+        return page("console_missing.html", status=404, login=request.ctx.login,
+                    what=f"conversation {cid}", page_name="missing")
+    return page("console_conversation.html", login=request.ctx.login, options=q.options(),
+                conversation_id=cid, page_name="conversation")
 
 
 @console.get("/console/customers/<code>")
@@ -101,11 +101,11 @@ async def conversation_page(request: Request, cid: int):
 async def customer_page(request: Request, code: str):
     code = code.upper()
     if not q.CUSTOMER_CODE.fullmatch(code):
-        return _page("console_missing.html", status=404, login=request.ctx.login,
-                     what="that customer code (C followed by 7 digits)",
-                     page_name="missing")
-    return _page("console_customer.html", login=request.ctx.login, customer_code=code,
-                 page_name="customer")
+        return page("console_missing.html", status=404, login=request.ctx.login,
+                    what="that customer code (C followed by 7 digits)",
+                    page_name="missing")
+    return page("console_customer.html", login=request.ctx.login, customer_code=code,
+                page_name="customer")
 
 
 # ---- the list and its exports --------------------------------------------------------------

@@ -22,7 +22,7 @@ from bot.analytics.queries.filters import parse_date
 from bot.crm.db import session_scope
 from bot.crm.models import PERSONAS
 from bot.crm.service import run
-from bot.desk.app import _page, login_required
+from bot.desk.pages import login_required, page
 from bot.settings import ROOT
 
 dashboard = Blueprint("dashboard")
@@ -88,12 +88,12 @@ def _report(start: date, end: date, filters: dict, by: str | None) -> dict:
 @dashboard.get("/console/dashboard")
 @login_required(roles=LEADS, api=False)
 async def dashboard_page(request: Request):
-    resp = _page("console_dashboard.html", login=request.ctx.login,
-                 today=today_in_rome().isoformat(),
-                 start=(today_in_rome() - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
-                 personas=PERSONAS, stages=[(s, STAGE_LABELS[s]) for s in STAGES],
-                 languages=kpis.LANGUAGES)
-    return resp  # CSP and the other security headers: the desk's middleware (bot.desk.app)
+    resp = page("console_dashboard.html", login=request.ctx.login,
+                today=today_in_rome().isoformat(),
+                start=(today_in_rome() - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
+                personas=PERSONAS, stages=[(s, STAGE_LABELS[s]) for s in STAGES],
+                languages=kpis.LANGUAGES)
+    return resp  # CSP and the other security headers: the desk's middleware (bot.desk.pages)
 
 
 @dashboard.get("/console/api/kpis")

@@ -115,18 +115,18 @@ def _in_order(expected: list[str], texts: list[str]) -> bool:
 
 
 def wait_log_caught_up(timeout: float = 60) -> int:
-    """Waits until the desk's log builder has read Rasa's event stream up to its latest event
-    now, and returns the builder's cursor. The builder moves its cursor in the same transaction
+    """Waits until the log worker has read Rasa's event stream up to its latest event now, and
+    returns its cursor. The worker moves its cursor in the same transaction
     as the records it writes (bot.analytics.ingest.sync), one batch after the other: once the
     cursor is there, every batch begun before that event was written is committed too."""
     from sqlalchemy import select
 
+    from bot import event_stream
     from bot.analytics.ingest import SOURCE
     from bot.analytics.models import StreamCursor
     from bot.crm.db import session_scope
-    from bot.desk import stream
 
-    target = stream.latest_id()
+    target = event_stream.latest_id()
     deadline = time.monotonic() + timeout
     while True:
         with session_scope() as db:
@@ -135,7 +135,7 @@ def wait_log_caught_up(timeout: float = 60) -> int:
         if cursor is not None and cursor >= target:
             return cursor
         if time.monotonic() > deadline:
-            raise AssertionError(f"the desk's log builder is at event {cursor}, not {target}, "
+            raise AssertionError(f"the log worker is at event {cursor}, not {target}, "
                                  f"after {timeout}s")
         time.sleep(0.2)
 

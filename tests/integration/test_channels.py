@@ -28,7 +28,7 @@ def test_a_flood_on_socketio_is_dropped_and_others_are_unaffected(stack):
     from tests.stack import RATE_LIMIT
 
     flood = RATE_LIMIT + 10
-    rasa_log = stack.processes["rasa"][3]
+    rasa_log = stack.launcher["rasa"].log
     flooder, other = Customer(stack.rasa_url), Customer(stack.rasa_url)
     dropped = f"rate limit: dropping a message on socketio from {mask(flooder.session_id)}"
     try:

@@ -33,7 +33,7 @@ def marker() -> str:
 
 def wait_listed(lead: Agent, query: str, timeout: float = 20, total: int = 1,
                 check=lambda rows: True) -> list[dict]:
-    """The console's rows for `query`, once the desk's log has caught up."""
+    """The console's rows for `query`, once the log has caught up."""
     deadline = time.monotonic() + timeout
     rows: list[dict] = []
     while time.monotonic() < deadline:

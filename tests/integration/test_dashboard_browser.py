@@ -1,4 +1,4 @@
-"""The KPI dashboard on the real stack: customers talk to the bot over REST, the desk's log
+"""The KPI dashboard on the real stack: customers talk to the bot over REST, the log worker
 follows the event stream, and a CX lead (lucia) sees the KPIs drawn with Chart.js in headless
 Chromium; changing the break-down redraws the charts. Agents are refused; bad input gets 400."""
 
@@ -38,7 +38,7 @@ def browser():
 
 def logged(sender: str, turns: int = 1, language: str = "it",
            timeout: float = 30) -> Conversation:
-    """The sender's conversation once the desk's log has its customer messages (the log
+    """The sender's conversation once the log has its customer messages (the log
     follows the event stream every second)."""
     deadline = time.monotonic() + timeout
     conv = None

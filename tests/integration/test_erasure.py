@@ -85,7 +85,7 @@ def test_erase_customer_leaves_nothing_in_any_store(stack, sender, token):
     assert tracker["slots"].get("customer_code") in (None, "")
     assert _rows(settings.tracker_database_url, sender) == 0
     assert _rows(settings.events_database_url, sender) == 0
-    # the desk's log builder reads on (up to another customer's event, written after the
+    # the log worker reads on (up to another customer's event, written after the
     # erasure): nothing comes back
     stack.talk(f"{sender}-after", "ciao")
     wait_log_caught_up()
@@ -187,7 +187,7 @@ def test_erasure_leaves_nothing_of_a_conversation_begun_anonymously(stack, sende
     done = subprocess.run([sys.executable, "-m", "bot", "erase-customer", CHANGED],
                           cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    # the desk's log builder reads on (up to another customer's event, written after the
+    # the log worker reads on (up to another customer's event, written after the
     # erasure): nothing comes back
     stack.talk(f"{sender}-after", "ciao")
     wait_log_caught_up()

@@ -4,13 +4,12 @@ pushes an agent's reply, reaches a customer whose browser is connected to the ot
 
 from __future__ import annotations
 
-import subprocess
-
 import httpx
 import pytest
 
+from bot.launcher import Launcher, Service, free_port, rasa_command
 from tests.integration.desk_client import Customer
-from tests.stack import RASA_TOKEN, ROOT, free_port
+from tests.stack import RASA_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -18,18 +17,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def second_rasa(stack, model_path):
     """Process B: a second Rasa server with the environment of the stack's own (process A)."""
-    from bot.runner import rasa_command, stop, wait_until_up
-
     port = free_port()
-    log = stack.var_dir / f"rasa-b-{port}.log"
-    proc = subprocess.Popen(rasa_command(model_path, port), cwd=ROOT, env=stack.env,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/", proc, log=log)
+    second = Service("rasa-b", rasa_command(model_path, port), f"http://127.0.0.1:{port}/",
+                     stack.var_dir / f"rasa-b-{port}.log")
+    with Launcher(stack.env, [second]):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop([proc])
 
 
 def push(rasa_url: str, conversation_id: str, text: str) -> None:

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from bot.keys import SECRETS
-from tests.stack import ROOT, free_port
+from bot.launcher import free_port, with_channel_defaults
+from tests.stack import ROOT
 
 PUBLISHED = {"CUSTOMER_TOKEN_SECRET": "dev-only-customer-token-secret-change-me",
              "RASA_TOKEN": "dev-only-rasa-token", "ACTION_SERVER_TOKEN": "change-me",
@@ -95,10 +96,7 @@ def test_the_rasa_server_refuses_to_start_with_default_secrets(tmp_path, empty_d
                 "PG_PASSWORD": "", "RASA_TRACKER_DB": "postgres", "RASA_EVENTS_DB": "postgres",
                 "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7",
                 "ACTION_SERVER_URL": "http://127.0.0.1:1/webhook"})
-    from bot.runner import CHANNEL_VARIABLES
-
-    for name in CHANNEL_VARIABLES:
-        env.setdefault(name, "")
+    with_channel_defaults(env)
     result = subprocess.run(
         [sys.executable, "-m", "rasa", "run", "--model", str(model_path), "--port",
          str(free_port()), "--endpoints", "endpoints.production.yml", "--credentials",

@@ -1,7 +1,9 @@
 """Rasa's event stream, as the SQL event broker writes it (table `events`: id, sender_id, data).
 
-The desk reads new rows a few times a second: customers' messages reach the agent's screen
-without touching the Rasa server."""
+The one reader of that table for the processes that follow it: the desk (a few times a second,
+so that customers' messages reach the agent's screen without touching the Rasa server) and the
+log worker (`bot.log_worker`, which builds the conversation log from it). Neither imports
+the other."""
 
 from __future__ import annotations
 

@@ -1,0 +1,216 @@
+"""What the benchmark modules share, so that none imports another: where results go, the
+machine's description, the benchmarks' environment and stacks (started by bot.launcher),
+PostgreSQL databases of their own, percentiles, and NLU-only trainings (quiet, with pipeline
+overrides) and parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import yaml
+
+from bot.launcher import Launcher, Ports, environment, services
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+RAW = ROOT / "bench" / "results.json"
+# The PostgreSQL server of the benchmarks' own databases (BENCH_PG_ADMIN_URL, its maintenance
+# database's URL, is still understood).
+PG_SERVER = os.environ.get("BENCH_PG_SERVER") or os.environ.get(
+    "BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
+
+
+def machine() -> str:
+    mem = ""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) // 1024 // 1024} GiB"
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def machine_load() -> float:
+    return round(os.getloadavg()[0], 1)
+
+
+def write_section(title: str, lines: list[str]) -> None:
+    """Replace (or append) one benchmark's section of RESULTS.md, leaving the others."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    new = "\n".join(lines)
+    start = text.find(title)
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + new
+    else:
+        end = text.find("\n## ", start + len(title))
+        text = text[:start] + new + ("\n" + text[end + 1:] if end != -1 else "")
+    RESULTS.write_text(text.rstrip("\n") + "\n")
+
+
+def percentiles(values: list[float]) -> dict:
+    """Count, p50, p95 and maximum of durations in seconds, in milliseconds."""
+    values = sorted(values)
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {"messages": len(values), "p50_ms": round(q[49] * 1000),
+            "p95_ms": round(q[94] * 1000), "max_ms": round(values[-1] * 1000)}
+
+
+def bench_env(var_dir: Path, ports: Ports, **overrides: str) -> dict[str, str]:
+    """The benchmarks' embedded environment: the stack on `ports`, its data in `var_dir`, fresh
+    secrets, and no per-sender rate limit (the load itself must not be throttled)."""
+    from bot.keys import SECRETS, generate
+
+    return environment({
+        "SPORTELLO_PROFILE": "embedded", "SPORTELLO_VAR_DIR": str(var_dir),
+        "DATABASE_URL": f"sqlite:///{var_dir / 'sportello.db'}",
+        **ports.env(),
+        "RATE_LIMIT_MESSAGES": "1000000",
+        # fresh secrets (the production profile refuses published or weak ones)
+        **{name: generate() for name in SECRETS},
+        **overrides,
+    })
+
+
+@contextmanager
+def settings_of(env: dict[str, str]) -> Iterator[None]:
+    """This process's settings and database engines follow `env` until the block ends."""
+    from bot.crm import db
+    from bot.settings import reset_settings
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    reset_settings()
+    db.get_engine.cache_clear()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_settings()
+        db.get_engine.cache_clear()
+
+
+@contextmanager
+def stack(env: dict[str, str], ports: Ports, which: Iterable[str], logs: Path,
+          model: Path | None = None) -> Iterator[Launcher]:
+    """The product's processes `which`, started with `env` on `ports` and up; stopped when the
+    block ends. Their logs in `logs`."""
+    from bot.runner import ensure_model
+
+    model = model or (ensure_model() if "rasa" in which else None)
+    with Launcher(env, services(model, ports, which, log_dir=logs)) as launcher:
+        yield launcher
+
+
+def create_pg_databases(n: int, prefix: str = "sportello_bench") -> list[str]:
+    from bot.crm.db import ensure_pg_database
+
+    names = [f"{prefix}_{uuid.uuid4().hex[:10]}" for _ in range(n)]
+    for name in names:
+        ensure_pg_database(f"{PG_SERVER}/{name}")
+    return names
+
+
+def drop_pg_databases(names: Iterable[str]) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", future=True)
+    with engine.connect() as c:
+        for name in names:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def quiet_rasa() -> None:
+    """Less noise, and no shared training cache: timings are honest and other people's
+    trainings are not disturbed."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    os.environ["RASA_MAX_CACHE_SIZE"] = "0"
+    os.environ.setdefault("RASA_CACHE_DIRECTORY",
+                          str(Path(tempfile.gettempdir()) / "sportello-bench-rasa-cache"))
+
+
+def parse_override(text: str) -> tuple[str, str | None, Any]:
+    """`Component.key=value` sets a setting (value read as YAML); `-Component` removes it.
+    `Component#2` is the second component of that name (e.g. the char n-gram featurizer)."""
+    if text.startswith("-"):
+        return text[1:], None, None
+    target, _, value = text.partition("=")
+    component, _, key = target.rpartition(".")
+    if not component or not key or not _:
+        raise ValueError(f"expected Component.key=value or -Component, got {text!r}")
+    return component, key, yaml.safe_load(value)
+
+
+def _named(pipeline: list[dict], name: str) -> list[dict]:
+    """The components called `name` (full or short class name), or its `#n`-th one."""
+    name, _, nth = name.partition("#")
+    found = [c for c in pipeline if name in (c["name"], c["name"].rsplit(".", 1)[-1])]
+    return found[int(nth) - 1:int(nth)] if nth else found
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    """A copy of `config` with the pipeline changed by `overrides` (see parse_override)."""
+    config = json.loads(json.dumps(config))
+    for text in overrides:
+        name, key, value = parse_override(text)
+        found = _named(config["pipeline"], name)
+        if not found:
+            raise ValueError(f"no component {name!r} in the pipeline")
+        if key is None:
+            config["pipeline"] = [c for c in config["pipeline"]
+                                  if not any(c is f for f in found)]
+        else:
+            for component in found:
+                component[key] = value
+    return config
+
+
+def load_config(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def nlu_config(config: dict) -> dict:
+    """Only what an NLU training reads (no policies: they would be ignored anyway)."""
+    return {k: v for k, v in config.items() if k not in ("policies",)}
+
+
+def train_model(config: dict, nlu_data: Path, out: Path, domain: Path | None = None) -> Path:
+    """Train an NLU-only model with the Rasa Python API; returns the model archive."""
+    from rasa.model_training import train_nlu
+
+    out.mkdir(parents=True, exist_ok=True)
+    config_file = out / "config.yml"
+    config_file.write_text(yaml.safe_dump(nlu_config(config), sort_keys=False, allow_unicode=True))
+    model = train_nlu(str(config_file), str(nlu_data), str(out / "models"),
+                      domain=str(domain) if domain else None)
+    if not model:
+        raise RuntimeError("Rasa did not produce a model")
+    return Path(model)
+
+
+async def _parse(agent, texts: list[str]) -> list[dict]:
+    return [await agent.parse_message(text) for text in texts]
+
+
+def parse_all(agent, texts: list[str]) -> list[dict]:
+    return asyncio.run(_parse(agent, texts))

@@ -1,0 +1,69 @@
+"""The log worker (`python -m bot worker`): builds the review console's conversation log from
+Rasa's event stream, apart from the desk.
+
+It reads the new events in small batches (`ingest.sync`), with a short pause between batches
+while it catches up (on SQLite the database has one writer: a desk writing a customer's
+cancellation must not queue behind the whole backlog), looks again every second, and every
+thirty seconds ends the idle sessions and refreshes the handover figures (`ingest.sweep`).
+
+One worker is enough for any number of desk processes; more than one is safe (the stream cursor
+moves in the same transaction as the records, locked on PostgreSQL), only useless. SIGTERM and
+Ctrl-C stop it between two batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Callable
+
+from bot.analytics import ingest
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 1.0
+BATCH_PAUSE_SECONDS = 0.05
+SWEEP_SECONDS = 30.0
+
+
+def follow(stopping: threading.Event, sync: Callable[[], int] = ingest.sync,
+           sweep: Callable[[], int] = ingest.sweep) -> None:
+    """Keep the log up to date until `stopping` is set; an error is logged and the log catches
+    up on the next round."""
+    last_sweep: float | None = None
+    while not stopping.is_set():
+        try:
+            while sync() and not stopping.is_set():
+                stopping.wait(BATCH_PAUSE_SECONDS)
+            if last_sweep is None or time.monotonic() - last_sweep >= SWEEP_SECONDS:
+                sweep()
+                last_sweep = time.monotonic()
+        except Exception:  # the database may be away for a moment
+            log.exception("conversation log")
+        stopping.wait(POLL_SECONDS)
+
+
+def serve() -> None:
+    """The worker process: migrate, refuse a wrong production configuration, follow."""
+    from bot.crm.db import migrate
+    from bot.logmask import install
+    from bot.production import enforce
+
+    # warnings and errors of every library; this worker's own start and stop too
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s "
+                                                      "%(message)s")
+    log.setLevel(logging.INFO)
+    install()
+    migrate()
+    enforce("log worker")
+    stopping = threading.Event()
+
+    def _stop(signum, frame) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("log worker: following Rasa's event stream")
+    follow(stopping)
+    log.info("log worker: stopped")

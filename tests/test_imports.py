@@ -23,20 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "actions", "connectors")
 
 # Imports that close a cycle between modules, known and to be removed: (importer, imported).
-KNOWN_CYCLE_IMPORTS = {
-    # bot/desk/app.py <-> console.py / dashboard.py: the pages import `_page` and
-    # `login_required` from the app, which imports the pages' blueprints inside a function
-    # (another change moves the page helpers and the login decorator to their own module)
-    ("bot.desk.app", "bot.desk.console"),
-    ("bot.desk.app", "bot.desk.dashboard"),
-}
+KNOWN_CYCLE_IMPORTS: set[tuple[str, str]] = set()
 
 # Imports that close a cycle between packages of bot/, known and to be removed.
 KNOWN_PACKAGE_CYCLE_IMPORTS = {
-    # bot/analytics/ingest.py reads the desk's event stream (bot/desk/stream.py) while the desk
-    # (bot/desk/app.py) runs the ingest: the log builder becomes its own worker, reading the
-    # Rasa event table through its own adapter (another change)
-    ("bot.analytics.ingest", "bot.desk.stream"),
     # bot/crm/service.py sends the one-time codes through bot.notify, whose outbox and masks
     # are crm's (crm.models, crm.db, crm.validation): untangled with the shared persistence
     # module that takes the tables and the session out of crm (another change)

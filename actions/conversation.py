@@ -333,6 +333,9 @@ class ActionDeny(Action):
         return "action_deny"
 
     async def run(self, dispatcher, tracker, domain):
+        started = await start_task_for_data(dispatcher, tracker)
+        if started is not None:  # "no scusa ho letto male, è 30498": a correction
+            return started
         dispatcher.utter_message(response="utter_ok_something_else")
         return [SlotSet("offer", None)]
 

@@ -10,12 +10,15 @@ from typing import Any, Dict, Iterable, Optional, Set
 from rasa_sdk import Tracker
 
 from actions.skills import SKILL_ACTIONS
+from bot.nlu.farewell import closes_with_farewell
 from bot.stopwords import is_stop_phrase, request_after_stop, starts_with_stop
 
 # Below this confidence a message inside a form is taken as an (attempted) answer.
 DIGRESSION_CONFIDENCE = 0.6
 # A skill ranked second after a remark ("thanks, also...") counts from this confidence.
 RUNNER_UP_CONFIDENCE = 0.3
+# After a stop, a question in the same message is a request: a lower bar for its skill.
+AFTER_STOP_CONFIDENCE = 0.15
 STOP_INTENTS = {"cancel"}
 # A free-text answer (a complaint) that opens with "lascia perdere" stops the task only when it
 # is short: "basta, è la terza volta che mi staccate la luce" is the complaint itself.
@@ -79,7 +82,7 @@ def request_after(tracker: Tracker, text: str, own_intent: Optional[str]) -> Opt
         name = ranked.get("name")
         if name not in SKILL_ACTIONS or name in ("request_human", own_intent):
             continue  # the stop itself, a remark, or the task being stopped
-        return name if float(ranked.get("confidence") or 0) >= RUNNER_UP_CONFIDENCE else None
+        return name if float(ranked.get("confidence") or 0) >= AFTER_STOP_CONFIDENCE else None
     return None
 
 
@@ -115,6 +118,8 @@ def classify(tracker: Tracker, domain: Dict[str, Any], own_intent: Optional[str]
         return None
     intent = tracker.latest_message.get("intent") or {}
     name, confidence = intent.get("name"), float(intent.get("confidence") or 0)
+    if (starts_with_stop(text) or name in STOP_INTENTS) and closes_with_farewell(text):
+        return Interruption("goodbye")  # "actually forget it, bye"
     if is_stop_phrase(text) or (name in STOP_INTENTS and confidence >= DIGRESSION_CONFIDENCE
                                 and not answers):
         return Interruption("stop", request_after(tracker, text, own_intent))

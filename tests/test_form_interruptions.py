@@ -350,3 +350,10 @@ def test_asking_where_a_complaint_stands_instead_of_describing_one_is_the_status
         "complaint_form", "complaint_text", text, "ticket_status", confidence=0.9,
         complaint_text=text))
     assert followup(events) == "action_ticket_status"
+
+
+@pytest.mark.parametrize("text,intent", [("actually forget it, bye", "cancel"),
+                                         ("lascia stare, ciao", "inform")])
+def test_a_stop_that_says_goodbye_ends_the_task_with_the_goodbye(seeded, text, intent):
+    events, said = meter(text, intent, reading_value=text)
+    assert followup(events) == "action_goodbye" and said == []

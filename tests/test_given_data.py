@@ -132,3 +132,16 @@ def test_a_same_day_correction_replaces_the_reading_and_is_checked_against_the_o
     assert not check_reading(ELECTRICITY_ONLY, supply.supply_id, last - 1, today).ok
     card = asyncio.run(load_identity_card(ELECTRICITY_ONLY))
     assert card.active_supplies[0].last_reading.value == last + 10
+
+
+def test_a_correction_classified_as_no_after_a_reading_is_the_new_reading(seeded):
+    from actions.conversation import ActionDeny
+
+    after = [{"event": "user", "text": "30488"},
+             {"event": "action", "name": "action_meter_reading_submit"},
+             {"event": "action", "name": "action_listen"}]
+    events, said = run(ActionDeny(), tracker("no scusa ho letto male, è 30498", "deny",
+                                             [("meter_reading", "30498")], events=after))
+    assert followup(events) == "meter_reading_form" and said == []
+    events, said = run(ActionDeny(), tracker("no grazie", "deny"))
+    assert said == ["utter_ok_something_else"]

@@ -278,11 +278,7 @@ def check_reading(customer_code: str, supply_id: str, value: Decimal | None,
         ).scalar_one_or_none()
         if supply is None:
             return ReadingCheck(False, "unknown_supply")
-        # today's self-reading is replaced by a new one (a correction): compare with the one
-        # before it
-        readings = sorted((r for r in supply.readings
-                           if not (r.date == today and r.source == "self")),
-                          key=lambda r: (r.date, r.id))
+        readings = sorted(supply.readings, key=lambda r: (r.date, r.id))
         if not readings:
             return ReadingCheck(True)
         last = readings[-1]

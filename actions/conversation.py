@@ -286,6 +286,9 @@ class ActionDefaultFallback(Action):
         if latest_entity(tracker, "rating") and "action_goodbye" in actions_of_last_turn(tracker):
             # "3, va bene ma preferisco il telefono": the rating just asked for, with a comment
             return [FollowupAction("action_give_feedback")]
+        if latest_entity(tracker, "customer_code") and not verified_customer(tracker):
+            # a customer code alone may fall under the classifier's threshold
+            return await start_verification(dispatcher, tracker, tracker.get_slot("pending_intent"))
         started = await start_task_for_data(dispatcher, tracker)
         if started is not None:  # "the meter says 4723, please use that"
             return started

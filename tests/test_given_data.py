@@ -147,3 +147,12 @@ def test_a_correction_classified_as_no_after_a_reading_is_the_new_reading(seeded
     assert followup(events) == "meter_reading_form" and said == []
     events, said = run(ActionDeny(), tracker("no grazie", "deny"))
     assert said == ["utter_ok_something_else"]
+
+
+def test_a_customer_code_the_classifier_was_unsure_of_starts_verification(seeded):
+    from actions.conversation import ActionDefaultFallback
+
+    events, said = run(ActionDefaultFallback(), tracker(
+        "C1000001", "nlu_fallback", [("customer_code", "C1000001")], verified=False,
+        misunderstandings=0))
+    assert followup(events) == "verify_form" and "utter_did_not_understand" not in said

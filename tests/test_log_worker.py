@@ -55,6 +55,7 @@ def test_python_m_bot_worker_builds_the_log_and_stops_on_sigterm(tmp_path):
                SQLALCHEMY_SILENCE_UBER_WARNING="1")
     env.pop("SPORTELLO_DEMO", None)
     events_url = _events_url(env)
+    Path(events_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(events_url, future=True)
     with engine.begin() as c:
         # the columns of Rasa's SQL event broker that the stream reader uses

@@ -12,9 +12,11 @@ from typing import Any, Dict, List, Optional, Sequence, Text
 
 from babel.dates import get_month_names
 from rasa_sdk import Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 
 from actions.common import DomainSkillAction, language_of, record
+from actions.given_data import reading_beside_the_meter
+from actions.skills import SKILL_ACTIONS
 from bot import i18n
 from bot.crm.card import BillView, IdentityCard
 from bot.settings import get_settings
@@ -225,6 +227,9 @@ class ActionCheckBill(DomainSkillAction):
     intent = "check_bill"
 
     async def answer(self, dispatcher, tracker, card, domain):
+        reading = reading_beside_the_meter(tracker)
+        if reading is not None:  # "...the meter says 4512, use that": the reading task
+            return reading + [FollowupAction(SKILL_ACTIONS["submit_meter_reading"])]
         lang = language_of(tracker)
         today = i18n.today()
         period = requested_period(tracker)
@@ -278,6 +283,9 @@ class ActionExplainBill(DomainSkillAction):
     intent = "explain_bill"
 
     async def answer(self, dispatcher, tracker, card, domain):
+        reading = reading_beside_the_meter(tracker)
+        if reading is not None:  # "...the meter says 4512, use that": the reading task
+            return reading + [FollowupAction(SKILL_ACTIONS["submit_meter_reading"])]
         lang = language_of(tracker)
         if not card.bills:
             dispatcher.utter_message(response="utter_no_bills_at_all")

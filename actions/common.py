@@ -10,7 +10,8 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.interruptions import Interruption, classify, has_entity, says_stop, slot_entities
+from actions.interruptions import (Interruption, classify, has_entity, request_in_remainder,
+                                  says_stop, slot_entities)
 from actions.skills import SKILL_ACTIONS, intent_of_form, is_form
 from bot import i18n
 from bot.crm.card import IdentityCard, load_identity_card
@@ -240,7 +241,9 @@ class FormValidation(FormValidationAction, ABC):
         asked = tracker.get_slot("requested_slot")
         if interruption.kind == "stop":
             dispatcher.utter_message(response="utter_form_cancelled")
-            then = SKILL_ACTIONS.get(interruption.intent or "", "action_listen")
+            intent = interruption.intent or await request_in_remainder(
+                tracker, intent_of_form(self.form_name()))
+            then = SKILL_ACTIONS.get(intent or "", "action_listen")
             return self.ended(domain) + [SlotSet("interrupted", None), FollowupAction(then)]
         if interruption.kind == "goodbye":
             return self.ended(domain) + [FollowupAction("action_goodbye")]

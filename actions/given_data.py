@@ -16,6 +16,10 @@ METER_WORDS = re.compile(
     r"\b(?:contator\w*|lettur\w*|autolettur\w*|letto|segna|meter|reading|reads|says|kwh|smc)\b",
     re.IGNORECASE)
 READING_DONE = "action_meter_reading_submit"
+# A number beside the meter itself, inside a bill question ("you keep estimating my usage; I
+# went down to the meter and it says 4512, use that"): the customer is giving a reading.
+THE_METER = re.compile(r"\b(?:contator[ei]|meter)\b", re.IGNORECASE)
+MONEY_AFTER = re.compile(r"^\s*(?:€|eur\w*)", re.IGNORECASE)
 
 
 def _entity(tracker: Tracker, name: str) -> Optional[str]:
@@ -59,3 +63,23 @@ def task_for_data(tracker: Tracker) -> Optional[Tuple[str, List[EventType]]]:
     if supply:
         events.append(SlotSet("supply_choice", supply))
     return "submit_meter_reading", events + [SlotSet("offer", None)]
+
+
+def reading_beside_the_meter(tracker: Tracker) -> Optional[List[EventType]]:
+    """The slots of a meter reading given inside another request (a bill question), or None:
+    a number that is not money, in a message that speaks of the meter itself."""
+    text = tracker.latest_message.get("text") or ""
+    if not THE_METER.search(text):
+        return None
+    for entity in tracker.latest_message.get("entities") or []:
+        if entity.get("entity") != "meter_reading" or not entity.get("value"):
+            continue
+        end = entity.get("end")
+        if isinstance(end, int) and MONEY_AFTER.match(text[end:]):
+            continue
+        events: List[EventType] = [SlotSet("reading_value", str(entity["value"]))]
+        supply = _entity(tracker, "supply_type")
+        if supply:
+            events.append(SlotSet("supply_choice", supply))
+        return events + [SlotSet("offer", None)]
+    return None

@@ -9,9 +9,11 @@ from typing import Any, Dict, Iterable, Optional, Set
 
 from rasa_sdk import Tracker
 
+from actions.rasa_nlu import parse
 from actions.skills import SKILL_ACTIONS
 from bot.nlu.farewell import closes_with_farewell
-from bot.stopwords import is_stop_phrase, request_after_stop, starts_with_stop
+from bot.stopwords import (is_stop_phrase, remainder_after_stop, request_after_stop,
+                           starts_with_stop)
 
 # Below this confidence a message inside a form is taken as an (attempted) answer.
 DIGRESSION_CONFIDENCE = 0.6
@@ -84,6 +86,20 @@ def request_after(tracker: Tracker, text: str, own_intent: Optional[str]) -> Opt
             continue  # the stop itself, a remark, or the task being stopped
         return name if float(ranked.get("confidence") or 0) >= AFTER_STOP_CONFIDENCE else None
     return None
+
+
+async def request_in_remainder(tracker: Tracker, own_intent: Optional[str]) -> Optional[str]:
+    """The request in what follows a stop, classified on its own ("no wait, cancel that. how
+    much is my bill?": the whole message is `cancel`, its second sentence `check_bill`)."""
+    rest = remainder_after_stop(tracker.latest_message.get("text") or "")
+    if not rest:
+        return None
+    parsed = await parse(rest)
+    intent = (parsed or {}).get("intent") or {}
+    name = intent.get("name")
+    if name not in SKILL_ACTIONS or name in ("request_human", own_intent):
+        return None
+    return name if float(intent.get("confidence") or 0) >= DIGRESSION_CONFIDENCE else None
 
 
 def says_stop(tracker: Tracker) -> bool:

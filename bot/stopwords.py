@@ -61,6 +61,23 @@ def starts_with_stop(text: str) -> bool:
         " " in phrase and first.startswith(phrase + " ") for phrase in STOP_PHRASES)
 
 
+def remainder_after_stop(text: str) -> str:
+    """What a message says after the stop that opens it, as written ("no wait, cancel that.
+    How much is my bill?" -> "How much is my bill?"); empty when nothing follows the stop or the
+    message does not open with one."""
+    parts = [p for p in re.split(r"(?<=[,.;:!?])\s+", text or "") if fold(p)]
+    for index, part in enumerate(parts):
+        words = fold(part).split()
+        while words and words[0] in FILLERS:
+            words.pop(0)
+        if not words:
+            continue  # "no wait," before the stop
+        if " ".join(words) in STOP_PHRASES:
+            return " ".join(parts[index + 1:]).strip()
+        return ""
+    return ""
+
+
 def request_after_stop(text: str) -> bool:
     """Whether a message that stops goes on to ask something ("no wait, cancel that. how much
     is my bill?")."""

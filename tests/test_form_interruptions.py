@@ -357,3 +357,17 @@ def test_asking_where_a_complaint_stands_instead_of_describing_one_is_the_status
 def test_a_stop_that_says_goodbye_ends_the_task_with_the_goodbye(seeded, text, intent):
     events, said = meter(text, intent, reading_value=text)
     assert followup(events) == "action_goodbye" and said == []
+
+
+@pytest.mark.parametrize("text,rest", [
+    ("no wait, cancel that. how much is my bill?", "how much is my bill?"),
+    ("anzi no, lascia perdere. Quando scade il contratto?", "Quando scade il contratto?"),
+    ("lascia stare, quanto devo pagare?", "quanto devo pagare?"),
+    ("annulla", ""), ("never mind!", ""),
+    ("quanto devo pagare? annulla", ""),  # the stop does not open the message
+    ("no, the reading is 4512", ""),
+])
+def test_what_follows_a_stop_is_cut_off_as_written(text, rest):
+    from bot.stopwords import remainder_after_stop
+
+    assert remainder_after_stop(text) == rest

@@ -156,3 +156,35 @@ def test_a_customer_code_the_classifier_was_unsure_of_starts_verification(seeded
         "C1000001", "nlu_fallback", [("customer_code", "C1000001")], verified=False,
         misunderstandings=0))
     assert followup(events) == "verify_form" and "utter_did_not_understand" not in said
+
+
+def with_ends(t: Tracker) -> Tracker:
+    for e in t.latest_message["entities"]:
+        e["end"] = e["start"] + len(e["value"])
+    return t
+
+
+@pytest.mark.parametrize("action_name", ["ActionExplainBill", "ActionCheckBill"])
+def test_a_reading_given_inside_a_bill_question_starts_the_reading(seeded, action_name):
+    from actions import bills
+
+    text = ("You keep estimating my gas usage and the bills are all over the place. I just went "
+            "down to the meter and it says 4512. Please use that.")
+    t = with_ends(tracker(text, "explain_bill", [("meter_reading", "4512"),
+                                                 ("supply_type", "gas")]))
+    events, said = run(getattr(bills, action_name)(), t)
+    assert followup(events) == "meter_reading_form" and said == []
+    assert slots_of(events)["reading_value"] == "4512"
+    assert slots_of(events)["supply_choice"] == "gas"
+
+
+@pytest.mark.parametrize("text,value", [
+    ("perché la bolletta è di 120 euro?", "120"),  # no meter
+    ("il contatore è nuovo, perché la bolletta è di 120 € se consumo poco?", "120"),  # money
+])
+def test_a_number_in_a_bill_question_is_not_a_reading_without_the_meter(seeded, text, value):
+    from actions.bills import ActionExplainBill
+
+    t = with_ends(tracker(text, "explain_bill", [("meter_reading", value)]))
+    events, said = run(ActionExplainBill(), t)
+    assert followup(events) is None and said

@@ -198,6 +198,28 @@ def test_update_contact_validates_and_stores(stack, sender, token):
     assert read_identity_card("C1000001").phone == "+393477654321"
 
 
+@pytest.mark.parametrize("lang,code,start,stop_and_ask,cancelled", [
+    ("en", "C1000004", "I want to update my email", "no wait, cancel that. how much is my bill?",
+     "I've cancelled it"),
+    ("it", "C1000001", "devo cambiare la mail",
+     "anzi no, lascia perdere. Quanto devo pagare?", "ho annullato"),
+])
+def test_a_stop_then_a_question_inside_a_form_cancels_and_answers_the_question(
+        stack, sender, token, lang, code, start, stop_and_ask, cancelled):
+    """The message as a whole is classified `cancel`; its second sentence is a bill question,
+    classified on its own by the Rasa server's NLU (actions/rasa_nlu.py)."""
+    t = token(code)
+    before = read_identity_card(code)
+    stack.say(sender, start, t)
+    reply = stack.say(sender, stop_and_ask, t)
+    assert cancelled in reply
+    bill = open_bills(code)[0]
+    assert bill.number in reply and i18n.money(bill.amount_eur, lang) in reply
+    after = read_identity_card(code)
+    assert (after.email, after.phone) == (before.email, before.phone)
+    assert stack.tracker(sender).get("active_loop", {}).get("name") is None
+
+
 def test_direct_debit_validates_the_iban(stack, sender, token):
     t = token("C1000002")
     reply = stack.say(sender, "vorrei la domiciliazione bancaria", t)

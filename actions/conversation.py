@@ -29,6 +29,7 @@ from bot.crm.card import load_identity_card
 from bot.crm.nba import next_best_action, unresolved_recent_contact
 from bot.crm.service import conversation_recorded, customer_for_identity, run
 from bot.language import detect
+from bot.nlu.other_company import names_other_company
 from bot.safety import smells_of_gas
 from bot.settings import get_settings
 
@@ -306,12 +307,18 @@ class ActionDefaultFallback(Action):
 
 
 class ActionOutOfScope(Action):
-    """Something the bot cannot do: said honestly; a business or VIP customer gets a person."""
+    """Something the bot cannot do: said honestly; a business or VIP customer gets a person.
+    A message that carries data for a task (a reading with its meter, an IBAN) is that task,
+    whatever the classifier thought; not when it is about another company's account."""
 
     def name(self) -> Text:
         return "action_out_of_scope"
 
     async def run(self, dispatcher, tracker, domain):
+        if not names_other_company(tracker.latest_message.get("text")):
+            started = await start_task_for_data(dispatcher, tracker)
+            if started is not None:  # "cool. also my electricity meter says 41083"
+                return started
         dispatcher.utter_message(response="utter_out_of_scope")
         if tracker.get_slot("persona") == "business" or tracker.get_slot("vip"):
             from actions.handover import hand_over

@@ -11,7 +11,7 @@ from rasa_sdk import Tracker
 
 from actions.rasa_nlu import parse
 from actions.skills import SKILL_ACTIONS
-from bot.nlu.farewell import closes_with_farewell
+from bot.nlu.farewell import NOT_A_REQUEST, closes_with_farewell
 from bot.stopwords import (is_stop_phrase, remainder_after_stop, request_after_stop,
                            starts_with_stop)
 
@@ -19,6 +19,9 @@ from bot.stopwords import (is_stop_phrase, remainder_after_stop, request_after_s
 DIGRESSION_CONFIDENCE = 0.6
 # A skill ranked second after a remark ("thanks, also...") counts from this confidence.
 RUNNER_UP_CONFIDENCE = 0.3
+# A question that names another skill is that request from the NLU fallback threshold up
+# (config.yml): a question mark is never a meter reading or an e-mail address.
+QUESTION_CONFIDENCE = 0.5
 # After a stop, a question in the same message is a request: a lower bar for its skill.
 AFTER_STOP_CONFIDENCE = 0.15
 STOP_INTENTS = {"cancel"}
@@ -141,6 +144,14 @@ def classify(tracker: Tracker, domain: Dict[str, Any], own_intent: Optional[str]
         return Interruption("stop", request_after(tracker, text, own_intent))
     if answers:
         return None
+    if closes_with_farewell(text) and (name in NOT_A_REQUEST or name == own_intent
+                                       or confidence < DIGRESSION_CONFIDENCE):
+        # "ah no il contatore è in cantina, vado a vedere e vi riscrivo. ciao"
+        return Interruption("goodbye")
+    if ("?" in text and name in SKILL_ACTIONS and name not in ("request_human", own_intent)
+            and QUESTION_CONFIDENCE <= confidence < DIGRESSION_CONFIDENCE):
+        # "thanks, also can you tell me when my contract ends?"
+        return Interruption("skill", name)
     if confidence < DIGRESSION_CONFIDENCE or name in ASIDES:
         # "thanks, also when does my contract end?": a remark, then the real request
         second = request_after_remark(tracker, name, own_intent)

@@ -371,3 +371,22 @@ def test_what_follows_a_stop_is_cut_off_as_written(text, rest):
     from bot.stopwords import remainder_after_stop
 
     assert remainder_after_stop(text) == rest
+
+
+def test_a_question_for_another_skill_under_the_digression_bar_is_that_request(seeded):
+    """"thanks, also can you tell me when my contract ends?" ranked contract_info at 0.57: a
+    question is never a meter reading."""
+    text = "thanks, also can you tell me when my contract ends?"
+    events, said = meter(text, "contract_info", confidence=0.57, reading_value=text)
+    assert followup(events) == "action_contract_info" and said == []
+    events, said = meter("16899 ok?", "contract_info", confidence=0.57, reading_value="16899",
+                         entities=[{"entity": "meter_reading", "value": "16899"}])
+    assert followup(events) != "action_contract_info"  # a value given is an answer
+
+
+@pytest.mark.parametrize("intent,confidence", [("goodbye", 0.52), ("deny", 0.55),
+                                               ("submit_meter_reading", 0.8)])
+def test_leaving_to_read_the_meter_with_a_farewell_is_the_goodbye(seeded, intent, confidence):
+    text = "ah no il contatore e in cantina, vado a vedere e vi riscrivo. ciao"
+    events, said = meter(text, intent, confidence=confidence, reading_value=text)
+    assert followup(events) == "action_goodbye" and said == []

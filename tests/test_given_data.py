@@ -188,3 +188,22 @@ def test_a_number_in_a_bill_question_is_not_a_reading_without_the_meter(seeded, 
     t = with_ends(tracker(text, "explain_bill", [("meter_reading", value)]))
     events, said = run(ActionExplainBill(), t)
     assert followup(events) is None and said
+
+
+def test_data_classified_out_of_scope_starts_its_task(seeded):
+    from actions.conversation import ActionOutOfScope
+
+    t = tracker("cool. also my electricity meter says 41083", "out_of_scope",
+                [("meter_reading", "41083"), ("supply_type", "electricity")])
+    events, said = run(ActionOutOfScope(), t)
+    assert followup(events) == "meter_reading_form" and said == []
+    assert slots_of(events)["reading_value"] == "41083"
+
+
+def test_another_companys_meter_stays_out_of_scope(seeded):
+    from actions.conversation import ActionOutOfScope
+
+    t = tracker("the Acea water meter says 412, is that a lot?", "out_of_scope",
+                [("meter_reading", "412")])
+    events, said = run(ActionOutOfScope(), t)
+    assert followup(events) is None and said == ["utter_out_of_scope"]

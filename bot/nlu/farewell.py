@@ -6,6 +6,11 @@ is leaving gets "you're welcome" or "I did not understand" instead of the goodby
 question). When the message closes with a farewell and was not classified as a request of its
 own, this component predicts `goodbye`, in front of the classifier's ranking, which stays
 available. A request that ends with "ciao" ("quanto devo pagare? ciao") keeps its intent.
+
+A bare "ciao" (or "hello") is both a greeting and a farewell, and the classifier can split its
+confidence between the two and fall under the fallback threshold: the customer who opens with
+"ciao!" would get "I did not understand". A greeting word alone that the classifier could not
+place is the greeting.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ FAREWELLS = (
     "a dopo", "bye", "bye bye", "goodbye", "good bye", "see you", "see ya", "see you soon",
     "have a nice day", "have a good day", "take care", "cheers", "talk soon",
 )
+GREETINGS = frozenset({
+    "ciao", "salve", "buongiorno", "buonasera", "hello", "hi", "hey", "good morning",
+    "good afternoon", "good evening",
+})
 # Intents that are not a request of their own: a farewell at the end decides.
 NOT_A_REQUEST = frozenset({
     "thank_you", "affirm", "deny", "inform", "greet", "out_of_scope", "goodbye",
@@ -60,10 +69,17 @@ class FarewellDetector(GraphComponent, IntentClassifier):
             intent = message.get(INTENT) or {}
             if text.startswith("/") or intent.get("name") not in NOT_A_REQUEST:
                 continue
-            if intent.get("name") == "goodbye" or not closes_with_farewell(text):
-                continue
-            goodbye = {"name": "goodbye", "confidence": 1.0}
-            message.data.setdefault(INTENT_RANKING_KEY, [])
-            message.data[INTENT_RANKING_KEY].insert(0, goodbye)
-            message.data[INTENT] = goodbye
+            if (intent.get("name") == DEFAULT_NLU_FALLBACK_INTENT_NAME
+                    and fold(text) in GREETINGS):
+                _predict(message, "greet")
+            elif intent.get("name") != "goodbye" and closes_with_farewell(text):
+                _predict(message, "goodbye")
         return messages
+
+
+def _predict(message: Message, name: Text) -> None:
+    """`name` in front of the classifier's ranking, which stays available behind it."""
+    predicted = {"name": name, "confidence": 1.0}
+    message.data.setdefault(INTENT_RANKING_KEY, [])
+    message.data[INTENT_RANKING_KEY].insert(0, predicted)
+    message.data[INTENT] = predicted

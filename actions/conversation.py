@@ -23,7 +23,7 @@ from actions.common import (
     start_verification,
     verified_customer,
 )
-from actions.given_data import actions_of_last_turn, task_for_data
+from actions.given_data import actions_of_last_turn, data_beyond_doubt, task_for_data
 from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.nba import next_best_action, unresolved_recent_contact
@@ -315,7 +315,8 @@ class ActionOutOfScope(Action):
         return "action_out_of_scope"
 
     async def run(self, dispatcher, tracker, domain):
-        if not names_other_company(tracker.latest_message.get("text")):
+        if data_beyond_doubt(tracker) and not names_other_company(
+                tracker.latest_message.get("text")):
             started = await start_task_for_data(dispatcher, tracker)
             if started is not None:  # "cool. also my electricity meter says 41083"
                 return started

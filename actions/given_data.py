@@ -83,3 +83,13 @@ def reading_beside_the_meter(tracker: Tracker) -> Optional[List[EventType]]:
             events.append(SlotSet("supply_choice", supply))
         return events + [SlotSet("offer", None)]
     return None
+
+
+def data_beyond_doubt(tracker: Tracker) -> bool:
+    """Whether the message carries data that can only be for one of our tasks: an IBAN, an
+    e-mail address or mobile number, or a number beside the meter itself ("con ISEE 9000"
+    about the electricity bonus is not a reading)."""
+    if any(_entity(tracker, name) for name in ("iban", "email", "phone")):
+        return True
+    text = tracker.latest_message.get("text") or ""
+    return bool(_entity(tracker, "meter_reading")) and bool(THE_METER.search(text))

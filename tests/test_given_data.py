@@ -207,3 +207,13 @@ def test_another_companys_meter_stays_out_of_scope(seeded):
                 [("meter_reading", "412")])
     events, said = run(ActionOutOfScope(), t)
     assert followup(events) is None and said == ["utter_out_of_scope"]
+
+
+def test_a_number_about_a_public_bonus_stays_out_of_scope(seeded):
+    from actions.conversation import ActionOutOfScope
+
+    t = tracker("come funziona il bonus sociale per la luce? con isee 9000 ne ho diritto?",
+                "out_of_scope", [("meter_reading", "9000"), ("supply_type", "electricity")],
+                verified=False)
+    events, said = run(ActionOutOfScope(), t)
+    assert followup(events) is None and said == ["utter_out_of_scope"]

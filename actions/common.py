@@ -236,6 +236,11 @@ class FormValidation(FormValidationAction, ABC):
         return [SlotSet(name, None) for name in self.domain_slots(domain)] + [
             SlotSet("requested_slot", None)]
 
+    def paused(self, tracker: Tracker, asked: Optional[str]) -> List[EventType]:
+        """Events that keep what must outlive another request answered in the middle of this
+        form (a code already sent), so the task can go on afterwards; none by default."""
+        return []
+
     async def interrupted(self, interruption: Interruption, dispatcher: CollectingDispatcher,
                           tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
         asked = tracker.get_slot("requested_slot")
@@ -253,8 +258,8 @@ class FormValidation(FormValidationAction, ABC):
             target = SKILL_ACTIONS[interruption.intent]
             own = intent_of_form(self.form_name())
             resume = own if own and not is_form(target) else None
-            return self.ended(domain) + [SlotSet("interrupted", resume),
-                                         FollowupAction(target)]
+            return self.ended(domain) + self.paused(tracker, asked) + [
+                SlotSet("interrupted", resume), FollowupAction(target)]
         if interruption.response:  # an aside: answered, then the question again
             dispatcher.utter_message(response=interruption.response)
         return [SlotSet(asked, None)]

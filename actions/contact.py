@@ -5,10 +5,10 @@ redirect the customer's codes), store it, confirm it masked."""
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -21,6 +21,7 @@ from bot.crm.validation import is_valid_email, mask_email, mask_phone, normalise
 
 
 CONFIRMED, STOPPED = "confirmed", "stopped"  # contact_otp values that end the form
+PAUSED = "paused_contact"  # read by actions.given_data when the code comes after a digression
 
 
 def parse_contact(text: str) -> tuple[str, str] | None:
@@ -32,6 +33,12 @@ def parse_contact(text: str) -> tuple[str, str] | None:
             return ("email", word.lower()) if is_valid_email(word) else None
     phone = normalise_phone(text)
     return ("phone", phone) if phone else None
+
+
+def is_checked_contact(value: Any) -> bool:
+    """Whether a value is a new contact already validated ("phone:+39...", as stored in the
+    slot), not text typed by the customer."""
+    return isinstance(value, str) and value.startswith(("email:", "phone:"))
 
 
 async def store_contact(dispatcher, tracker, kind: str, value: str) -> None:
@@ -58,8 +65,18 @@ class ValidateContactForm(FormValidation):
             return True
         return super().answers(tracker, domain, slot)
 
+    def paused(self, tracker: Tracker, asked: Optional[str]) -> List[EventType]:
+        """A code already sent stays good while another request is answered: the change and
+        where the code went are kept for the code typed afterwards."""
+        if asked != "contact_otp" or not tracker.get_slot("new_contact"):
+            return []
+        return [SlotSet(PAUSED, {"new_contact": tracker.get_slot("new_contact"),
+                                 "contact_otp_to": tracker.get_slot("contact_otp_to")})]
+
     async def validate_new_contact(self, value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if is_checked_contact(value) and tracker.get_slot("contact_otp_to"):
+            return {"new_contact": value}  # resumed: its code was sent before the digression
         parsed = parse_contact(str(value or ""))
         if parsed is None:
             dispatcher.utter_message(response="utter_contact_not_valid", value=str(value)[:60])

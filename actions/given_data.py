@@ -19,6 +19,8 @@ READING_DONE = "action_meter_reading_submit"
 # A number beside the meter itself, inside a bill question ("you keep estimating my usage; I
 # went down to the meter and it says 4512, use that"): the customer is giving a reading.
 THE_METER = re.compile(r"\b(?:contator[ei]|meter)\b", re.IGNORECASE)
+# A one-time code (bot.crm.service issues six digits).
+ONE_TIME_CODE = re.compile(r"(?<![\d,.])\d{6}(?![\d,.])")
 MONEY_AFTER = re.compile(r"^\s*(?:€|eur\w*)", re.IGNORECASE)
 
 
@@ -42,8 +44,26 @@ def actions_of_last_turn(tracker: Tracker) -> List[str]:
     return names
 
 
+def code_for_paused_contact(tracker: Tracker) -> Optional[List[EventType]]:
+    """A one-time code typed after another request answered while the contact change waited
+    for it (the bot offered to go back to it): the change resumes with the code filled in."""
+    paused = tracker.get_slot("paused_contact")
+    if not isinstance(paused, dict) or tracker.get_slot("offer") != "update_contact":
+        return None
+    code = ONE_TIME_CODE.search(tracker.latest_message.get("text") or "")
+    if code is None:
+        return None
+    return [SlotSet("new_contact", paused.get("new_contact")),
+            SlotSet("contact_otp_to", paused.get("contact_otp_to")),
+            SlotSet("contact_otp", code.group(0)), SlotSet("paused_contact", None),
+            SlotSet("offer", None)]
+
+
 def task_for_data(tracker: Tracker) -> Optional[Tuple[str, List[EventType]]]:
     """The skill intent the message's data is for and the slots it fills, or None."""
+    resumed = code_for_paused_contact(tracker)
+    if resumed is not None:
+        return "update_contact", resumed
     iban = _entity(tracker, "iban")
     if iban:
         return "setup_direct_debit", [SlotSet("iban_input", iban)]

@@ -217,3 +217,78 @@ def test_a_number_about_a_public_bonus_stays_out_of_scope(seeded):
                 verified=False)
     events, said = run(ActionOutOfScope(), t)
     assert followup(events) is None and said == ["utter_out_of_scope"]
+
+
+def last_code_sent() -> str:
+    import re
+
+    from sqlalchemy import select
+
+    from bot.crm import models as m
+    from bot.crm.db import session_scope
+
+    with session_scope() as s:
+        body = s.execute(select(m.OutboxMessage.body)
+                         .order_by(m.OutboxMessage.id.desc())).scalars().first()
+    return re.search(r"\b(\d{6})\b", body).group(1)
+
+
+def test_a_code_typed_after_a_question_asked_while_it_was_awaited_confirms_the_change(seeded):
+    """"my new phone number is 333 909 1212" -> code sent -> "wait, before that, how much is my
+    bill?" (answered, the change offered again) -> "ok the code is N": the change is made."""
+    from actions.contact import ActionContactSubmit, ValidateContactForm
+    from actions.conversation import ActionInform
+    from bot.crm.card import read_identity_card
+    from tests.test_form_interruptions import in_form, validate
+
+    sender = "conv-forms"  # the conversation of in_form, where the code was sent
+    start = in_form("contact_form", None, "my new phone number is 333 909 1212", "update_contact",
+                    new_contact="333 909 1212")
+    events, _ = validate(ValidateContactForm(), start)
+    checked = slots_of(events)
+    assert checked["new_contact"] == "phone:+393339091212" and checked["contact_otp_to"]
+    code = last_code_sent()
+    question = in_form("contact_form", "contact_otp", "wait, before that, how much is my bill?",
+                       "check_bill", confidence=0.88, new_contact=checked["new_contact"],
+                       contact_otp_to=checked["contact_otp_to"])
+    events, said = validate(ValidateContactForm(), question)
+    assert followup(events) == "action_check_bill" and said == []
+    paused = slots_of(events)["paused_contact"]
+    assert paused == {"new_contact": "phone:+393339091212",
+                      "contact_otp_to": checked["contact_otp_to"]}
+
+    typed = tracker(f"ok the code is {code}", "inform", paused_contact=paused,
+                    offer="update_contact")
+    events, said = run(ActionInform(), typed)
+    assert followup(events) == "contact_form" and said == []
+    resumed = slots_of(events)
+    assert resumed["contact_otp"] == code and resumed["paused_contact"] is None
+
+    # the form activates with the restored slots: no new code, the typed one confirms
+    values = {"verified": True, "customer_code": ELECTRICITY_ONLY, "language": "en",
+              "requested_slot": None, **{k: resumed[k] for k in
+                                         ("new_contact", "contact_otp_to", "contact_otp")}}
+    latest = {"text": f"ok the code is {code}", "intent": {"name": "inform", "confidence": 0.98},
+              "entities": [], "metadata": {}}
+    history = [{"event": "user", "text": latest["text"], "parse_data": latest}] + [
+        {"event": "slot", "name": k, "value": v} for k, v in values.items()
+        if k in ("new_contact", "contact_otp")]
+    activation = Tracker(sender, values, latest, history, False, None,
+                         {"name": "contact_form", "is_interrupted": False}, "action_listen")
+    events, said = validate(ValidateContactForm(), activation)
+    assert slots_of(events)["contact_otp"] == "confirmed" and said == []
+    assert last_code_sent() == code  # no second code was sent
+    values.update(slots_of(events))
+    done = Tracker(sender, values, latest, history, False, None, {}, "contact_form")
+    asyncio.run(ActionContactSubmit().run(CollectingDispatcher(), done, domain()))
+    assert read_identity_card(ELECTRICITY_ONLY).phone == "+393339091212"
+
+
+def test_without_the_offer_a_six_digit_number_does_not_resume_a_change(seeded):
+    from actions.given_data import code_for_paused_contact
+
+    paused = {"new_contact": "phone:+393339091212", "contact_otp_to": "m***@example.it"}
+    assert code_for_paused_contact(tracker("ok the code is 123456", "inform",
+                                           paused_contact=paused, offer=None)) is None
+    assert code_for_paused_contact(tracker("ok thanks", "inform", paused_contact=paused,
+                                           offer="update_contact")) is None

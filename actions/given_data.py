@@ -44,11 +44,25 @@ def actions_of_last_turn(tracker: Tracker) -> List[str]:
     return names
 
 
+def offer_answered(tracker: Tracker) -> Optional[str]:
+    """The offer the bot made just before the latest message (the `offer` slot itself is
+    cleared as soon as the customer writes something that is not a yes or a no)."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_user:
+                return None  # the offer was not made in the bot's last turn
+            seen_user = True
+        elif seen_user and event.get("event") == "slot" and event.get("name") == "offer":
+            return event.get("value")
+    return None
+
+
 def code_for_paused_contact(tracker: Tracker) -> Optional[List[EventType]]:
     """A one-time code typed after another request answered while the contact change waited
     for it (the bot offered to go back to it): the change resumes with the code filled in."""
     paused = tracker.get_slot("paused_contact")
-    if not isinstance(paused, dict) or tracker.get_slot("offer") != "update_contact":
+    if not isinstance(paused, dict) or offer_answered(tracker) != "update_contact":
         return None
     code = ONE_TIME_CODE.search(tracker.latest_message.get("text") or "")
     if code is None:

@@ -257,8 +257,8 @@ def test_a_code_typed_after_a_question_asked_while_it_was_awaited_confirms_the_c
     assert paused == {"new_contact": "phone:+393339091212",
                       "contact_otp_to": checked["contact_otp_to"]}
 
-    typed = tracker(f"ok the code is {code}", "inform", paused_contact=paused,
-                    offer="update_contact")
+    offered = [{"event": "slot", "name": "offer", "value": "update_contact"}]
+    typed = tracker(f"ok the code is {code}", "inform", paused_contact=paused, events=offered)
     events, said = run(ActionInform(), typed)
     assert followup(events) == "contact_form" and said == []
     resumed = slots_of(events)
@@ -284,11 +284,16 @@ def test_a_code_typed_after_a_question_asked_while_it_was_awaited_confirms_the_c
     assert read_identity_card(ELECTRICITY_ONLY).phone == "+393339091212"
 
 
-def test_without_the_offer_a_six_digit_number_does_not_resume_a_change(seeded):
+def test_only_a_code_right_after_the_offer_resumes_a_change(seeded):
     from actions.given_data import code_for_paused_contact
 
     paused = {"new_contact": "phone:+393339091212", "contact_otp_to": "m***@example.it"}
+    offered = [{"event": "slot", "name": "offer", "value": "update_contact"}]
+    earlier = [*offered, {"event": "user", "text": "what's my tariff?"},
+               {"event": "slot", "name": "offer", "value": None}]
     assert code_for_paused_contact(tracker("ok the code is 123456", "inform",
-                                           paused_contact=paused, offer=None)) is None
+                                           paused_contact=paused, events=earlier)) is None
     assert code_for_paused_contact(tracker("ok thanks", "inform", paused_contact=paused,
-                                           offer="update_contact")) is None
+                                           events=offered)) is None
+    assert code_for_paused_contact(tracker("ok the code is 123456", "inform",
+                                           paused_contact=paused, events=offered))

@@ -225,8 +225,14 @@ class FormValidation(FormValidationAction, ABC):
             return [SlotSet(name, None) for name in tracker.slots_to_validate()]
         asked = tracker.get_slot("requested_slot")
         if asked:  # not at activation, when the request itself is the latest message
-            interruption = classify(tracker, domain, intent_of_form(self.form_name()),
-                                    self.answers(tracker, domain, asked))
+            own, answers = intent_of_form(self.form_name()), self.answers(tracker, domain, asked)
+            interruption = classify(tracker, domain, own, answers)
+            if not answers and (interruption is None or interruption.kind == "aside"):
+                # "thanks, also can you tell me when my contract ends?": the question after the
+                # remark, classified on its own
+                later = await request_in_remainder(tracker, own, after_remark=True)
+                if later is not None:
+                    interruption = Interruption("skill", later)
             if interruption is not None:
                 return await self.interrupted(interruption, dispatcher, tracker, domain)
         return await super().run(dispatcher, tracker, domain)

@@ -12,8 +12,8 @@ from rasa_sdk import Tracker
 from actions.rasa_nlu import parse
 from actions.skills import SKILL_ACTIONS
 from bot.nlu.farewell import NOT_A_REQUEST, closes_with_farewell
-from bot.stopwords import (is_stop_phrase, remainder_after_stop, request_after_stop,
-                           starts_with_stop)
+from bot.stopwords import (is_stop_phrase, remainder_after, remainder_after_stop,
+                           request_after_stop, starts_with_stop)
 
 # Below this confidence a message inside a form is taken as an (attempted) answer.
 DIGRESSION_CONFIDENCE = 0.6
@@ -25,6 +25,13 @@ QUESTION_CONFIDENCE = 0.5
 # After a stop, a question in the same message is a request: a lower bar for its skill.
 AFTER_STOP_CONFIDENCE = 0.15
 STOP_INTENTS = {"cancel"}
+# Remarks a customer opens with before asking something else ("thanks, also when does my
+# contract end?"), folded as bot.stopwords.fold does.
+REMARKS = frozenset({
+    "thanks", "thank you", "thanks a lot", "ok thanks", "great", "great thanks", "cool",
+    "perfect", "nice", "grazie", "grazie mille", "ok grazie", "perfetto", "ottimo", "bene",
+    "va bene", "benissimo", "ok perfetto",
+})
 # A free-text answer (a complaint) that opens with "lascia perdere" stops the task only when it
 # is short: "basta, è la terza volta che mi staccate la luce" is the complaint itself.
 SHORT_MESSAGE_WORDS = 8
@@ -91,11 +98,14 @@ def request_after(tracker: Tracker, text: str, own_intent: Optional[str]) -> Opt
     return None
 
 
-async def request_in_remainder(tracker: Tracker, own_intent: Optional[str]) -> Optional[str]:
-    """The request in what follows a stop, classified on its own ("no wait, cancel that. how
-    much is my bill?": the whole message is `cancel`, its second sentence `check_bill`)."""
-    rest = remainder_after_stop(tracker.latest_message.get("text") or "")
-    if not rest:
+async def request_in_remainder(tracker: Tracker, own_intent: Optional[str],
+                               after_remark: bool = False) -> Optional[str]:
+    """The request in what follows a stop (or, with `after_remark`, a remark such as "thanks"),
+    classified on its own: "no wait, cancel that. how much is my bill?" is `cancel` as a whole,
+    its second sentence `check_bill`."""
+    text = tracker.latest_message.get("text") or ""
+    rest = remainder_after(text, REMARKS) if after_remark else remainder_after_stop(text)
+    if not rest or (after_remark and "?" not in rest):
         return None
     parsed = await parse(rest)
     intent = (parsed or {}).get("intent") or {}

@@ -61,10 +61,10 @@ def starts_with_stop(text: str) -> bool:
         " " in phrase and first.startswith(phrase + " ") for phrase in STOP_PHRASES)
 
 
-def remainder_after_stop(text: str) -> str:
-    """What a message says after the stop that opens it, as written ("no wait, cancel that.
-    How much is my bill?" -> "How much is my bill?"); empty when nothing follows the stop or the
-    message does not open with one."""
+def remainder_after(text: str, phrases: frozenset) -> str:
+    """What a message says after one of `phrases` that opens it (maybe after a filler), as
+    written ("no wait, cancel that. How much is my bill?" -> "How much is my bill?"); empty when
+    nothing follows or the message does not open with one of them."""
     parts = [p for p in re.split(r"(?<=[,.;:!?])\s+", text or "") if fold(p)]
     for index, part in enumerate(parts):
         words = fold(part).split()
@@ -72,10 +72,15 @@ def remainder_after_stop(text: str) -> str:
             words.pop(0)
         if not words:
             continue  # "no wait," before the stop
-        if " ".join(words) in STOP_PHRASES:
+        if " ".join(words) in phrases:
             return " ".join(parts[index + 1:]).strip()
         return ""
     return ""
+
+
+def remainder_after_stop(text: str) -> str:
+    """What follows the stop that opens a message (see `remainder_after`)."""
+    return remainder_after(text, STOP_PHRASES)
 
 
 def request_after_stop(text: str) -> bool:

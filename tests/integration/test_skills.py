@@ -238,6 +238,23 @@ def test_contract_info(stack, sender, token):
     assert "POD" in reply and "PDR" in reply
 
 
+@pytest.mark.parametrize("lang,remark_and_ask", [
+    ("en", "thanks, also can you tell me when my contract ends?"),
+    ("it", "grazie. e che tariffa ho sulla luce?"),
+])
+def test_a_remark_then_a_question_inside_a_form_answers_the_question(stack, sender, token, lang,
+                                                                      remark_and_ask):
+    """Whatever the classifier made of the whole message, the question after the remark is
+    classified on its own (actions/rasa_nlu.py); the reading is offered again afterwards."""
+    t = token("C1000001")
+    stack.say(sender, "I want to send a meter reading" if lang == "en"
+              else "vorrei fare l'autolettura", t)
+    reply = stack.say(sender, remark_and_ask, t)
+    [supply] = [s for s in read_identity_card("C1000001").supplies if s.type == "electricity"]
+    assert supply.tariff in reply
+    assert "valid reading" not in reply and "non è una lettura valida" not in reply
+
+
 def test_complaint_opens_ticket_and_offers_a_person(stack, sender, token):
     t = token("C1000005")
     reply = stack.say(sender, "voglio fare un reclamo", t)

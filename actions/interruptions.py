@@ -12,8 +12,13 @@ from rasa_sdk import Tracker
 from actions.rasa_nlu import parse
 from actions.skills import SKILL_ACTIONS
 from bot.nlu.farewell import NOT_A_REQUEST, closes_with_farewell
-from bot.stopwords import (is_stop_phrase, remainder_after, remainder_after_stop,
-                           request_after_stop, starts_with_stop)
+from bot.stopwords import (
+    is_stop_phrase,
+    remainder_after,
+    remainder_after_stop,
+    request_after_stop,
+    starts_with_stop,
+)
 
 # Below this confidence a message inside a form is taken as an (attempted) answer.
 DIGRESSION_CONFIDENCE = 0.6

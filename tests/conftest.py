@@ -25,6 +25,11 @@ def use_database(monkeypatch, url: str, var_dir: Path) -> None:
     # the embedded profile, whatever a running production stack left in the environment
     monkeypatch.setenv("SPORTELLO_PROFILE", "embedded")
     monkeypatch.setenv("OTP_DELIVERY", "outbox")
+    # no Rasa server: the actions' own calls to it (actions/rasa_nlu.py) find none, whatever
+    # stack is running
+    from bot.launcher import free_port
+
+    monkeypatch.setenv("RASA_URL", f"http://127.0.0.1:{free_port()}")
     reset_settings()
     db.get_engine.cache_clear()
 

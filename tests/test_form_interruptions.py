@@ -104,6 +104,7 @@ def test_a_remark_then_a_request_is_the_request(seeded):
     events, said = validate(ValidateMeterReadingForm(), tracker)
     assert followup(events) == "action_contract_info" and said == []
     tracker.latest_message["intent_ranking"][1]["confidence"] = 0.1  # a long shot: thanks only
+    tracker.latest_message["text"] = "thanks, that's kind of you"  # and no question after it
     events, said = validate(ValidateMeterReadingForm(), tracker)
     assert said == ["utter_you_are_welcome"] and followup(events) is None
 

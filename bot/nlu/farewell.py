@@ -9,8 +9,8 @@ available. A request that ends with "ciao" ("quanto devo pagare? ciao") keeps it
 
 A bare "ciao" (or "hello") is both a greeting and a farewell, and the classifier can split its
 confidence between the two and fall under the fallback threshold: the customer who opens with
-"ciao!" would get "I did not understand". A greeting word alone that the classifier could not
-place is the greeting.
+"ciao!" would get "I did not understand". A greeting that the classifier could not place, alone
+or with a name or two words after it ("ciao Sportello", "buongiorno a tutti"), is the greeting.
 """
 
 from __future__ import annotations
@@ -48,6 +48,19 @@ _ENDS_WITH_FAREWELL = re.compile(
     r"(?:^|\s)(?:" + "|".join(sorted(map(re.escape, FAREWELLS), key=len, reverse=True)) + r")$")
 
 
+# Words after a greeting that still make the message a greeting ("ciao Sportello").
+WORDS_AFTER_GREETING = 2
+
+
+def opens_with_greeting(text: Optional[Text]) -> bool:
+    """Whether the message is a greeting, alone or followed by at most two words."""
+    words = fold(text or "").split()
+    for size in (2, 1):
+        if " ".join(words[:size]) in GREETINGS:
+            return len(words) - size <= WORDS_AFTER_GREETING
+    return False
+
+
 def closes_with_farewell(text: Optional[Text]) -> bool:
     """Whether the message ends with a farewell after something else ("ok grazie, ciao"); a
     farewell alone is left to the classifier ("ciao" alone opens most conversations)."""
@@ -70,7 +83,7 @@ class FarewellDetector(GraphComponent, IntentClassifier):
             if text.startswith("/") or intent.get("name") not in NOT_A_REQUEST:
                 continue
             if (intent.get("name") == DEFAULT_NLU_FALLBACK_INTENT_NAME
-                    and fold(text) in GREETINGS):
+                    and opens_with_greeting(text)):
                 _predict(message, "greet")
             elif intent.get("name") != "goodbye" and closes_with_farewell(text):
                 _predict(message, "goodbye")

@@ -24,9 +24,10 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.nlu.ranking import predict_in_front
 from bot.stopwords import fold
 
 FAREWELLS = (
@@ -84,15 +85,8 @@ class FarewellDetector(GraphComponent, IntentClassifier):
                 continue
             if (intent.get("name") == DEFAULT_NLU_FALLBACK_INTENT_NAME
                     and opens_with_greeting(text)):
-                _predict(message, "greet")
+                predict_in_front(message, "greet")
             elif intent.get("name") != "goodbye" and closes_with_farewell(text):
-                _predict(message, "goodbye")
+                predict_in_front(message, "goodbye")
         return messages
 
-
-def _predict(message: Message, name: Text) -> None:
-    """`name` in front of the classifier's ranking, which stays available behind it."""
-    predicted = {"name": name, "confidence": 1.0}
-    message.data.setdefault(INTENT_RANKING_KEY, [])
-    message.data[INTENT_RANKING_KEY].insert(0, predicted)
-    message.data[INTENT] = predicted

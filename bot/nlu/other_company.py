@@ -21,9 +21,10 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.nlu.ranking import predict_in_front
 from bot.stopwords import fold
 
 # Other Italian energy suppliers, water utilities and telecom operators, as customers write them
@@ -71,8 +72,5 @@ class OtherCompanyGuard(GraphComponent, IntentClassifier):
                 continue
             if not names_other_company(text):
                 continue
-            out_of_scope = {"name": "out_of_scope", "confidence": 1.0}
-            message.data.setdefault(INTENT_RANKING_KEY, [])
-            message.data[INTENT_RANKING_KEY].insert(0, out_of_scope)
-            message.data[INTENT] = out_of_scope
+            predict_in_front(message, "out_of_scope")
         return messages

@@ -13,7 +13,7 @@ shell: setup
 train: setup
 	.venv/bin/python -m bot train
 
-test: setup
+test: setup lint
 	@scripts/services
 	@scripts/chromium
 	.venv/bin/python -m pytest
@@ -24,8 +24,7 @@ check: setup lint
 	@scripts/services
 	.venv/bin/python -m pytest -m "not integration and not model"
 
-# tests/ only for now: the product code is not clean yet (README, Tests and benchmarks).
-LINT_PATHS ?= tests
+LINT_PATHS ?= bot actions connectors bench migrations tests
 lint: setup
 	.venv/bin/ruff check $(LINT_PATHS)
 

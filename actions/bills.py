@@ -246,8 +246,9 @@ class ActionCheckBill(DomainSkillAction):
             await record(tracker, card, self.intent, "resolved")
             return _forget_period()
         total = sum((b.amount_eur for b in due), Decimal(0))
-        dispatcher.utter_message(response="utter_bills_due" if len(due) > 1 else "utter_one_bill_due",
-                                 count=len(due), total=i18n.money(total, lang))
+        response = "utter_bills_due" if len(due) > 1 else "utter_one_bill_due"
+        dispatcher.utter_message(response=response, count=len(due),
+                                 total=i18n.money(total, lang))
         for bill in due:
             _bill_line(dispatcher, domain, bill, lang, today)
         dispatcher.utter_message(response="utter_offer_payment_link")
@@ -351,7 +352,8 @@ def _consumptions(supply, bill):
         return Decimal(0), Decimal(0)
     last = readings[-1].value - readings[-2].value
     earlier = readings[:-1]
-    avg = ((earlier[-1].value - earlier[0].value) / (len(earlier) - 1)) if len(earlier) > 1 else last
+    avg = (((earlier[-1].value - earlier[0].value) / (len(earlier) - 1)) if len(earlier) > 1
+           else last)
     return last.quantize(Decimal("1")), avg.quantize(Decimal("1"))
 
 

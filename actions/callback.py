@@ -18,7 +18,8 @@ from actions.common import FormValidation, channel_of, record, verified_customer
 from actions.tickets import SIMILAR_CHOICE, STATUS, SimilarTicketCheck, say_status_instead
 from bot.crm.card import load_identity_card
 from bot.crm.service import open_ticket, run
-from bot.crm.validation import mask_phone, normalise_phone
+from bot.crm.validation import normalise_phone
+from bot.masks import mask_phone
 
 ON_FILE = "on_file"
 _HOUR = r"\d{1,2}(?:[:.]\d{2})?"

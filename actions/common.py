@@ -10,23 +10,23 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.interruptions import (Interruption, classify, has_entity, request_in_remainder,
-                                  says_stop, slot_entities)
+from actions.interruptions import (
+    Interruption,
+    classify,
+    has_entity,
+    request_in_remainder,
+    says_stop,
+    slot_entities,
+)
 from actions.skills import SKILL_ACTIONS, intent_of_form, is_form
 from bot import i18n
+from bot.channels import MESSAGING, history_channel
 from bot.crm.card import IdentityCard, load_identity_card
 from bot.crm.service import issue_otp, record_interaction, run
 from bot.notify import DeliveryError
 
 log = logging.getLogger(__name__)
 
-# Rasa input channel name -> the channel names of the customer history.
-CHANNELS = {
-    "rest": "web", "socketio": "web", "cmdline": "web", "whatsapp": "whatsapp",
-    "twilio": "whatsapp", "telegram": "telegram", "facebook": "messenger",
-    "messenger": "messenger",
-}
-MESSAGING = {"whatsapp", "telegram", "messenger"}
 # The tasks (forms) a customer can interrupt, and how the bot offers to go back to each.
 RESUME_OFFERS = {
     "submit_meter_reading": "utter_resume_submit_meter_reading",
@@ -38,7 +38,7 @@ RESUME_OFFERS = {
 
 
 def channel_of(tracker: Tracker) -> str:
-    return CHANNELS.get(tracker.get_latest_input_channel() or "rest", "web")
+    return history_channel(tracker.get_latest_input_channel())
 
 
 def linkable(tracker: Tracker) -> bool:

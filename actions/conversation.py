@@ -12,8 +12,6 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
-    CHANNELS,
-    MESSAGING,
     SKILL_ACTIONS,
     channel_of,
     language_of,
@@ -25,13 +23,14 @@ from actions.common import (
 )
 from actions.given_data import actions_of_last_turn, data_beyond_doubt, task_for_data
 from bot import i18n
+from bot.channels import MESSAGING
 from bot.crm.card import load_identity_card
 from bot.crm.nba import next_best_action, unresolved_recent_contact
 from bot.crm.service import conversation_recorded, customer_for_identity, run
 from bot.language import detect
 from bot.nlu.other_company import names_other_company
 from bot.safety import smells_of_gas
-from bot.settings import get_settings
+from bot.settings import get_settings, local_zone
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +160,8 @@ class ActionGreet(Action):
         if recent is not None:
             dispatcher.utter_message(
                 response="utter_recent_contact",
-                when=i18n.relative_day(domain, recent.at, now.astimezone(i18n.ROME).date(), lang),
+                when=i18n.relative_day(domain, recent.at,
+                                       now.astimezone(local_zone()).date(), lang),
                 channel=i18n.channel(domain, recent.channel, lang),
                 topic=i18n.topic(domain, recent.topic, lang),
             )
@@ -379,5 +379,3 @@ async def start_task_for_data(dispatcher: CollectingDispatcher,
         return filled + await start_verification(dispatcher, tracker, intent)
     return filled + [FollowupAction(SKILL_ACTIONS[intent])]
 
-
-__all__ = ["CHANNELS"]

@@ -12,7 +12,8 @@ from rasa_sdk.types import DomainDict
 from actions.common import FormValidation, record, verified_customer
 from bot.crm.card import load_identity_card
 from bot.crm.service import run, set_iban
-from bot.crm.validation import mask_iban, normalise_iban
+from bot.crm.validation import normalise_iban
+from bot.masks import mask_iban
 
 
 async def store_iban(dispatcher, tracker, iban: str) -> None:

@@ -23,13 +23,19 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import (SkillAction, channel_of, language_of, record, skill_action,
-                            start_verification, verified_customer)
+from actions.common import (
+    SkillAction,
+    channel_of,
+    language_of,
+    record,
+    skill_action,
+    start_verification,
+    verified_customer,
+)
 from actions.interruptions import DIGRESSION_CONFIDENCE
 from bot.crm.card import IdentityCard, load_identity_card
 from bot.crm.service import open_ticket, run
-from bot.handover import hours, pack
-from bot.handover import service as queue
+from bot.handover import hours, pack, service as queue
 from bot.safety import smells_of_gas
 from bot.settings import get_settings
 
@@ -149,7 +155,8 @@ class ActionHandoverTicket(Action):
                            callback_phone=card.phone if card else None, eta_days=1,
                            skill=queue.skill_for(pack.intents_of(tracker.events)),
                            conversation_id=tracker.sender_id)
-        dispatcher.utter_message(response="utter_handover_ticket_opened", ticket_id=ticket.ticket_id)
+        dispatcher.utter_message(response="utter_handover_ticket_opened",
+                                 ticket_id=ticket.ticket_id)
         if card is not None:
             await record(tracker, card, "request_human", "handover", "written request opened")
         return events
@@ -197,7 +204,8 @@ class ActionHandoverCancelled(_DeskAction):
 
 
 class ActionHandoverTimeout(_DeskAction):
-    response, then, offer = "utter_handover_timeout", "utter_handover_alternatives", "handover_ticket"
+    response = "utter_handover_timeout"
+    then, offer = "utter_handover_alternatives", "handover_ticket"
 
     def name(self) -> Text:
         return "action_handover_timeout"

@@ -10,14 +10,23 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import (LOCKED, SKILL_ACTIONS, FormValidation, channel_of, language_of,
-                            linkable, prepare_verification, send_code)
+from actions.common import (
+    LOCKED,
+    SKILL_ACTIONS,
+    FormValidation,
+    channel_of,
+    language_of,
+    linkable,
+    prepare_verification,
+    send_code,
+)
 from actions.interruptions import Interruption
 from bot import i18n
+from bot.crm import validation
 from bot.crm.card import load_identity_card
 from bot.crm.service import check_otp, link_identity, run
 
-CODE = re.compile(r"\bC\d{7}\b", re.IGNORECASE)
+CODE = re.compile(rf"\b{validation.CUSTOMER_CODE}\b", re.IGNORECASE)
 OTP = re.compile(r"\b\d{4,8}\b")
 
 

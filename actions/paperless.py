@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from actions.common import SkillAction, record
 from bot.crm.service import run, set_paperless
-from bot.crm.validation import mask_email
+from bot.masks import mask_email
 
 
 class ActionActivateEbill(SkillAction):

@@ -15,11 +15,11 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import (DomainSkillAction, language_of, latest_entity, record,
-                            verified_customer)
+from actions.common import DomainSkillAction, language_of, latest_entity, record, verified_customer
 from bot import i18n
 from bot.crm.card import IdentityCard, TicketView
 from bot.crm.service import RecentTicket, recent_open_ticket, run
+from bot.settings import local_zone
 
 KIND_ENTITY = "ticket_kind"
 # The kinds of ticket a customer can name (values of the ticket_kind entity): the response that
@@ -197,7 +197,7 @@ class ActionAskSimilarTicketChoice(Action):
             return []
         lang = language_of(tracker)
         dispatcher.utter_message(response=SIMILAR_QUESTIONS[kind], ticket_id=ticket.ticket_id,
-                                 date=i18n.day(ticket.opened_at.astimezone(i18n.ROME).date(),
+                                 date=i18n.day(ticket.opened_at.astimezone(local_zone()).date(),
                                                lang))
         return []
 

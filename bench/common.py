@@ -91,7 +91,7 @@ def bench_env(var_dir: Path, ports: Ports, **overrides: str) -> dict[str, str]:
 @contextmanager
 def settings_of(env: dict[str, str]) -> Iterator[None]:
     """This process's settings and database engines follow `env` until the block ends."""
-    from bot.crm import db
+    from bot.persistence import db
     from bot.settings import reset_settings
 
     saved = dict(os.environ)
@@ -120,7 +120,7 @@ def stack(env: dict[str, str], ports: Ports, which: Iterable[str], logs: Path,
 
 
 def create_pg_databases(n: int, prefix: str = "sportello_bench") -> list[str]:
-    from bot.crm.db import ensure_pg_database
+    from bot.persistence.db import ensure_pg_database
 
     names = [f"{prefix}_{uuid.uuid4().hex[:10]}" for _ in range(n)]
     for name in names:

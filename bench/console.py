@@ -1,7 +1,7 @@
 """Review console benchmark: the console's queries on a large conversation log.
 
 `python -m bench.console [--conversations 100000] [--runs 15] [--backends sqlite,postgresql]`
-generates N synthetic conversations (`bot.analytics.synthetic`, deterministic) into a fresh,
+generates N synthetic conversations (`bench.synthetic`, deterministic) into a fresh,
 migrated database on each backend, then times, in this process, what the console runs:
 `bot.analytics.queries.list_conversations` (first page unfiltered, filter combinations, sorts,
 a deep page, full-text searches) and `bot.analytics.kpis.compute` / `compare` (the dashboard),
@@ -93,9 +93,10 @@ def _backend(name: str, conversations: int, runs: int, work: Path) -> dict:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from bot.analytics import queries, synthetic
+    from bench import synthetic
+    from bot.analytics import queries
     from bot.analytics.models import Conversation
-    from bot.crm import db as crm_db
+    from bot.persistence import db as crm_db
     from bot.settings import reset_settings
 
     pg_name = None
@@ -199,7 +200,7 @@ def section(raw: dict) -> list[str]:
     backends = [b for b in ("sqlite", "postgresql") if b in r["backends"]]
     lines = [f"{TITLE} (run {r['date']})", "",
              f"Machine: {r['machine']}. {r['conversations']:,} synthetic conversations "
-             "(`bot.analytics.synthetic`, seed fixed: 90 days, Italian and English, every "
+             "(`bench.synthetic`, seed fixed: 90 days, Italian and English, every "
              "channel, persona and self-care intent, 4-12 transcript lines each) generated into "
              "a fresh migrated database per backend; PostgreSQL 127.0.0.1 on the same machine. "
              "Each query run once to warm up, then "

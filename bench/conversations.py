@@ -59,10 +59,15 @@ def run_suite(rasa_url: str, token_secret: str, only: str = "") -> list:
     a fresh sender id; the database is the one the environment points at."""
     import httpx
 
-    from bot.crm.db import session_scope
+    from bot.persistence.db import session_scope
     from bot.tokens import make_customer_token
-    from tests.conversations.runner import (Responses, assign_customers, load_all,
-                                            load_domain, run_conversation)
+    from tests.conversations.runner import (
+        Responses,
+        assign_customers,
+        load_all,
+        load_domain,
+        run_conversation,
+    )
 
     conversations = load_all()
     with session_scope() as session:

@@ -4,7 +4,8 @@ The real stack (action server, Rasa server, desk, log worker) on each profile: e
 and production (PostgreSQL tracker store, event stream and log in fresh databases; Redis lock
 store); N customers talk over REST at the same time, and each message is timed from the moment
 its REST reply arrives to the moment the log (built by the log worker from Rasa's event stream)
-holds it. Run with `python -m bench.log_latency [--profiles embedded,production] [--customers 1,10]`; results
+holds it. Run with
+`python -m bench.log_latency [--profiles embedded,production] [--customers 1,10]`; results
 in bench/results.json (key "log") and their own section of bench/RESULTS.md.
 """
 
@@ -47,7 +48,7 @@ def _turns_in_log(sender: str) -> int:
     from sqlalchemy import select
 
     from bot.analytics.models import Conversation
-    from bot.crm.db import session_scope
+    from bot.persistence.db import session_scope
 
     with session_scope() as db:
         return db.execute(select(Conversation.turns).where(Conversation.sender_id == sender)
@@ -93,8 +94,8 @@ def run(customers: tuple[int, ...], profile: str = "embedded") -> dict:
     try:
         with settings_of(env):
             if profile == "production":  # the demo customers as ordinary data (no demo seed)
-                from bot.crm.db import migrate
                 from bot.crm.seed import seed_demo
+                from bot.persistence.db import migrate
 
                 migrate()
                 seed_demo(mark=False)

@@ -41,9 +41,9 @@ from bench.common import (
     train_model,
     write_section,
 )
+from bot.language import LANGUAGES
 
 DATA = ROOT / "bench" / "data"
-LANGUAGES = ("it", "en")
 WILD = {lang: DATA / f"wild_{lang}.yml" for lang in LANGUAGES}
 OOS = {lang: DATA / f"oos_{lang}.yml" for lang in LANGUAGES}
 TITLE = "## NLU on wild and out-of-scope messages"

@@ -137,7 +137,8 @@ def bench_train() -> dict:
     seconds = time.perf_counter() - t0
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": round(seconds), "peak_rss_mib": round(int(peak.group(1)) / 1024) if peak else None,
+    return {"seconds": round(seconds),
+            "peak_rss_mib": round(int(peak.group(1)) / 1024) if peak else None,
             "ok": proc.returncode == 0}
 
 
@@ -194,8 +195,11 @@ def write_results(raw: dict) -> None:
              "was measured.", ""]
     if "nlu" in raw:
         n = raw["nlu"]
-        lines += [f"## NLU{_when(raw, 'nlu')}", "", "| language | held-out examples | accuracy | macro-F1 | accuracy, fallback = error | fallbacks | entities found |"
-                  " 5-fold CV accuracy | 5-fold CV macro-F1 |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"## NLU{_when(raw, 'nlu')}", "",
+                  "| language | held-out examples | accuracy | macro-F1 |"
+                  " accuracy, fallback = error | fallbacks | entities found |"
+                  " 5-fold CV accuracy | 5-fold CV macro-F1 |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for lang in ("it", "en"):
             h, c = n["held_out"][lang], n.get("cross_validation_5_fold", {}).get(lang, {})
             lines.append(f"| {lang} | {h['examples']} | {h['accuracy']} | {h['macro_f1']} | "
@@ -215,7 +219,8 @@ def write_results(raw: dict) -> None:
                   "runs actions that read the customer history). Baseline: the `rasa init` "
                   f"starter assistant, turns {BASELINE_TURNS}. {CONVERSATIONS_PER_CUSTOMER} "
                   "conversations per simulated customer.", "",
-                  "| customers | Sportello p50 / p95 / p99 ms | Sportello turns/s | baseline p50 / p95 / p99 ms | baseline turns/s | p50 ratio | turns/s ratio |",
+                  "| customers | Sportello p50 / p95 / p99 ms | Sportello turns/s |"
+                  " baseline p50 / p95 / p99 ms | baseline turns/s | p50 ratio | turns/s ratio |",
                   "|---|---|---|---|---|---|---|"]
         for a, b in zip(s["sportello"], s["baseline"]):
             lines.append(
@@ -229,7 +234,8 @@ def write_results(raw: dict) -> None:
                   f"{s['baseline_memory_mib']['rasa_server']} MiB.", ""]
     if "train" in raw:
         t = raw["train"]
-        lines += [f"## Training{_when(raw, 'train')}", "", f"Full training from scratch (`rasa train --force`): "
+        lines += [f"## Training{_when(raw, 'train')}", "",
+                  "Full training from scratch (`rasa train --force`): "
                   f"{t['seconds']} s, peak memory {t['peak_rss_mib']} MiB.", ""]
     if "frustration" in raw:
         f = raw["frustration"]

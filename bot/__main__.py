@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def _cmd_migrate(args) -> int:
-    from bot.crm.db import migrate
+    from bot.persistence.db import migrate
 
     migrate()
     print("database migrated")
@@ -17,8 +17,8 @@ def _cmd_migrate(args) -> int:
 
 
 def _cmd_import(args) -> int:
-    from bot.crm.db import migrate
     from bot.crm.importer import ImportError_, import_file
+    from bot.persistence.db import migrate
 
     migrate()
     try:
@@ -36,8 +36,8 @@ def _cmd_import(args) -> int:
 
 
 def _cmd_seed(args) -> int:
-    from bot.crm.db import migrate
     from bot.crm.seed import DEMO, is_empty, seed_demo
+    from bot.persistence.db import migrate
 
     migrate()
     if args.if_empty and not is_empty():
@@ -52,7 +52,8 @@ def _cmd_seed(args) -> int:
     seed_desk_users()
     print("demo desk users (username / password / role / skills):")
     for username, password, role, _, skills, languages in DEMO_USERS:
-        print(f"  {username} / {password} / {role} / {','.join(skills) or '-'} ({','.join(languages)})")
+        print(f"  {username} / {password} / {role} / {','.join(skills) or '-'}"
+              f" ({','.join(languages)})")
     return 0
 
 
@@ -60,8 +61,8 @@ def _cmd_add_user(args) -> int:
     import getpass
     import os
 
-    from bot.crm.db import migrate
     from bot.desk.auth import UserError, add_user
+    from bot.persistence.db import migrate
 
     migrate()
     password = os.environ.get("DESK_NEW_PASSWORD")
@@ -75,7 +76,8 @@ def _cmd_add_user(args) -> int:
                 return 1
     try:
         add_user(args.username, password, args.role, args.name,
-                 [s for s in args.skills.split(",") if s], [x for x in args.languages.split(",") if x],
+                 [s for s in args.skills.split(",") if s],
+                 [x for x in args.languages.split(",") if x],
                  replace=args.replace)
     except UserError as exc:
         print(f"user not created: {exc}", file=sys.stderr)
@@ -147,12 +149,12 @@ def _cmd_outbox(args) -> int:
         return 2
     from sqlalchemy import select
 
-    from bot.crm import models as m
-    from bot.crm.db import migrate, session_scope
+    from bot.persistence import tables
+    from bot.persistence.db import migrate, session_scope
 
     migrate()
     with session_scope() as s:
-        rows = s.execute(select(m.OutboxMessage).order_by(m.OutboxMessage.id.desc())
+        rows = s.execute(select(tables.OutboxMessage).order_by(tables.OutboxMessage.id.desc())
                          .limit(args.last)).scalars().all()
     if not rows:
         print("outbox: nothing sent yet")
@@ -196,7 +198,7 @@ def _cmd_card(args) -> int:
 
 def _cmd_sync_log(args) -> int:
     from bot.analytics import ingest
-    from bot.crm.db import migrate
+    from bot.persistence.db import migrate
 
     migrate()
     events = ingest.sync_all()
@@ -206,7 +208,8 @@ def _cmd_sync_log(args) -> int:
 
 
 def _cmd_export_annotations(args) -> int:
-    from bot.analytics.annotations import LANGUAGES, export_files
+    from bot.analytics.annotations import export_files
+    from bot.language import LANGUAGES
 
     languages = [args.language] if args.language else list(LANGUAGES)
     for path, counts in export_files(Path(args.out), languages):
@@ -219,7 +222,7 @@ def _cmd_export_annotations(args) -> int:
 
 def _cmd_erase_customer(args) -> int:
     from bot.analytics.lifecycle import erase_customer
-    from bot.crm.db import migrate
+    from bot.persistence.db import migrate
 
     migrate()
     result = erase_customer(args.customer_code, reference=args.reference or "",
@@ -242,7 +245,7 @@ def _cmd_erase_customer(args) -> int:
 
 def _cmd_purge(args) -> int:
     from bot.analytics.lifecycle import purge
-    from bot.crm.db import migrate
+    from bot.persistence.db import migrate
     from bot.settings import get_settings
 
     days = args.days if args.days is not None else get_settings().retention_days

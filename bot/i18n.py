@@ -12,12 +12,12 @@ import re
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Dict, Mapping, Optional
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
 
-ROME = ZoneInfo("Europe/Rome")
+from bot.settings import local_zone
+
 LOCALES = {"it": "it_IT", "en": "en_GB"}
 
 # Every vocabulary entry: group -> keys. The single list the resolver accepts and the tests
@@ -119,18 +119,18 @@ def day(d: date, language: str | None) -> str:
 
 
 def moment(dt: datetime, language: str | None) -> str:
-    return format_datetime(dt.astimezone(ROME), format="d MMMM, HH:mm",
+    return format_datetime(dt.astimezone(local_zone()), format="d MMMM, HH:mm",
                            locale=LOCALES[_lang(language)])
 
 
 def today() -> date:
     """Today for the company (Italian time), the day due dates are counted from."""
-    return datetime.now(ROME).date()
+    return datetime.now(local_zone()).date()
 
 
 def relative_day(domain: Mapping[str, Any], dt: datetime, today: date,
                  language: str | None) -> str:
-    local = dt.astimezone(ROME).date()
+    local = dt.astimezone(local_zone()).date()
     if local == today:
         return word(domain, "day", "today", language)
     if (today - local).days == 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+LANGUAGES = ("it", "en")  # Italian first: the default where nothing says otherwise
 CONFIDENCE = 0.8  # lingua alone
 AGREEING_CONFIDENCE = 0.6  # lingua together with the function-word vote
 FUNCTION_WORDS = {

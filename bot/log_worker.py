@@ -46,8 +46,8 @@ def follow(stopping: threading.Event, sync: Callable[[], int] = ingest.sync,
 
 def serve() -> None:
     """The worker process: migrate, refuse a wrong production configuration, follow."""
-    from bot.crm.db import migrate
     from bot.logmask import install
+    from bot.persistence.db import migrate
     from bot.production import enforce
 
     # warnings and errors of every library; this worker's own start and stop too

@@ -42,15 +42,15 @@ def _demo_problems() -> list[str]:
     from argon2.exceptions import InvalidHashError, VerificationError
     from sqlalchemy import select
 
-    from bot.crm import models as m
-    from bot.crm.db import session_scope
     from bot.desk.demo import DEMO_USERS
     from bot.handover.models import DeskUser
+    from bot.persistence import tables
+    from bot.persistence.db import session_scope
 
     found = []
     hasher = PasswordHasher()
     with session_scope() as db:
-        if db.get(m.Counter, DEMO_MARKER) is not None:
+        if db.get(tables.Counter, DEMO_MARKER) is not None:
             found.append("the database holds the demo customers (loaded by the demo seed): "
                          "production needs a database with the company's own data "
                          "(`python -m bot import-data`)")

@@ -83,7 +83,7 @@ def ensure_events_database() -> None:
     """Production: Rasa's SQL event broker needs its database to exist."""
     s = get_settings()
     if s.events_database_url.startswith("postgresql"):
-        from bot.crm.db import ensure_pg_database
+        from bot.persistence.db import ensure_pg_database
 
         ensure_pg_database(s.events_database_url)
 
@@ -120,10 +120,10 @@ def banner() -> str:
 
 
 def run(with_shell: bool = False) -> int:
-    from bot.crm.db import migrate
     from bot.crm.seed import is_empty, seed_demo
     from bot.desk.demo import has_desk_users, seed_desk_users
     from bot.logmask import install
+    from bot.persistence.db import migrate
     from bot.production import enforce
 
     install()

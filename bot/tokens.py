@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import jwt
 
+from bot.crm import validation
 from bot.settings import get_settings
 
-CUSTOMER_CODE = re.compile(r"C\d{7}")
+CUSTOMER_CODE = re.compile(validation.CUSTOMER_CODE)
 
 
 def make_customer_token(customer_code: str, minutes: int = 60, secret: str | None = None) -> str:

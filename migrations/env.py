@@ -3,9 +3,11 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from bot.crm.models import Base
-import bot.handover.models  # noqa: F401  (desk and handover tables)
 import bot.analytics.models  # noqa: F401  (the conversation log)
+import bot.crm.models  # noqa: F401  (the customer history)
+import bot.handover.models  # noqa: F401  (desk and handover tables)
+import bot.persistence.tables  # noqa: F401  (counters, channel state, outbox)
+from bot.persistence.types import Base
 from bot.settings import get_settings
 
 config = context.config

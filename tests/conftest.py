@@ -17,7 +17,7 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.
 
 def use_database(monkeypatch, url: str, var_dir: Path) -> None:
     """Point Sportello's settings at `url` for this test."""
-    from bot.crm import db
+    from bot.persistence import db
     from bot.settings import reset_settings
 
     monkeypatch.setenv("DATABASE_URL", url)
@@ -58,8 +58,8 @@ def pg_url(name: str) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, monkeypatch, tmp_path):
     """A fresh, migrated customer-history database on each backend."""
-    from bot.crm import db
-    from bot.crm.db import migrate
+    from bot.persistence import db
+    from bot.persistence.db import migrate
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'crm.db'}"
@@ -82,7 +82,7 @@ def database(request, monkeypatch, tmp_path):
 
 @pytest.fixture
 def sqlite_db(monkeypatch, tmp_path):
-    from bot.crm.db import migrate
+    from bot.persistence.db import migrate
 
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     use_database(monkeypatch, url, tmp_path / "var")

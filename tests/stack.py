@@ -107,13 +107,13 @@ class Stack:
         if self.profile == "embedded":
             from sqlalchemy import select
 
-            from bot.crm import models as m
-            from bot.crm.db import session_scope
+            from bot.persistence import tables
+            from bot.persistence.db import session_scope
 
             with session_scope() as s:
-                return s.execute(select(m.OutboxMessage.body)
-                                 .where(m.OutboxMessage.destination == destination)
-                                 .order_by(m.OutboxMessage.id.desc())).scalars().first()
+                return s.execute(select(tables.OutboxMessage.body)
+                                 .where(tables.OutboxMessage.destination == destination)
+                                 .order_by(tables.OutboxMessage.id.desc())).scalars().first()
         if "@" in destination:
             return self.mailbox.last_to(destination)
         sms = self.platform.sent(lambda r: r.path.endswith("/Messages.json")
@@ -175,9 +175,9 @@ def mailbox():
 
 @pytest.fixture(scope="session", params=["embedded", "production"])
 def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
-    from bot.crm import db
-    from bot.crm.db import migrate
     from bot.crm.seed import seed_demo
+    from bot.persistence import db
+    from bot.persistence.db import migrate
     from bot.settings import reset_settings
 
     profile = request.param

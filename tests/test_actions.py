@@ -10,8 +10,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-from bot.crm import models as m
-from bot.crm.db import session_scope
+from bot.persistence import tables
+from bot.persistence.db import session_scope
 
 
 def tracker(slots=None, text="", intent="inform", channel="rest", sender="conv-1",
@@ -110,7 +110,8 @@ def test_verification_on_a_messaging_channel_links_the_identity(seeded):
     result = asyncio.run(form.validate_code_input("C1000001", d, t, {}))
     assert result["code_input"] == "C1000001" and "utter_otp_sent" in responses(d)
     with session_scope() as s:
-        body = s.execute(select(m.OutboxMessage.body).order_by(m.OutboxMessage.id.desc())).scalar()
+        body = s.execute(select(tables.OutboxMessage.body)
+                         .order_by(tables.OutboxMessage.id.desc())).scalar()
     code = re.search(r"\b\d{6}\b", body).group(0)
     t = tracker(text=code, channel="telegram", sender="481516999", slots={"code_input": "C1000001"})
     result = asyncio.run(form.validate_otp_input(code, d, t, {}))
@@ -126,7 +127,7 @@ def test_unknown_customer_code_gets_the_same_answer_and_no_message(seeded):
     result = asyncio.run(ValidateVerifyForm().validate_code_input("C9999999", d, tracker(), {}))
     assert responses(d) == ["utter_otp_sent"] and result["code_input"] == "C9999999"
     with session_scope() as s:
-        assert s.execute(select(m.OutboxMessage)).first() is None
+        assert s.execute(select(tables.OutboxMessage)).first() is None
 
 
 def test_meter_reading_form_explains_rejections(seeded):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from bot.analytics import ingest
 from bot.analytics.models import Conversation, ConversationMessage, StreamCursor
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 
 T0 = 1_780_000_000.0  # 2026-05-28, a fixed instant
 

@@ -11,7 +11,7 @@ from rasa.shared.nlu.training_data.loading import load_data
 from bot.analytics import annotations
 from bot.analytics.models import Conversation, ConversationMessage, MessageAnnotation
 from bot.analytics.redact import IBAN, LABELS, TAX_CODE
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 

@@ -44,8 +44,8 @@ def domain() -> Domain:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
     """The demo data, seeded once for this module (the answers only read it)."""
-    from bot.crm.db import get_engine, migrate
     from bot.crm.seed import seed_demo
+    from bot.persistence.db import get_engine, migrate
     from bot.settings import reset_settings
 
     tmp = tmp_path_factory.mktemp("bills")

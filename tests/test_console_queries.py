@@ -23,7 +23,7 @@ from bot.analytics.models import (
     MessageAnnotation,
     RevealAudit,
 )
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 
 T0 = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC = 22:26:40 in Rome (CEST)
 DAY = 86400.0
@@ -693,7 +693,7 @@ def _bulk(database_url):
         if postgresql:
             db.execute(select(func.setval("conversations_id_seq", N)))
     if postgresql:
-        from bot.crm.db import get_engine
+        from bot.persistence.db import get_engine
 
         with get_engine(database_url).connect().execution_options(
                 isolation_level="AUTOCOMMIT") as conn:

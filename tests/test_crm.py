@@ -16,8 +16,9 @@ from stdnum import iban as stdnum_iban
 from stdnum.it import codicefiscale
 
 from bot.crm import models as m
-from bot.crm.db import session_scope
 from bot.crm.importer import ImportError_, import_file, validate
+from bot.persistence import tables
+from bot.persistence.db import session_scope
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "data" / "example.json"
@@ -234,7 +235,7 @@ def test_one_time_codes_and_lock(database, monkeypatch):
     assert sent.sent and sent.masked_destination == "m***@example.it"
     assert not service.issue_otp("C9999999", "conv-1").sent
     with session_scope() as s:
-        outbox = s.execute(select(m.OutboxMessage).order_by(m.OutboxMessage.id.desc())
+        outbox = s.execute(select(tables.OutboxMessage).order_by(tables.OutboxMessage.id.desc())
                            ).scalars().first()
         code = outbox.body.split("è ")[1][:6]
     assert outbox.destination == "maria.rossi@example.it"

@@ -224,12 +224,12 @@ def last_code_sent() -> str:
 
     from sqlalchemy import select
 
-    from bot.crm import models as m
-    from bot.crm.db import session_scope
+    from bot.persistence import tables
+    from bot.persistence.db import session_scope
 
     with session_scope() as s:
-        body = s.execute(select(m.OutboxMessage.body)
-                         .order_by(m.OutboxMessage.id.desc())).scalars().first()
+        body = s.execute(select(tables.OutboxMessage.body)
+                         .order_by(tables.OutboxMessage.id.desc())).scalars().first()
     return re.search(r"\b(\d{6})\b", body).group(1)
 
 

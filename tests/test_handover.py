@@ -144,9 +144,9 @@ def test_queue_priority_position_and_routing(desk_db):
 
 
 def test_expected_wait_comes_from_recent_handling_times(desk_db):
-    from bot.crm.db import session_scope
     from bot.handover import service
     from bot.handover.models import Handover
+    from bot.persistence.db import session_scope
 
     assert service.recent_handling_seconds() == 300  # nothing handled yet: the setting
     for i, seconds in enumerate([120, 240]):
@@ -191,9 +191,9 @@ def test_state_transitions_are_all_recorded(desk_db):
 
 
 def test_timeouts_find_late_conversations(desk_db):
-    from bot.crm.db import session_scope
     from bot.handover import service
     from bot.handover.models import Handover
+    from bot.persistence.db import session_scope
 
     waiting = _enqueue("waiting")
     claimed = _enqueue("claimed")
@@ -246,10 +246,10 @@ def test_context_pack_is_frozen_and_masks_contacts(seeded_history):
     import json
 
     from bot.crm.card import read_identity_card
-    from bot.crm.db import session_scope
     from bot.crm.service import set_email
     from bot.handover import pack, service
     from bot.handover.models import Handover
+    from bot.persistence.db import session_scope
 
     card = read_identity_card("C1000001")
     events = [
@@ -308,7 +308,7 @@ def test_handover_ends_up_in_the_history_database_schema(database):
     """The migration creates the desk and handover tables on both backends."""
     from sqlalchemy import inspect
 
-    from bot.crm.db import get_engine
+    from bot.persistence.db import get_engine
 
     names = set(inspect(get_engine(database)).get_table_names())
     assert {"desk_users", "desk_sessions", "handovers", "handover_transitions"} <= names

@@ -96,8 +96,8 @@ def test_context_pack_does_not_change_with_the_customer_data(history):
 def _agent_id(username: str) -> int:
     from sqlalchemy import select
 
-    from bot.crm.db import session_scope
     from bot.handover.models import DeskUser
+    from bot.persistence.db import session_scope
 
     with session_scope() as db:
         return db.execute(select(DeskUser.id).where(DeskUser.username == username)).scalar()

@@ -26,12 +26,7 @@ PACKAGES = ("bot", "actions", "connectors")
 KNOWN_CYCLE_IMPORTS: set[tuple[str, str]] = set()
 
 # Imports that close a cycle between packages of bot/, known and to be removed.
-KNOWN_PACKAGE_CYCLE_IMPORTS = {
-    # bot/crm/service.py sends the one-time codes through bot.notify, whose outbox and masks
-    # are crm's (crm.models, crm.db, crm.validation): untangled with the shared persistence
-    # module that takes the tables and the session out of crm (another change)
-    ("bot.crm.service", "bot.notify"),
-}
+KNOWN_PACKAGE_CYCLE_IMPORTS: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -45,7 +45,7 @@ import pytest
 
 from bot.analytics import kpis
 from bot.analytics.models import Conversation, ConversationIntent, stage_of
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 
 CURRENT = (date(2026, 3, 23), date(2026, 3, 29))
 PREVIOUS = (date(2026, 3, 16), date(2026, 3, 22))

@@ -31,10 +31,11 @@ from bot.analytics.models import (
     MessageAnnotation,
 )
 from bot.crm import models as m
-from bot.crm.db import session_scope
 from bot.crm.service import verification_keys
 from bot.handover import service as handovers
 from bot.handover.models import Handover, HandoverTransition
+from bot.persistence import tables
+from bot.persistence.db import session_scope
 from bot.settings import get_settings, reset_settings
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
@@ -241,8 +242,8 @@ def _footprint(codes=("C1000001", "C1000002"), senders=A_SENDERS + OTHER_SENDERS
                 "verification_counters": db.scalar(
                     select(func.count()).select_from(m.VerificationCounter)
                     .where(m.VerificationCounter.key.in_(verification_keys(code, contacts)))),
-                "outbox": db.scalar(select(func.count()).select_from(m.OutboxMessage)
-                                    .where(m.OutboxMessage.destination.in_(contacts))),
+                "outbox": db.scalar(select(func.count()).select_from(tables.OutboxMessage)
+                                    .where(tables.OutboxMessage.destination.in_(contacts))),
                 "handovers": db.scalar(select(func.count()).select_from(Handover)
                                        .where(Handover.customer_code == code)),
                 "conversations": db.scalar(select(func.count()).select_from(Conversation)
@@ -259,8 +260,8 @@ def _footprint(codes=("C1000001", "C1000002"), senders=A_SENDERS + OTHER_SENDERS
                                   .where(ConversationTag.conversation_id.in_(convs))),
                 "notes": db.scalar(select(func.count()).select_from(ConversationNote)
                                    .where(ConversationNote.conversation_id.in_(convs))),
-                "channel_options": db.scalar(select(func.count()).select_from(m.ChannelOptions)
-                                             .where(m.ChannelOptions.recipient == sender)),
+                "channel_options": db.scalar(select(func.count()).select_from(tables.ChannelOptions)
+                                             .where(tables.ChannelOptions.recipient == sender)),
                 "handovers": db.scalar(select(func.count()).select_from(Handover)
                                        .where(Handover.conversation_id == sender)),
                 "tracker_events": _events(s.tracker_database_url, sender),
@@ -395,7 +396,7 @@ def test_erase_removes_what_was_sent_to_every_contact_they_ever_had(database, ra
     hers = (first, second, third, A["phone"], new_phone)
     with session_scope() as db:
         cid = db.scalar(select(m.Customer.id).where(m.Customer.customer_code == "C1000001"))
-        assert db.execute(select(m.OutboxMessage.destination).order_by(m.OutboxMessage.id)
+        assert db.execute(select(tables.OutboxMessage.destination).order_by(tables.OutboxMessage.id)
                           ).scalars().all() == [first, second, third, B["email"]]
         history = db.execute(select(m.ContactHistory.kind, m.ContactHistory.value,
                                     m.ContactHistory.valid_from, m.ContactHistory.valid_until)
@@ -411,7 +412,7 @@ def test_erase_removes_what_was_sent_to_every_contact_they_ever_had(database, ra
     assert result.found
     assert result.history["outbox"] == 3 and result.history["contact_history"] == 5
     with session_scope() as db:
-        assert db.execute(select(m.OutboxMessage.destination)).scalars().all() == [B["email"]]
+        assert db.execute(select(tables.OutboxMessage.destination)).scalars().all() == [B["email"]]
         assert db.scalar(select(func.count()).select_from(m.ContactHistory)
                          .where(m.ContactHistory.customer_id == cid)) == 0
         assert sorted(db.execute(select(m.ContactHistory.value)).scalars().all()) == sorted(
@@ -427,8 +428,8 @@ def test_contact_history_migration_records_the_current_contacts(database):
     current e-mail and phone are recorded, in force since the customer was created."""
     from alembic import command
 
-    from bot.crm import db as crm_db
-    from bot.crm.db import alembic_config
+    from bot.persistence import db as crm_db
+    from bot.persistence.db import alembic_config
 
     command.downgrade(alembic_config(database), "0004")
     crm_db.get_engine(database).dispose()
@@ -564,15 +565,15 @@ def test_purge_cutoff_is_exact(database, rasa_stores):
                                           "AND timestamp >= :b", b=spans[1][0])}
     new_events = _events(s.tracker_database_url, "new")
     with session_scope() as db:  # other things past their time, and not yet
-        db.add(m.ChannelMessage(channel="whatsapp", message_id="wamid.old",
+        db.add(tables.ChannelMessage(channel="whatsapp", message_id="wamid.old",
                                 received_at=datetime.now(timezone.utc) - timedelta(days=8)))
-        db.add(m.ChannelMessage(channel="whatsapp", message_id="wamid.new",
+        db.add(tables.ChannelMessage(channel="whatsapp", message_id="wamid.new",
                                 received_at=datetime.now(timezone.utc) - timedelta(days=1)))
-        db.add(m.OutboxMessage(medium="email", destination="x@example.it", subject="s",
+        db.add(tables.OutboxMessage(medium="email", destination="x@example.it", subject="s",
                                body="b", created_at=cutoff - timedelta(seconds=1)))
-        db.add(m.ChannelOptions(channel="web", recipient="old", options="[]",
+        db.add(tables.ChannelOptions(channel="web", recipient="old", options="[]",
                                 sent_at=cutoff - timedelta(seconds=1)))
-        db.add(m.ChannelOptions(channel="web", recipient="new", options="[]",
+        db.add(tables.ChannelOptions(channel="web", recipient="new", options="[]",
                                 sent_at=cutoff + timedelta(seconds=1)))
         for sender, at, state in (("old", cutoff - timedelta(seconds=1), "closed"),
                                   ("span", cutoff + timedelta(seconds=1), "closed")):
@@ -597,12 +598,12 @@ def test_purge_cutoff_is_exact(database, rasa_stores):
         left = db.execute(select(Conversation.sender_id).order_by(Conversation.sender_id)
                           ).scalars().all()
         assert left == ["new", "span"]  # the old session of "span" went, its newer one stayed
-        assert db.execute(select(m.ChannelMessage.message_id)).scalars().all() == ["wamid.new"]
-        assert db.execute(select(m.ChannelOptions.recipient)).scalars().all() == ["new"]
+        assert db.execute(select(tables.ChannelMessage.message_id)).scalars().all() == ["wamid.new"]
+        assert db.execute(select(tables.ChannelOptions.recipient)).scalars().all() == ["new"]
         assert db.execute(select(Handover.conversation_id)).scalars().all() == ["span"]
         assert db.scalar(select(func.count()).select_from(HandoverTransition)) == 1
         assert db.scalar(select(func.count()).select_from(m.OneTimeCode)) == 1
-        assert db.scalar(select(func.count()).select_from(m.OutboxMessage)) == 1  # the OTP's
+        assert db.scalar(select(func.count()).select_from(tables.OutboxMessage)) == 1  # the OTP's
         record = db.execute(select(ErasureRecord)).scalar_one()
         assert (record.kind, record.requested_by) == ("retention", "cron")
         assert record.conversations == result.conversations == 2

@@ -26,7 +26,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import func, select
 
 from bot.crm import models as m
-from bot.crm.db import session_scope
+from bot.persistence import tables
+from bot.persistence.db import session_scope
 
 SMTP_FROM = "Luce Nord Energia <no-reply@lucenordenergia.example>"
 SUBJECT = "Codice di verifica / Verification code"
@@ -105,7 +106,8 @@ def code_in(text: str) -> str:
 
 def outbox_bodies() -> list[str]:
     with session_scope() as s:
-        return s.execute(select(m.OutboxMessage.body).order_by(m.OutboxMessage.id)).scalars().all()
+        return s.execute(select(tables.OutboxMessage.body)
+                         .order_by(tables.OutboxMessage.id)).scalars().all()
 
 
 def assert_nowhere_in_var_dir(code: str) -> None:
@@ -466,7 +468,7 @@ def test_production_keeps_no_code_in_the_outbox_table(database, smtp, monkeypatc
                      .get_body().get_content()) for env in smtp.envelopes]
     assert len(codes) == 2
     with session_scope() as s:
-        rows = s.execute(select(m.OutboxMessage)).scalars().all()
+        rows = s.execute(select(tables.OutboxMessage)).scalars().all()
     assert len(rows) == 2
     for row in rows:
         assert row.destination == "maria.rossi@example.it" and row.subject == SUBJECT
@@ -565,5 +567,5 @@ def test_outbox_rows_count_is_unchanged_by_failed_sends(sqlite_db, monkeypatch):
     with pytest.raises(DeliveryError, match="ConnectionRefusedError"):
         issue_otp("C1000001", "conv-z")
     with session_scope() as s:
-        assert s.execute(select(func.count()).select_from(m.OutboxMessage)).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(tables.OutboxMessage)).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(m.OneTimeCode)).scalar_one() == 0

@@ -23,8 +23,8 @@ DAYS = [date(2026, 11, 23), date(2026, 12, 2), date(2027, 1, 1), date(2027, 3, 3
 @pytest.fixture(scope="module")
 def seeded_days(tmp_path_factory):
     """One database per day, seeded as the demo does (`seed_demo(url, today)`)."""
-    from bot.crm.db import get_engine, migrate, session_scope
     from bot.crm.seed import seed_demo
+    from bot.persistence.db import get_engine, migrate, session_scope
 
     out = {}
     for today in DAYS:

@@ -26,7 +26,7 @@ from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 from sqlalchemy import select
 
 from bot.crm import models as m
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 from tests import test_actions
 from tests.test_actions import tracker
 

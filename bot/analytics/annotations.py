@@ -28,8 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.analytics.models import ConversationMessage, MessageAnnotation
-
-LANGUAGES = ("it", "en")
+from bot.language import LANGUAGES
 
 
 def _iban(country: str, bban: str) -> str:
@@ -84,7 +83,7 @@ def training_text(masked: str) -> str:
 def collect(language: str, db: Session | None = None) -> dict[str, list[str]]:
     """{intent: sorted unique examples} of the customer messages annotated in `language`."""
     if db is None:
-        from bot.crm.db import session_scope
+        from bot.persistence.db import session_scope
 
         with session_scope() as session:
             return collect(language, session)

@@ -33,7 +33,9 @@ from bot.analytics.models import (
     stage_of,
 )
 from bot.analytics.redact import Known, redact, redact_value
-from bot.crm.db import session_scope
+from bot.channels import logged_channel
+from bot.language import LANGUAGES
+from bot.persistence.db import session_scope
 from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,6 @@ NO_AGENT_RESPONSES = {"utter_handover_no_agent", "utter_handover_closed"}
 REASON_OF_ACTION = {"action_request_human": "request_human",
                     "action_nlu_fallback": "misunderstanding", "action_out_of_scope": "vip",
                     "action_move_home": "move_home", "action_complaint_submit": "complaint"}
-INPUT_CHANNELS = {"rest": "web", "socketio": "web", "facebook": "messenger",
-                  "twilio": "whatsapp", "cmdline": "shell"}
 
 
 def _when(ts: Any) -> datetime:
@@ -168,7 +168,7 @@ class LogBuilder:
         confidence = (parse.get("intent") or {}).get("confidence")
         channel = event.get("input_channel") or ""
         if channel:
-            conv.channel = INPUT_CHANNELS.get(channel, channel)
+            conv.channel = logged_channel(channel)
         entities = [{"entity": e.get("entity"), "value": redact_value(e.get("entity"),
                                                                       e.get("value"))}
                     for e in parse.get("entities") or [] if e.get("entity")]
@@ -216,7 +216,7 @@ class LogBuilder:
 
     def _on_slot(self, state: _Open, event: dict, when: datetime) -> None:
         conv, name, value = state.conv, event.get("name"), event.get("value")
-        if name == "language" and value in ("it", "en"):
+        if name == "language" and value in LANGUAGES:
             conv.language = value
         elif name == "persona":
             conv.persona = value or None

@@ -45,15 +45,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, null, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from bot.analytics.models import STAGE_LABELS, Conversation, ConversationIntent
-from bot.analytics.queries.filters import LANGUAGES, Filters  # noqa: F401 (the dashboard)
+from bot.analytics.queries.filters import Filters
+from bot.settings import local_zone
 
-TZ = ZoneInfo("Europe/Rome")
 BREAKDOWNS = ("channel", "language", "persona", "stage")
 MAX_DAYS = 366
 MIN_INTENT_CONVERSATIONS = 5
@@ -109,8 +108,8 @@ def check_by(by: str | None) -> str | None:
 
 def utc_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """[start 00:00, end+1 00:00) in Europe/Rome, as UTC instants."""
-    lo = datetime.combine(start, time(0), TZ).astimezone(timezone.utc)
-    hi = datetime.combine(end + timedelta(days=1), time(0), TZ).astimezone(timezone.utc)
+    lo = datetime.combine(start, time(0), local_zone()).astimezone(timezone.utc)
+    hi = datetime.combine(end + timedelta(days=1), time(0), local_zone()).astimezone(timezone.utc)
     return lo, hi
 
 
@@ -286,7 +285,7 @@ def _volume_by_day(db: Session, where: list, start: date, end: date) -> list[dic
     days = {start + timedelta(days=i): 0 for i in range((end - start).days + 1)}
     for hour, n in db.execute(select(bucket, func.count()).where(*where).group_by(bucket)):
         utc_hour = datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
-        local_day = utc_hour.astimezone(TZ).date()
+        local_day = utc_hour.astimezone(local_zone()).date()
         if local_day in days:
             days[local_day] += int(n)
     return [{"day": d.isoformat(), "conversations": n} for d, n in days.items()]

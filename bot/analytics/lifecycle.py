@@ -62,6 +62,7 @@ from sqlalchemy import create_engine, delete, func, inspect, or_, select, text, 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from bot.analytics.ingest import known_of
 from bot.analytics.models import (
     Conversation,
     ConversationIntent,
@@ -72,12 +73,12 @@ from bot.analytics.models import (
     MessageAnnotation,
     StreamCursor,
 )
-from bot.analytics.ingest import known_of
 from bot.analytics.redact import redact
 from bot.crm import models as m
-from bot.crm.db import get_sessionmaker
 from bot.crm.service import _key as _counter_key, verification_keys
 from bot.handover.models import OPEN_STATES, Handover, HandoverTransition
+from bot.persistence import tables
+from bot.persistence.db import get_sessionmaker
 from bot.settings import get_settings
 
 SOURCE = "rasa-events"  # the log's stream cursor (bot.analytics.ingest.SOURCE)
@@ -283,7 +284,7 @@ def _optimize_fts(db: Session) -> None:
 def _checkpoint(url: str) -> None:
     """SQLite in WAL mode: write the (zeroed) pages back into the file and empty the WAL."""
     if url.startswith("sqlite"):
-        from bot.crm.db import get_engine
+        from bot.persistence.db import get_engine
 
         with get_engine(url).connect() as c:
             c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -393,8 +394,8 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
                 ("one_time_codes", delete(m.OneTimeCode).where(m.OneTimeCode.customer_id == cid)),
                 ("verification_states", delete(m.VerificationState)
                  .where(m.VerificationState.customer_id == cid)),
-                ("outbox", delete(m.OutboxMessage)
-                 .where(_in(m.OutboxMessage.destination, contacts))),
+                ("outbox", delete(tables.OutboxMessage)
+                 .where(_in(tables.OutboxMessage.destination, contacts))),
                 ("contact_history", delete(m.ContactHistory)
                  .where(m.ContactHistory.customer_id == cid)),
             ]
@@ -413,7 +414,7 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
             execution_options={"synchronize_session": False}).rowcount
         recipients = sorted(senders | {external_id for _, external_id in channel_ids})
         h["channel_options"] = db.execute(
-            delete(m.ChannelOptions).where(_in(m.ChannelOptions.recipient, recipients)),
+            delete(tables.ChannelOptions).where(_in(tables.ChannelOptions.recipient, recipients)),
             execution_options={"synchronize_session": False}).rowcount
         handovers = select(Handover.id).where(or_(
             Handover.customer_code == code, _in(Handover.conversation_id, sender_list)))
@@ -543,10 +544,10 @@ def purge(days: int, requested_by: str = "", now: datetime | None = None) -> Pur
             delete(m.OneTimeCode).where(m.OneTimeCode.expires_at < now),
             execution_options={"synchronize_session": False}).rowcount
         h["outbox"] = db.execute(
-            delete(m.OutboxMessage).where(m.OutboxMessage.created_at < cutoff),
+            delete(tables.OutboxMessage).where(tables.OutboxMessage.created_at < cutoff),
             execution_options={"synchronize_session": False}).rowcount
         h["channel_options"] = db.execute(
-            delete(m.ChannelOptions).where(m.ChannelOptions.sent_at < cutoff),
+            delete(tables.ChannelOptions).where(tables.ChannelOptions.sent_at < cutoff),
             execution_options={"synchronize_session": False}).rowcount
         if result.conversations:
             _optimize_fts(db)

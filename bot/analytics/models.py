@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import relationship
 
-from bot.crm.models import Base, UTCDateTime, utcnow
+from bot.persistence.types import Base, UTCDateTime, utcnow
 
 OUTCOMES = ("contained", "handover", "abandoned")
 SENDERS = ("customer", "bot", "agent", "action", "event")

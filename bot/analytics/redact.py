@@ -41,6 +41,8 @@ import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum.it import codicefiscale
 
+from bot.crm import validation
+
 # From the start of a run of name characters only, so that a long word is not scanned again and
 # again.
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
@@ -63,7 +65,7 @@ _CF_SEPARATOR = r"[ \-]?"
 TAX_CODE = re.compile(
     rf"\b[A-Z]{{3}}{_CF_SEPARATOR}[A-Z]{{3}}{_CF_SEPARATOR}{_OMOCODIC_DIGIT}{{2}}[ABCDEHLMPRST]"
     rf"{_OMOCODIC_DIGIT}{{2}}{_CF_SEPARATOR}[A-Z]{_OMOCODIC_DIGIT}{{3}}[A-Z]\b", re.IGNORECASE)
-CUSTOMER_CODE = re.compile(r"\bC\d{7}\b", re.IGNORECASE)
+CUSTOMER_CODE = re.compile(rf"\b{validation.CUSTOMER_CODE}\b", re.IGNORECASE)
 # A candidate phone number: +39 / 0039 / (+39), an area code in brackets ((020)), then 6 to 17
 # digits with single separators (347 111 2233, 347.111.2233, +39/347/1112233, 333-123 4567).
 # Not inside a word or a number (B2026-0100001, T-2026-000123, IT001E12345678, 1.234.567,89);

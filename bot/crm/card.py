@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bot.crm import models as m
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 
 
 @dataclass(frozen=True)

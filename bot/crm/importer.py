@@ -17,7 +17,9 @@ from typing import Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.crm import models as m
+from bot import channels
+from bot.crm import models as m, validation
+from bot.language import LANGUAGES
 
 Check = Callable[[Any], str | None]
 
@@ -130,9 +132,8 @@ def _list_of_strings(pattern: str, what: str) -> Check:
     return check
 
 
-CUSTOMER_CODE = r"C\d{7}"
 POSTCODE = r"\d{5}"
-CHANNEL = _enum(m.CHANNELS)
+CHANNEL = _enum(channels.HISTORY)
 
 
 @dataclass
@@ -201,10 +202,11 @@ INTERACTION = Spec(
 )
 CUSTOMER = Spec(
     {
-        "customer_code": _string(CUSTOMER_CODE, "customer code (C followed by 7 digits)"),
+        "customer_code": _string(validation.CUSTOMER_CODE,
+                                 "customer code (C followed by 7 digits)"),
         "first_name": _string(),
         "last_name": _string(),
-        "language": _enum(m.LANGUAGES),
+        "language": _enum(LANGUAGES),
         "persona": _enum(m.PERSONAS),
         "vip": _bool,
         "email": _email,
@@ -536,7 +538,7 @@ def load_file(path: Path) -> tuple[Any, list[str]]:
 
 def import_file(path: Path, url: str | None = None) -> ImportReport:
     """Validate the whole file, then upsert it in one transaction; raise with every problem."""
-    from bot.crm.db import session_scope
+    from bot.persistence.db import session_scope
 
     data, problems = load_file(path)
     if not problems:

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from decimal import Decimal
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     ForeignKey,
+    Index,
     Integer,
-    Numeric,
     String,
     Text,
     UniqueConstraint,
-    Index,
     select,
 )
-from sqlalchemy.orm import declarative_base, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import relationship
 
-Base = declarative_base()
+from bot.persistence.types import Base, Money, UTCDateTime, utcnow
 
-LANGUAGES = ("it", "en")
 PERSONAS = ("family", "digital", "senior", "business")
-CHANNELS = ("web", "whatsapp", "telegram", "messenger", "phone", "email", "store")
 SUPPLY_TYPES = ("electricity", "gas")
 SUPPLY_STATUSES = ("active", "closed", "pending")
 READING_SOURCES = ("actual", "estimated", "self")
@@ -34,54 +28,6 @@ BILL_STATUSES = ("paid", "unpaid", "overdue")
 TICKET_KINDS = ("outage", "complaint", "request", "callback")
 TICKET_STATUSES = ("open", "in_progress", "resolved", "closed")
 OUTCOMES = ("resolved", "handover", "abandoned")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class UTCDateTime(TypeDecorator):
-    """Timezone-aware datetimes on every backend: stored as naive UTC, read back as UTC."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; times must be timezone-aware")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc)
-
-
-class Money(TypeDecorator):
-    """Exact decimals everywhere: NUMERIC on PostgreSQL, text on SQLite (which has no decimal)."""
-
-    impl = Numeric
-    cache_ok = True
-
-    def __init__(self, precision: int = 10, scale: int = 2):
-        super().__init__(precision, scale)
-        self.precision, self.scale = precision, scale
-
-    def load_dialect_impl(self, dialect):
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(40))
-        return dialect.type_descriptor(Numeric(self.precision, self.scale))
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        value = Decimal(value)
-        return str(value) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        return None if value is None else Decimal(value)
 
 
 class Customer(Base):
@@ -330,54 +276,6 @@ class VerificationState(Base):
     )
     failed_attempts = Column(Integer, nullable=False, default=0)
     locked_until = Column(UTCDateTime)
-
-
-class OutboxMessage(Base):
-    """Messages the product "sends" (e-mail, SMS); the embedded profile only records them."""
-
-    __tablename__ = "outbox"
-
-    id = Column(Integer, primary_key=True)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    medium = Column(String(16), nullable=False)
-    destination = Column(String(254), nullable=False)
-    subject = Column(String(200), nullable=False)
-    body = Column(Text, nullable=False)
-
-
-class Counter(Base):
-    """Named counters for human-readable ids (ticket numbers)."""
-
-    __tablename__ = "counters"
-
-    name = Column(String(32), primary_key=True)
-    value = Column(Integer, nullable=False, default=0)
-
-
-class ChannelMessage(Base):
-    """A message id a messaging platform delivered: a second delivery of it is ignored."""
-
-    __tablename__ = "channel_messages"
-    __table_args__ = (UniqueConstraint("channel", "message_id", name="uq_channel_message"),)
-
-    id = Column(Integer, primary_key=True)
-    channel = Column(String(16), nullable=False)
-    message_id = Column(String(255), nullable=False)
-    received_at = Column(UTCDateTime, nullable=False, default=utcnow)
-
-
-class ChannelOptions(Base):
-    """The options (buttons) last sent to a recipient on a channel, as JSON [{title, payload}]:
-    a reply "2" or an option's title selects one."""
-
-    __tablename__ = "channel_options"
-    __table_args__ = (UniqueConstraint("channel", "recipient", name="uq_channel_options"),)
-
-    id = Column(Integer, primary_key=True)
-    channel = Column(String(16), nullable=False)
-    recipient = Column(String(128), nullable=False)
-    options = Column(Text, nullable=False)
-    sent_at = Column(UTCDateTime, nullable=False, default=utcnow)
 
 
 class VerificationCounter(Base):

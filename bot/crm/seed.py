@@ -16,11 +16,11 @@ import re
 import unicodedata
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from faker import Faker
 
-ROME = ZoneInfo("Europe/Rome")
+from bot.settings import local_zone
+
 SEED = 20261123
 
 CITIES = [
@@ -95,7 +95,7 @@ class _Builder:
 
     def at(self, days_ago: int, hour: int = 10, minute: int = 0) -> datetime:
         day = self.today - timedelta(days=days_ago)
-        return datetime.combine(day, time(hour, minute), ROME)
+        return datetime.combine(day, time(hour, minute), local_zone())
 
     def phone(self) -> str:
         return "+39" + self.rng.choice(MOBILE_PREFIXES) + f"{self.rng.randrange(10**7):07d}"
@@ -207,7 +207,8 @@ class _Builder:
             "opened_at": _iso(opened_at),
             "updated_at": _iso(self.at(updated_days_ago, *updated))
             if updated_days_ago is not None else None,
-            "eta": (self.today + timedelta(days=eta_days)).isoformat() if eta_days is not None else None,
+            "eta": ((self.today + timedelta(days=eta_days)).isoformat()
+                    if eta_days is not None else None),
         }
 
     def customer(self, code: str, persona: str, *, first: str | None = None,
@@ -268,7 +269,8 @@ class _Builder:
             days = self.rng.randrange(8, 180)
             customer["interactions"].append({
                 "at": _iso(self.at(days, self.rng.randrange(8, 20), self.rng.randrange(60))),
-                "channel": self.rng.choice(["web", "whatsapp", "phone", "email", "store", "telegram"]),
+                "channel": self.rng.choice(
+                    ["web", "whatsapp", "phone", "email", "store", "telegram"]),
                 "topic": topic,
                 "outcome": self.rng.choice(["resolved", "resolved", "resolved", "handover"]),
                 "summary": TOPIC_SUMMARY[topic],
@@ -282,7 +284,7 @@ class _Builder:
 
 def build_document(today: date | None = None, seed: int = SEED, generated: int = 220) -> dict:
     """The demo data as an import document."""
-    today = today or datetime.now(ROME).date()
+    today = today or datetime.now(local_zone()).date()
     b = _Builder(today, seed)
     customers = []
 
@@ -336,7 +338,8 @@ def build_document(today: date | None = None, seed: int = SEED, generated: int =
         persona = b.rng.choice(personas)
         kinds = b.rng.choice([("electricity",), ("electricity",), ("gas",), ("electricity", "gas")])
         unpaid = b.rng.choice(["paid"] * 6 + ["unpaid", "overdue", "unpaid_high"])
-        c = b.customer(f"C{1000100 + i:07d}", persona, language="en" if b.rng.random() < 0.08 else "it",
+        c = b.customer(f"C{1000100 + i:07d}", persona,
+                       language="en" if b.rng.random() < 0.08 else "it",
                        vip=persona == "business" and b.rng.random() < 0.5, kinds=kinds,
                        unpaid_last=unpaid,
                        company=f"{b.fake.last_name()} {b.rng.choice(['Srl', 'Snc', 'Sas'])}"
@@ -352,7 +355,8 @@ def build_document(today: date | None = None, seed: int = SEED, generated: int =
 
     began = b.at(1, 22, 15)  # last night: in the past whatever the hour the demo starts
     outages = [
-        {"outage_id": f"O-{began.year}-0042", "type": "electricity", "postcodes": ["24121", "24122"],
+        {"outage_id": f"O-{began.year}-0042", "type": "electricity",
+         "postcodes": ["24121", "24122"],
          "started_at": _iso(began),
          "expected_end": _iso(b.at(-1, 13, 0)),
          "description": "Guasto alla cabina secondaria"},
@@ -370,9 +374,9 @@ def seed_demo(url: str | None = None, today: date | None = None, mark: bool = Tr
     The data is marked as the demo's (a `counters` row, `bot.production.DEMO_MARKER`), so that
     the production profile refuses to start on it. `mark=False` loads the same records as an
     ordinary import (the production-profile tests use them as the operator's own data)."""
-    from bot.crm.db import session_scope
     from bot.crm.importer import apply, validate
-    from bot.crm.models import Counter
+    from bot.persistence.db import session_scope
+    from bot.persistence.tables import Counter
 
     document = build_document(today)
     problems = validate(document)
@@ -388,8 +392,8 @@ def seed_demo(url: str | None = None, today: date | None = None, mark: bool = Tr
 def is_empty(url: str | None = None) -> bool:
     from sqlalchemy import func, select
 
-    from bot.crm.db import session_scope
     from bot.crm.models import Customer
+    from bot.persistence.db import session_scope
 
     with session_scope(url) as session:
         return session.execute(select(func.count(Customer.id))).scalar_one() == 0

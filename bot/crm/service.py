@@ -20,8 +20,9 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy import select, update
 
 from bot.crm import models as m
-from bot.crm.db import session_scope
-from bot.crm.validation import mask_email, mask_phone
+from bot.masks import mask_email, mask_phone
+from bot.persistence import tables
+from bot.persistence.db import session_scope
 from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,8 @@ def issue_otp(customer_code: str, conversation_id: str) -> OtpIssued:
 
     Every answer is the same whether the customer code exists or not: locks and send limits are
     counted on the code as typed. At most `SENDS_PER_CONVERSATION` codes per conversation and
-    `OTP_SENDS_PER_HOUR` per customer and per destination; a new code replaces only the previous code of the same conversation (another
-    sender cannot cancel the customer's code)."""
+    `OTP_SENDS_PER_HOUR` per customer and per destination; a new code replaces only the previous
+    code of the same conversation (another sender cannot cancel the customer's code)."""
     settings = get_settings()
     now = _now()
     code_typed = (customer_code or "").upper()
@@ -182,7 +183,8 @@ def issue_otp(customer_code: str, conversation_id: str) -> OtpIssued:
         ))
         body = (f"Luce Nord Energia: il tuo codice di verifica è {code}. "
                 f"Your verification code is {code}. "
-                f"Valido {settings.otp_ttl_minutes} minuti / valid {settings.otp_ttl_minutes} minutes.")
+                f"Valido {settings.otp_ttl_minutes} minuti / "
+                f"valid {settings.otp_ttl_minutes} minutes.")
         _send(s, medium, destination, "Codice di verifica / Verification code", body)
         masked = mask_email(destination) if medium == "email" else mask_phone(destination)
         return OtpIssued(True, masked)
@@ -320,13 +322,13 @@ def store_reading(customer_code: str, supply_id: str, value: Decimal, channel: s
 
 def _next_ticket_id(s, year: int) -> str:
     name = f"ticket-{year}"
-    counter = s.get(m.Counter, name, with_for_update=True)
+    counter = s.get(tables.Counter, name, with_for_update=True)
     if counter is None:
         highest = 0
         for (tid,) in s.execute(select(m.Ticket.ticket_id).where(
                 m.Ticket.ticket_id.like(f"T-{year}-%"))):
             highest = max(highest, int(tid.rsplit("-", 1)[1]))
-        counter = m.Counter(name=name, value=max(highest, 500000))
+        counter = tables.Counter(name=name, value=max(highest, 500000))
         s.add(counter)
         s.flush()
     counter.value += 1

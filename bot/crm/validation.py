@@ -8,6 +8,9 @@ from decimal import Decimal, InvalidOperation
 import phonenumbers
 from stdnum import iban as stdnum_iban
 
+# A customer code: "C" and 7 digits (the same everywhere: what customers type, the import files,
+# the tokens, the log's redaction and search).
+CUSTOMER_CODE = r"C\d{7}"
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 
@@ -46,22 +49,3 @@ def parse_reading(value: str) -> Decimal | None:
     except InvalidOperation:
         return None
     return number if number >= 0 else None
-
-
-def mask_email(value: str | None) -> str:
-    if not value or "@" not in value:
-        return ""
-    local, domain = value.split("@", 1)
-    return f"{local[0]}***@{domain}"
-
-
-def mask_phone(value: str | None) -> str:
-    if not value:
-        return ""
-    return f"{value[:3]}******{value[-3:]}" if len(value) > 6 else "***"
-
-
-def mask_iban(value: str | None) -> str:
-    if not value:
-        return ""
-    return f"{value[:4]} **** **** {value[-4:]}"

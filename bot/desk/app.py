@@ -31,7 +31,6 @@ from sanic import Sanic, response
 from sanic.exceptions import NotFound
 
 from bot import event_stream
-from bot.crm.db import session_scope
 from bot.crm.service import run
 from bot.desk import auth, lockout
 from bot.desk.console import console
@@ -51,6 +50,7 @@ from bot.desk.rasa_api import RasaAPI, RasaError
 from bot.handover import service as queue
 from bot.handover.models import OPEN_STATES, DeskUser, Handover
 from bot.handover.pack import transcript
+from bot.persistence.db import session_scope
 from bot.ratelimit import allowed
 from bot.settings import get_settings
 
@@ -340,8 +340,8 @@ async def _live_lines(app: Sanic, h: Handover) -> list[dict]:
 def serve(host: str = "127.0.0.1", port: int | None = None) -> None:
     from urllib.parse import urlparse
 
-    from bot.crm.db import migrate
     from bot.logmask import install
+    from bot.persistence.db import migrate
     from bot.production import enforce
 
     install()

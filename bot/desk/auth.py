@@ -11,9 +11,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 
-from bot.crm.db import session_scope
-from bot.handover.models import LANGUAGES_OK, ROLES, SKILLS, DeskSession, DeskUser
+from bot.handover.models import ROLES, SKILLS, DeskSession, DeskUser
 from bot.handover.service import now
+from bot.language import LANGUAGES
+from bot.persistence.db import session_scope
 from bot.settings import get_settings
 
 _hasher = PasswordHasher()
@@ -57,8 +58,8 @@ def add_user(username: str, password: str, role: str, display_name: str | None =
         if s not in SKILLS:
             problems.append(f"skill {s!r}: one of {', '.join(SKILLS)}")
     for lang in languages:
-        if lang not in LANGUAGES_OK:
-            problems.append(f"language {lang!r}: one of {', '.join(LANGUAGES_OK)}")
+        if lang not in LANGUAGES:
+            problems.append(f"language {lang!r}: one of {', '.join(LANGUAGES)}")
     if role == "agent" and not skills:
         problems.append("an agent needs at least one skill")
     if problems:

@@ -18,10 +18,12 @@ from typing import Any, Callable
 from sanic import Blueprint, Request, response
 
 from bot.analytics import queries as q
-from bot.crm.db import session_scope
 from bot.crm.service import run
 from bot.desk.pages import login_required, page
 from bot.desk.rasa_api import RasaError
+from bot.language import LANGUAGES
+from bot.persistence.db import session_scope
+from bot.settings import local_zone
 
 log = logging.getLogger(__name__)
 console = Blueprint("console")
@@ -63,7 +65,7 @@ def _download(text: str, filename: str, content_type: str) -> response.HTTPRespo
 
 
 def _stamp() -> str:
-    return datetime.now(q.ROME).strftime("%Y%m%d-%H%M")
+    return datetime.now(local_zone()).strftime("%Y%m%d-%H%M")
 
 
 # ---- pages ---------------------------------------------------------------------------------
@@ -277,8 +279,8 @@ async def reveal(request: Request, cid: int):
 @login_required(roles=LEADS)
 async def annotations_yml(request: Request):
     language = (request.args.get("language") or "").strip().lower()
-    if language not in q.LANGUAGES:
-        return _error(f"language: one of {', '.join(q.LANGUAGES)}")
+    if language not in LANGUAGES:
+        return _error(f"language: one of {', '.join(LANGUAGES)}")
     from bot.analytics.annotations import export_yaml
 
     text = await run(export_yaml, language)

@@ -19,11 +19,12 @@ from sanic import Blueprint, Request, response
 from bot.analytics import kpis
 from bot.analytics.models import STAGE_LABELS, STAGES
 from bot.analytics.queries.filters import parse_date
-from bot.crm.db import session_scope
 from bot.crm.models import PERSONAS
 from bot.crm.service import run
 from bot.desk.pages import login_required, page
-from bot.settings import ROOT
+from bot.language import LANGUAGES
+from bot.persistence.db import session_scope
+from bot.settings import ROOT, local_zone
 
 dashboard = Blueprint("dashboard")
 LEADS = ("cx_lead", "admin")
@@ -53,7 +54,7 @@ DEFINITIONS = {
 
 
 def today_in_rome() -> date:
-    return datetime.now(kpis.TZ).date()
+    return datetime.now(local_zone()).date()
 
 
 def _date(request: Request, name: str, default: date) -> date:
@@ -77,7 +78,7 @@ def _report(start: date, end: date, filters: dict, by: str | None) -> dict:
         result = kpis.compare(db, start, end, filters, by)
         channels = kpis.known_channels(db)
     result["options"] = {
-        "channels": channels, "languages": list(kpis.LANGUAGES), "personas": list(PERSONAS),
+        "channels": channels, "languages": list(LANGUAGES), "personas": list(PERSONAS),
         "stages": [{"key": s, "label": STAGE_LABELS[s]} for s in STAGES],
         "breakdowns": list(kpis.BREAKDOWNS)}
     result["definitions"] = DEFINITIONS
@@ -92,7 +93,7 @@ async def dashboard_page(request: Request):
                 today=today_in_rome().isoformat(),
                 start=(today_in_rome() - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
                 personas=PERSONAS, stages=[(s, STAGE_LABELS[s]) for s in STAGES],
-                languages=kpis.LANGUAGES)
+                languages=LANGUAGES)
     return resp  # CSP and the other security headers: the desk's middleware (bot.desk.pages)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.crm.db import session_scope
 from bot.desk.auth import add_user
 from bot.handover.models import DeskUser
+from bot.persistence.db import session_scope
 
 DEMO_USERS = [
     # username, password, role, display name, skills, languages

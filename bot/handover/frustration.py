@@ -37,8 +37,9 @@ STRONG = [
     r"i'?m angry", r"pissed", r"fuck\w*", r"shit\w*", r"damn\w*", r"pathetic", r"appalling",
     r"terrible service", r"awful service", r"a joke", r"lawyer", r"shame on you",
     # threats to escalate or leave
-    r"vi (?:faccio|facciamo) causa", r"vi denunc\w*", r"arera", r"associazione (?:dei )?consumatori",
-    r"codacons", r"altroconsumo", r"striscia la notizia", r"ombudsman", r"consumer (?:association|rights)",
+    r"vi (?:faccio|facciamo) causa", r"vi denunc\w*", r"arera",
+    r"associazione (?:dei )?consumatori", r"codacons", r"altroconsumo", r"striscia la notizia",
+    r"ombudsman", r"consumer (?:association|rights)",
     r"(?:report|reporting|sue|suing) you", r"small claims", r"trading standards",
     # outrage and exasperation
     r"che razza di", r"vi rendete conto", r"sto perdendo la pazienza", r"ho perso la pazienza",

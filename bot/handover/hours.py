@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import get_day_names
 
+from bot.settings import local_zone
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -58,8 +60,9 @@ def parse(spec: str) -> list[Slot]:
     return slots
 
 
-def is_open(spec: str, at: datetime, timezone: str = "Europe/Rome") -> bool:
-    local = at.astimezone(ZoneInfo(timezone))
+def is_open(spec: str, at: datetime, timezone: str | None = None) -> bool:
+    """Whether `at` falls in the hours `spec`, read in `timezone` (by default the operator's)."""
+    local = at.astimezone(ZoneInfo(timezone) if timezone else local_zone())
     minute = local.hour * 60 + local.minute
     return any(s.day == local.weekday() and s.start <= minute < s.end for s in parse(spec))
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import relationship
 
-from bot.crm.models import Base, UTCDateTime, utcnow
+from bot.persistence.types import Base, UTCDateTime, utcnow
 
 ROLES = ("agent", "cx_lead", "admin")
-LANGUAGES_OK = ("it", "en")
 SKILLS = ("billing", "technical", "commercial")
 PRESENCE = ("online", "away", "offline")
 # queued → assigned → closed, queued → abandoned, queued → fallback (callback or ticket).

@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from bot.crm.card import IdentityCard
-from bot.crm.validation import mask_email, mask_iban, mask_phone
+from bot.masks import mask_email, mask_iban, mask_phone
 
 REASONS = {
     "request_human": "the customer asked for a person",

@@ -8,16 +8,15 @@ stops answering goes back to ``queued``. Every transition is stored with its tim
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.crm.db import session_scope
 from bot.handover import hours
 from bot.handover.models import OPEN_STATES, DeskUser, Handover, HandoverTransition
+from bot.persistence.db import session_scope
 from bot.settings import get_settings
 
 # The agent skill that serves each customer intent; anything else goes to any agent.

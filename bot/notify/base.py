@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from bot.crm.validation import mask_email, mask_phone
+from bot.masks import mask_email, mask_phone
 
 MEDIUMS = ("email", "sms")
 

@@ -14,7 +14,7 @@ from bot.notify.base import Message, Sender
 
 
 def _session_or_own(session):
-    from bot.crm.db import session_scope
+    from bot.persistence.db import session_scope
 
     return nullcontext(session) if session is not None else session_scope()
 
@@ -28,18 +28,18 @@ class OutboxSender(Sender):
         self.session = session  # the caller's transaction, else one of its own per message
 
     def send(self, message: Message) -> None:
-        from bot.crm import models as m
+        from bot.persistence import tables
 
         with _session_or_own(self.session) as s:
-            s.add(m.OutboxMessage(medium=message.medium, destination=message.destination,
+            s.add(tables.OutboxMessage(medium=message.medium, destination=message.destination,
                                   subject=message.subject, body=message.body))
 
 
 def record_sent(session, message: Message, via: str) -> None:
     """An audit row of a message sent by `via`: to whom, when, the subject; not the body."""
-    from bot.crm import models as m
+    from bot.persistence import tables
 
     with _session_or_own(session) as s:
-        s.add(m.OutboxMessage(medium=message.medium, destination=message.destination,
+        s.add(tables.OutboxMessage(medium=message.medium, destination=message.destination,
                               subject=message.subject,
                               body=f"[sent via {via}; the content is not stored]"))

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 WEB = ROOT / "web"
 WEBCHAT_JS = WEB / "node_modules" / "rasa-webchat" / "lib" / "index.js"
 TOKEN_MINUTES = 120
-LANGUAGES = ("it", "en")
 
 templates = Environment(loader=FileSystemLoader(WEB / "templates"),
                         autoescape=select_autoescape(["html"]))
@@ -34,9 +33,9 @@ templates = Environment(loader=FileSystemLoader(WEB / "templates"),
 
 def demo_customers() -> list[dict]:
     """The named demo customers, as the login menu shows them (code order)."""
-    from bot.crm.db import session_scope
     from bot.crm.models import Customer
     from bot.crm.seed import DEMO
+    from bot.persistence.db import session_scope
 
     with session_scope() as db:
         rows = db.execute(select(Customer.customer_code, Customer.first_name, Customer.last_name)
@@ -143,8 +142,8 @@ def create_app() -> Sanic:
 
 
 def serve(host: str = "127.0.0.1", port: int | None = None) -> None:
-    from bot.crm.db import migrate
     from bot.logmask import install
+    from bot.persistence.db import migrate
     from bot.production import enforce
 
     install()

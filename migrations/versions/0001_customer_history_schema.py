@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-23 02:53:31.244956
 """
-from alembic import op
 import sqlalchemy as sa
-import bot.crm.models
+from alembic import op
 
+import bot.persistence.types
 
 revision = '0001'
 down_revision = None
@@ -36,8 +36,8 @@ def upgrade() -> None:
     sa.Column('preferred_channel', sa.String(length=16), nullable=False),
     sa.Column('paperless', sa.Boolean(), nullable=False),
     sa.Column('direct_debit_iban', sa.String(length=34), nullable=True),
-    sa.Column('created_at', bot.crm.models.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', bot.persistence.types.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('customer_code')
     )
@@ -45,16 +45,16 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('outage_id', sa.String(length=20), nullable=False),
     sa.Column('type', sa.String(length=16), nullable=False),
-    sa.Column('started_at', bot.crm.models.UTCDateTime(), nullable=False),
-    sa.Column('expected_end', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('started_at', bot.persistence.types.UTCDateTime(), nullable=False),
+    sa.Column('expected_end', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.Column('description', sa.Text(), nullable=False),
-    sa.Column('resolved_at', bot.crm.models.UTCDateTime(), nullable=True),
+    sa.Column('resolved_at', bot.persistence.types.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('outage_id')
     )
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('created_at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.Column('medium', sa.String(length=16), nullable=False),
     sa.Column('destination', sa.String(length=254), nullable=False),
     sa.Column('subject', sa.String(length=200), nullable=False),
@@ -67,7 +67,7 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('external_id', sa.String(length=128), nullable=False),
     sa.Column('verified', sa.Boolean(), nullable=False),
-    sa.Column('linked_at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('linked_at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('channel', 'external_id', name='uq_identity_channel_ext')
@@ -75,7 +75,7 @@ def upgrade() -> None:
     op.create_table('interactions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
-    sa.Column('at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('topic', sa.String(length=64), nullable=False),
     sa.Column('outcome', sa.String(length=16), nullable=False),
@@ -94,9 +94,9 @@ def upgrade() -> None:
     sa.Column('conversation_id', sa.String(length=128), nullable=False),
     sa.Column('code_hash', sa.String(length=128), nullable=False),
     sa.Column('sent_to', sa.String(length=16), nullable=False),
-    sa.Column('created_at', bot.crm.models.UTCDateTime(), nullable=False),
-    sa.Column('expires_at', bot.crm.models.UTCDateTime(), nullable=False),
-    sa.Column('used_at', bot.crm.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', bot.persistence.types.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', bot.persistence.types.UTCDateTime(), nullable=False),
+    sa.Column('used_at', bot.persistence.types.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -120,7 +120,7 @@ def upgrade() -> None:
     sa.Column('city', sa.String(length=100), nullable=False),
     sa.Column('postcode', sa.String(length=5), nullable=False),
     sa.Column('tariff', sa.String(length=100), nullable=False),
-    sa.Column('unit_price_eur', bot.crm.models.Money(precision=10, scale=4), nullable=False),
+    sa.Column('unit_price_eur', bot.persistence.types.Money(precision=10, scale=4), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('start_date', sa.Date(), nullable=False),
     sa.Column('end_date', sa.Date(), nullable=True),
@@ -139,8 +139,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('subject', sa.String(length=300), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('opened_at', bot.crm.models.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', bot.crm.models.UTCDateTime(), nullable=True),
+    sa.Column('opened_at', bot.persistence.types.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', bot.persistence.types.UTCDateTime(), nullable=True),
     sa.Column('eta', sa.Date(), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('callback_phone', sa.String(length=20), nullable=True),
@@ -154,7 +154,7 @@ def upgrade() -> None:
     op.create_table('verification_states',
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('failed_attempts', sa.Integer(), nullable=False),
-    sa.Column('locked_until', bot.crm.models.UTCDateTime(), nullable=True),
+    sa.Column('locked_until', bot.persistence.types.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('customer_id')
     )
@@ -167,7 +167,7 @@ def upgrade() -> None:
     sa.Column('period_end', sa.Date(), nullable=False),
     sa.Column('issue_date', sa.Date(), nullable=False),
     sa.Column('due_date', sa.Date(), nullable=False),
-    sa.Column('amount_eur', bot.crm.models.Money(precision=10, scale=2), nullable=False),
+    sa.Column('amount_eur', bot.persistence.types.Money(precision=10, scale=2), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('estimated', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='CASCADE'),
@@ -179,9 +179,9 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('supply_pk', sa.Integer(), nullable=False),
     sa.Column('date', sa.Date(), nullable=False),
-    sa.Column('value', bot.crm.models.Money(precision=12, scale=3), nullable=False),
+    sa.Column('value', bot.persistence.types.Money(precision=12, scale=3), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
-    sa.Column('received_at', bot.crm.models.UTCDateTime(), nullable=True),
+    sa.Column('received_at', bot.persistence.types.UTCDateTime(), nullable=True),
     sa.Column('channel', sa.String(length=16), nullable=True),
     sa.ForeignKeyConstraint(['supply_pk'], ['supplies.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),

@@ -4,10 +4,10 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23 05:22:13.557306
 """
-from alembic import op
 import sqlalchemy as sa
-import bot.crm.models
+from alembic import op
 
+import bot.persistence.types
 
 revision = '0002'
 down_revision = '0001'
@@ -26,9 +26,9 @@ def upgrade() -> None:
     sa.Column('skills', sa.String(length=100), nullable=False),
     sa.Column('languages', sa.String(length=20), nullable=False),
     sa.Column('presence', sa.String(length=16), nullable=False),
-    sa.Column('presence_at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('presence_at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')
     )
@@ -36,8 +36,8 @@ def upgrade() -> None:
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('csrf_token', sa.String(length=64), nullable=False),
-    sa.Column('created_at', bot.crm.models.UTCDateTime(), nullable=False),
-    sa.Column('expires_at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', bot.persistence.types.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['desk_users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('token_hash')
     )
@@ -56,15 +56,15 @@ def upgrade() -> None:
     sa.Column('skill', sa.String(length=16), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('outcome', sa.String(length=32), nullable=True),
-    sa.Column('created_at', bot.crm.models.UTCDateTime(), nullable=False),
-    sa.Column('queued_at', bot.crm.models.UTCDateTime(), nullable=False),
-    sa.Column('assigned_at', bot.crm.models.UTCDateTime(), nullable=True),
-    sa.Column('closed_at', bot.crm.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', bot.persistence.types.UTCDateTime(), nullable=False),
+    sa.Column('queued_at', bot.persistence.types.UTCDateTime(), nullable=False),
+    sa.Column('assigned_at', bot.persistence.types.UTCDateTime(), nullable=True),
+    sa.Column('closed_at', bot.persistence.types.UTCDateTime(), nullable=True),
     sa.Column('agent_id', sa.Integer(), nullable=True),
     sa.Column('wait_seconds', sa.Integer(), nullable=True),
     sa.Column('handling_seconds', sa.Integer(), nullable=True),
-    sa.Column('last_customer_at', bot.crm.models.UTCDateTime(), nullable=True),
-    sa.Column('last_agent_at', bot.crm.models.UTCDateTime(), nullable=True),
+    sa.Column('last_customer_at', bot.persistence.types.UTCDateTime(), nullable=True),
+    sa.Column('last_agent_at', bot.persistence.types.UTCDateTime(), nullable=True),
     sa.Column('summary', sa.Text(), nullable=False),
     sa.Column('context_pack', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['agent_id'], ['desk_users.id'], ondelete='SET NULL'),
@@ -78,7 +78,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('handover_id', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.Column('agent_id', sa.Integer(), nullable=True),
     sa.Column('note', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['agent_id'], ['desk_users.id'], ondelete='SET NULL'),

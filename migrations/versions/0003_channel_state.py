@@ -4,10 +4,10 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-23 06:10:00
 """
-from alembic import op
 import sqlalchemy as sa
-import bot.crm.models
+from alembic import op
 
+import bot.persistence.types
 
 revision = '0003'
 down_revision = '0002'
@@ -20,7 +20,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('message_id', sa.String(length=255), nullable=False),
-    sa.Column('received_at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('received_at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('channel', 'message_id', name='uq_channel_message')
     )
@@ -29,7 +29,7 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('recipient', sa.String(length=128), nullable=False),
     sa.Column('options', sa.Text(), nullable=False),
-    sa.Column('sent_at', bot.crm.models.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', bot.persistence.types.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('channel', 'recipient', name='uq_channel_options')
     )

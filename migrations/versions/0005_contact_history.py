@@ -5,10 +5,10 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-09 10:12:00
 """
-from alembic import op
 import sqlalchemy as sa
-import bot.crm.models
+from alembic import op
 
+import bot.persistence.types
 
 revision = '0005'
 down_revision = '0004'
@@ -22,8 +22,8 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=8), nullable=False),
     sa.Column('value', sa.String(length=254), nullable=False),
-    sa.Column('valid_from', bot.crm.models.UTCDateTime(), nullable=True),
-    sa.Column('valid_until', bot.crm.models.UTCDateTime(), nullable=True),
+    sa.Column('valid_from', bot.persistence.types.UTCDateTime(), nullable=True),
+    sa.Column('valid_until', bot.persistence.types.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )

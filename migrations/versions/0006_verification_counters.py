@@ -4,10 +4,10 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02 19:00:00
 """
-from alembic import op
 import sqlalchemy as sa
-import bot.crm.models
+from alembic import op
 
+import bot.persistence.types
 
 revision = '0006'
 down_revision = '0005'
@@ -19,8 +19,8 @@ def upgrade() -> None:
     op.create_table('verification_counters',
     sa.Column('key', sa.String(length=96), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
-    sa.Column('window_start', bot.crm.models.UTCDateTime(), nullable=False),
-    sa.Column('locked_until', bot.crm.models.UTCDateTime(), nullable=True),
+    sa.Column('window_start', bot.persistence.types.UTCDateTime(), nullable=False),
+    sa.Column('locked_until', bot.persistence.types.UTCDateTime(), nullable=True),
     sa.Column('locks', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )

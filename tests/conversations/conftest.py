@@ -9,9 +9,9 @@ import pytest
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory):
     """A migrated SQLite database with bot.crm.seed's demo data; settings point at it."""
-    from bot.crm import db
-    from bot.crm.db import migrate
     from bot.crm.seed import seed_demo
+    from bot.persistence import db
+    from bot.persistence.db import migrate
     from bot.settings import reset_settings
     from tests.conftest import use_database
 

@@ -26,7 +26,8 @@ from bot import i18n
 from bot.crm import models as m
 from bot.crm.card import active_outages
 from bot.crm.service import DAILY_FLOOR
-from bot.crm.validation import mask_email, mask_iban, mask_phone
+from bot.masks import mask_email, mask_iban, mask_phone
+from bot.settings import local_zone
 
 OPEN_BILL = ("unpaid", "overdue")
 OPEN_TICKET = ("open", "in_progress")
@@ -85,7 +86,7 @@ class FactContext:
     @property
     def today(self) -> date:
         """The company's day (Italian time): due dates and bill months are counted from it."""
-        return self.now.astimezone(i18n.ROME).date()
+        return self.now.astimezone(local_zone()).date()
 
     @property
     def utc_today(self) -> date:

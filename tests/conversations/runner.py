@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from bot.crm import models as m
 from bot.crm.validation import normalise_iban, normalise_phone
+from bot.persistence import tables
 from tests.conversations.facts import FactContext, FactError, Value, compute, customer_row
 from tests.conversations.schema import (
     PLACEHOLDER,
@@ -41,7 +42,7 @@ from tests.conversations.schema import (
 
 ROOT = Path(__file__).resolve().parents[2]
 Talk = Callable[[str, str, Optional[str]], List[Dict[str, Any]]]
-Sessions = Callable[[], AbstractContextManager]  # e.g. bot.crm.db.session_scope
+Sessions = Callable[[], AbstractContextManager]  # e.g. bot.persistence.db.session_scope
 
 # What a reply asks for: the responses that ask it (Rasa's utter_ask_<slot> and the like).
 ASKS: Dict[str, Tuple[str, ...]] = {
@@ -156,7 +157,7 @@ class Snapshot:
 
 
 def snapshot(session: Session, customer: Optional[str], sender: str) -> Snapshot:
-    outbox = session.execute(select(func.max(m.OutboxMessage.id))).scalar() or 0
+    outbox = session.execute(select(func.max(tables.OutboxMessage.id))).scalar() or 0
     rows = session.execute(select(m.Ticket).where(m.Ticket.conversation_id == sender)).scalars()
     tickets = {t.ticket_id: (t.kind, t.status) for t in rows}
     if not customer:
@@ -628,9 +629,9 @@ def one_time_code(session: Session, customer: str, since_id: int) -> Optional[st
     c = customer_row(FactContext(session, customer))
     destination = c.email or c.phone
     body = session.execute(
-        select(m.OutboxMessage.body).where(m.OutboxMessage.destination == destination,
-                                           m.OutboxMessage.id > since_id)
-        .order_by(m.OutboxMessage.id.desc())).scalars().first()
+        select(tables.OutboxMessage.body).where(tables.OutboxMessage.destination == destination,
+                                           tables.OutboxMessage.id > since_id)
+        .order_by(tables.OutboxMessage.id.desc())).scalars().first()
     found = re.search(r"\b(\d{6})\b", body or "")
     return found.group(1) if found else None
 

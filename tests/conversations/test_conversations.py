@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 from tests.conversations.runner import (
     Responses,
     assign_customers,

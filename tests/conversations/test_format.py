@@ -137,7 +137,7 @@ def test_conversations_are_written_from_the_customer_side():
 # --- the facts and assumptions on the demo data --------------------------------------------
 
 def _session(url: str) -> Session:
-    from bot.crm.db import get_sessionmaker
+    from bot.persistence.db import get_sessionmaker
 
     return get_sessionmaker(url)()
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from bot import i18n
 from bot.crm.card import read_identity_card
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 from tests.conversations.runner import Responses, load_domain, run_conversation, summarise
 from tests.conversations.schema import Conversation
 

@@ -124,7 +124,7 @@ def wait_log_caught_up(timeout: float = 60) -> int:
     from bot import event_stream
     from bot.analytics.ingest import SOURCE
     from bot.analytics.models import StreamCursor
-    from bot.crm.db import session_scope
+    from bot.persistence.db import session_scope
 
     target = event_stream.latest_id()
     deadline = time.monotonic() + timeout

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.analytics.models import RevealAudit
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 from tests.integration.desk_client import Agent
 from tests.integration.test_handover import _reset
 

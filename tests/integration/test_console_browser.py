@@ -18,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import delete
 
 from bot.analytics.models import Conversation, ConversationIntent, ConversationMessage
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 from tests.integration.desk_client import Agent, password_for
 from tests.integration.test_console import marker, wait_listed
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.analytics.models import Conversation, ConversationMessage
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 from tests.integration.desk_client import Agent, wait_log_caught_up
 from tests.integration.test_handover import _reset, wait_state
 

@@ -16,7 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import delete, select
 
 from bot.analytics.models import Conversation
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 from tests.integration.desk_client import Agent, password_for
 
 pytestmark = pytest.mark.integration

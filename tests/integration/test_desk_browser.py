@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import select
 
-from bot.crm.db import session_scope
 from bot.handover.models import DeskUser
+from bot.persistence.db import session_scope
 from tests.integration.desk_client import Customer, password_for
 from tests.integration.test_handover import _reset
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from bot.analytics.models import Conversation, ErasureRecord
 from bot.crm import models as m
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 from bot.settings import get_settings
 from tests.integration.desk_client import wait_log_caught_up
 from tests.stack import ROOT

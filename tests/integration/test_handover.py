@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from bot.crm.db import session_scope
 from bot.handover.models import OPEN_STATES, DeskUser, Handover
+from bot.persistence.db import session_scope
 from tests.integration.desk_client import Agent, Customer, password_for
 from tests.stack import AGENT_REPLY_TIMEOUT, HANDOVER_MAX_WAIT
 

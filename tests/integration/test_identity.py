@@ -64,8 +64,8 @@ def test_messaging_identity_is_linked_after_verification(stack, platform_api, se
     from sqlalchemy import func, select
 
     from bot.crm import models as m
-    from bot.crm.db import session_scope
     from bot.crm.service import customer_for_identity
+    from bot.persistence.db import session_scope
     from tests.integration.test_messaging import plain_customer, tg_message, tg_post, tg_sent
 
     first = plain_customer(set())  # test_messaging's

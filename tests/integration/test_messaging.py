@@ -472,7 +472,7 @@ def plain_customer(exclude: set[str]) -> str:
     from sqlalchemy import select
 
     from bot.crm import models as m
-    from bot.crm.db import session_scope
+    from bot.persistence.db import session_scope
 
     with session_scope() as s:
         codes = s.execute(select(m.Customer.customer_code).where(

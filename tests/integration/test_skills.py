@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot import i18n
 from bot.crm import models as m
 from bot.crm.card import read_identity_card
-from bot.crm.db import session_scope
+from bot.persistence.db import session_scope
 
 pytestmark = pytest.mark.integration
 

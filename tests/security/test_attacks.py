@@ -332,7 +332,7 @@ def _untouched_customer() -> str:
     from sqlalchemy import select
 
     from bot.crm import models as m
-    from bot.crm.db import session_scope
+    from bot.persistence.db import session_scope
 
     with session_scope() as s:
         return s.execute(select(m.Customer.customer_code).where(
@@ -344,12 +344,12 @@ def _sent_count(stack, destination: str) -> int:
     if stack.profile == "embedded":
         from sqlalchemy import func, select
 
-        from bot.crm import models as m
-        from bot.crm.db import session_scope
+        from bot.persistence import tables
+        from bot.persistence.db import session_scope
 
         with session_scope() as s:
-            return s.execute(select(func.count()).select_from(m.OutboxMessage).where(
-                m.OutboxMessage.destination == destination)).scalar_one()
+            return s.execute(select(func.count()).select_from(tables.OutboxMessage).where(
+                tables.OutboxMessage.destination == destination)).scalar_one()
     if "@" in destination:
         return sum(destination in rcpts for rcpts, _ in stack.mailbox.messages)
     return len(stack.platform.sent(lambda r: r.path.endswith("/Messages.json")

@@ -113,15 +113,15 @@ def _code_sent(customer: str) -> str:
 
     from sqlalchemy import select
 
-    from bot.crm import models as m
     from bot.crm.card import read_identity_card
-    from bot.crm.db import session_scope
+    from bot.persistence import tables
+    from bot.persistence.db import session_scope
 
     card = read_identity_card(customer)
     with session_scope() as s:
-        body = s.execute(select(m.OutboxMessage.body).where(
-            m.OutboxMessage.destination == (card.email or card.phone))
-            .order_by(m.OutboxMessage.id.desc())).scalars().first()
+        body = s.execute(select(tables.OutboxMessage.body).where(
+            tables.OutboxMessage.destination == (card.email or card.phone))
+            .order_by(tables.OutboxMessage.id.desc())).scalars().first()
     return re.search(r"\b(\d{6})\b", body).group(1)
 
 
@@ -193,8 +193,8 @@ def test_counters_hold_no_personal_data(demo_db):
     from sqlalchemy import select
 
     from bot.crm import models as m
-    from bot.crm.db import session_scope
     from bot.crm.service import check_otp, issue_otp
+    from bot.persistence.db import session_scope
 
     issue_otp("C1000003", "conv-1")
     check_otp("C1000003", "conv-1", "000000")

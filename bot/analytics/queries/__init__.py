@@ -32,8 +32,6 @@ from bot.analytics.queries.export import (
 )
 from bot.analytics.queries.filters import (
     CUSTOMER_CODE,
-    LANGUAGES,
-    ROME,
     Filters,
     domain_intents,
     options,
@@ -47,4 +45,4 @@ __all__ = ["Filters", "Page", "NotFound", "list_conversations", "iter_conversati
            "remove_annotation", "export_list_csv", "export_list_json",
            "export_conversation_json", "export_conversation_csv", "reveal_window",
            "reveal_lines", "record_reveal", "domain_intents", "options", "search_words",
-           "fts5_query", "accent_variants", "CUSTOMER_CODE", "LANGUAGES", "ROME", "LIST_FIELDS"]
+           "fts5_query", "accent_variants", "CUSTOMER_CODE", "LIST_FIELDS"]

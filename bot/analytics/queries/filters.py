@@ -15,19 +15,18 @@ from dataclasses import dataclass, fields
 from datetime import date
 from functools import lru_cache
 from typing import Any, Callable, Mapping
-from zoneinfo import ZoneInfo
 
 from bot.analytics.models import OUTCOMES, PREDEFINED_TAGS, STAGE_LABELS, STAGES
+from bot.channels import LOGGED
+from bot.crm import validation
 from bot.crm.models import PERSONAS
+from bot.language import LANGUAGES
 from bot.settings import ROOT
 
-ROME = ZoneInfo("Europe/Rome")
-LANGUAGES = ("it", "en")
-CHANNELS = ("web", "whatsapp", "telegram", "messenger", "shell")
 SORT_KEYS = ("started_at", "turns", "fallbacks", "csat", "outcome", "channel")
 MAX_TAG = 40
 MAX_QUERY = 200
-CUSTOMER_CODE = re.compile(r"C\d{7}")
+CUSTOMER_CODE = re.compile(validation.CUSTOMER_CODE)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -100,7 +99,7 @@ def _customer_code(name: str, raw: str) -> str:
 RULES: dict[str, Callable[[str, str], Any]] = {
     "date_from": parse_date,
     "date_to": parse_date,
-    "channel": one_of(lambda: CHANNELS),
+    "channel": one_of(lambda: LOGGED),
     "language": one_of(lambda: LANGUAGES),
     "persona": one_of(lambda: PERSONAS),
     "intent": one_of(domain_intents),
@@ -182,7 +181,7 @@ def parse_sort(sort: str | None) -> tuple[str, bool]:
 
 def options() -> dict:
     """The values of the filter form and of the tag and annotation controls."""
-    return {"channels": list(CHANNELS), "languages": list(LANGUAGES), "personas": list(PERSONAS),
+    return {"channels": list(LOGGED), "languages": list(LANGUAGES), "personas": list(PERSONAS),
             "intents": list(domain_intents()), "outcomes": list(OUTCOMES),
             "stages": [{"value": s, "label": STAGE_LABELS[s]} for s in STAGES],
             "tags": list(PREDEFINED_TAGS), "sort_keys": list(SORT_KEYS)}

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from bot.analytics.models import Conversation, ConversationIntent, ConversationTag
 from bot.analytics.queries.conversation import iso
-from bot.analytics.queries.filters import ROME, Filters, parse_sort
+from bot.analytics.queries.filters import Filters, parse_sort
 from bot.analytics.queries.search import search_condition
+from bot.settings import local_zone
 
 MAX_PER_PAGE = 500
 
@@ -35,7 +36,7 @@ class Page:
 
 def rome_day_start(day: date) -> datetime:
     """The first instant of a Europe/Rome calendar day, in UTC."""
-    return datetime.combine(day, time(0, 0), ROME).astimezone(timezone.utc)
+    return datetime.combine(day, time(0, 0), local_zone()).astimezone(timezone.utc)
 
 
 def _conditions(db: Session, f: Filters) -> list:

@@ -1,75 +1,98 @@
-"""Every setting of Sportello, read once from the environment (and `.env`)."""
+"""Every setting of Sportello, read once from the environment (and `.env`) with pydantic's
+`BaseSettings`: one field, one default."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Optional, Tuple
+from zoneinfo import ZoneInfo
 
 from dotenv import load_dotenv
+from pydantic import BaseSettings, Field, ValidationError, root_validator, validator
+from pydantic.fields import ModelField
 
-from bot.keys import SECRETS, embedded_secrets
+from bot.keys import embedded_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("embedded", "production")
 
 
-def _bool(value: str | None, default: bool = False) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class Settings(BaseSettings):
+    """Each setting is a field; its environment variable is its name in capitals unless `env`
+    says otherwise. A default that depends on another setting (the profile, the var folder) is
+    filled by a validator from that setting; an empty variable counts as unset."""
 
-
-@dataclass(frozen=True)
-class Settings:
-    profile: str
-    database_url: str
-    var_dir: Path
-    customer_token_secret: str
-    rasa_url: str
-    action_server_url: str
-    rasa_token: str
+    profile: str = Field("embedded", env="SPORTELLO_PROFILE")
+    var_dir: Path = Field(ROOT / "var", env="SPORTELLO_VAR_DIR")
+    # The customer history, the desk and the conversation log (default: SQLite under var_dir).
+    database_url: str = ""
+    # Secrets (bot.keys): in production from the environment only; in the embedded profile the
+    # environment's, else generated once under var_dir.
+    customer_token_secret: str = ""
+    rasa_token: str = ""
     # The action server's bearer token, and the key of one-time-code hashes and socket.io
-    # sessions (bot.keys: from the environment; generated once in the embedded profile).
+    # sessions.
     action_server_token: str = ""
-    secret_key: str = ""
+    secret_key: str = Field("", env="SPORTELLO_SECRET_KEY")
+    rasa_url: str = "http://127.0.0.1:5005"
+    action_server_url: str = "http://127.0.0.1:5055/webhook"
     # Where the servers listen: loopback unless configured (a private address when the other
     # processes run on other machines, a public one only behind a load balancer).
     rasa_host: str = "127.0.0.1"
     action_server_host: str = "127.0.0.1"
-    # Origins allowed by CORS on the Rasa server (the site's); never "*".
-    cors_origins: tuple = ()
+    site_url: str = "http://127.0.0.1:5007"
+    # Origins allowed by CORS on the Rasa server (comma-separated; by default the site's);
+    # never "*".
+    cors_origins: Tuple[str, ...] = ()
     # A customer verified with a one-time code stays verified this long without writing.
     verification_idle_minutes: int = 30
     # One-time codes: at most this many sent per customer and per destination in an hour (and
     # 3 per conversation): enough for a customer who mistypes, few enough to stop a flood.
     otp_sends_per_hour: int = 5
-    # The demo data, desk users and sign-in (embedded profile only; production refuses them).
-    demo: bool = True
+    # The demo data, desk users and sign-in (default: the embedded profile only; production
+    # refuses them).
+    demo: Optional[bool] = Field(None, env="SPORTELLO_DEMO")
     otp_ttl_minutes: int = 10
     otp_max_attempts: int = 3
     otp_lock_minutes: int = 15
-    low_confidence: float = 0.55
     payment_base_url: str = "https://pay.lucenordenergia.example/bill/"
     gas_emergency_number: str = "800 900 999"
+    # The operator's time zone: calendar days, due dates, the desk's hours (`local_zone()`).
     timezone: str = "Europe/Rome"
     desk_url: str = "http://127.0.0.1:5006"
     desk_cookie_secure: bool = True
     desk_session_hours: int = 12
-    # Business hours of the live chat, per day of week, Europe/Rome ("mon-fri 08:00-20:00, ...").
+    # Business hours of the live chat, per day of week, in `timezone` ("mon-fri 08:00-20:00").
     desk_hours: str = "mon-fri 08:00-20:00, sat 09:00-13:00"
     handover_max_wait_seconds: int = 600
     agent_reply_timeout_seconds: int = 180
     agent_max_chats: int = 3
     handover_default_handling_seconds: int = 300
+    # The production profile's PostgreSQL server, for Rasa's databases below.
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_user: str = "postgres"
+    pg_password: str = ""
+    rasa_events_db: str = "rasa_events"
+    rasa_tracker_db: str = "rasa"
+    # Where Rasa's SQL event broker writes (the desk and the conversation log read the event
+    # stream there) and where its SQL tracker store keeps the conversations (erasure and
+    # retention delete there too): these URLs when set, else the PostgreSQL databases above in
+    # production, else SQLite files under var_dir.
     events_database_url: str = ""
-    tracker_database_url: str = ""  # Rasa's SQL tracker store (endpoints*.yml)
+    tracker_database_url: str = ""
+    # The Redis of the lock store (endpoints.production.yml), which also holds the rate limits:
+    # `redis_url` when set, else these parts in production; none in the embedded profile.
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0
+    redis_url: str = ""
     # socket.io through Redis (python-socketio's AsyncRedisManager), so that any Rasa process
-    # can push to any browser; empty: the in-process manager (one Rasa process).
-    socketio_redis_url: str = ""
+    # can push to any browser: by default the lock store's Redis; set empty for the in-process
+    # manager (one Rasa process).
+    socketio_redis_url: Optional[str] = None
     socketio_redis_channel: str = "sportello-socketio"  # the Redis pub/sub channel (one per site)
-    site_url: str = "http://127.0.0.1:5007"
     # The messaging platforms' API base URLs (their secrets are in credentials.yml, from the
     # environment).
     whatsapp_api_url: str = "https://graph.facebook.com/v19.0"
@@ -82,7 +105,6 @@ class Settings:
     rate_limit_messages: int = 20
     rate_limit_window_seconds: int = 60
     max_request_bytes: int = 65536
-    redis_url: str = ""
     # The conversation log (bot.analytics): a session with nothing new for this long has ended;
     # conversations older than `retention_days` are deleted by `python -m bot purge` (0: never).
     conversation_idle_minutes: int = 30
@@ -90,111 +112,107 @@ class Settings:
     # One-time codes (bot.notify): "outbox" keeps them in the outbox table (the embedded demo,
     # `python -m bot outbox`); "real" sends e-mails over SMTP and SMS through SMS_PROVIDER (the
     # production default, and the only choice there). No mode writes a code to a log.
-    otp_delivery: str = "outbox"
+    otp_delivery: str = ""
     smtp_host: str = ""
-    smtp_port: int = 587  # 465 when smtp_security is "tls"
+    smtp_security: str = "starttls"  # "starttls", "tls" (implicit) or "none" (localhost only)
+    smtp_port: int = 0  # default: 465 when smtp_security is "tls", else 587
     smtp_username: str = ""
     smtp_password: str = ""
-    smtp_security: str = "starttls"  # "starttls", "tls" (implicit) or "none" (localhost only)
     smtp_from: str = ""  # "Luce Nord Energia <no-reply@lucenordenergia.example>"
     smtp_timeout: float = 10.0
     sms_provider: str = "twilio"
     sms_twilio_account_sid: str = ""
     sms_twilio_auth_token: str = ""
     sms_from: str = ""  # E.164 sender number, or a Twilio Messaging Service SID (MG...)
-    extra: dict = field(default_factory=dict)
+
+    class Config:
+        allow_mutation = False
+        frozen = True
+        case_sensitive = False
+
+        @classmethod
+        def parse_env_var(cls, field_name: str, raw_val: str) -> Any:
+            if field_name == "cors_origins":  # comma-separated, not JSON
+                return [o.strip().rstrip("/") for o in raw_val.split(",") if o.strip()]
+            return cls.json_loads(raw_val)
+
+    @validator("*", pre=True)
+    def _empty_is_unset(cls, value: Any, field: ModelField) -> Any:
+        if isinstance(value, str):
+            if field.name in _STRIPPED:
+                value = value.strip()
+            if field.name in _LOWERCASE:
+                value = value.lower()
+            if value == "" and field.name != "socketio_redis_url":  # "" there: no Redis
+                return field.default
+        return value
+
+    @validator("profile")
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:  # "prod" must not quietly mean the demo
+            raise ValueError(f"SPORTELLO_PROFILE={value!r}: use one of {', '.join(PROFILES)}")
+        return value
+
+    @root_validator(skip_on_failure=True)
+    def _derived(cls, v: dict) -> dict:
+        production, var_dir = v["profile"] == "production", v["var_dir"]
+        v["database_url"] = v["database_url"] or f"sqlite:///{var_dir / 'sportello.db'}"
+        if not production:
+            stored = embedded_secrets(var_dir)
+            for name, key in _SECRET_FIELDS.items():
+                v[name] = v[name] or stored[key]
+        v["cors_origins"] = _origins(v["cors_origins"], v["site_url"])
+        if v["demo"] is None:
+            v["demo"] = not production
+        pg = (f"postgresql://{v['pg_user']}"
+              f"{':' + v['pg_password'] if v['pg_password'] else ''}"
+              f"@{v['pg_host']}:{v['pg_port']}/")
+        for url, database, sqlite_file in (("events_database_url", "rasa_events_db",
+                                            "rasa-events.db"),
+                                           ("tracker_database_url", "rasa_tracker_db",
+                                            "rasa-tracker.db")):
+            v[url] = v[url] or (pg + v[database] if production
+                                else f"sqlite:///{var_dir / sqlite_file}")
+        if not v["redis_url"] and production:
+            v["redis_url"] = f"redis://{v['redis_host']}:{v['redis_port']}/{v['redis_db']}"
+        if v["socketio_redis_url"] is None:
+            v["socketio_redis_url"] = v["redis_url"]
+        v["otp_delivery"] = v["otp_delivery"] or ("real" if production else "outbox")
+        v["smtp_port"] = v["smtp_port"] or (465 if v["smtp_security"] == "tls" else 587)
+        return v
 
     @property
     def outbox_log(self) -> Path:
         return self.var_dir / "outbox.log"
 
 
+# The secrets' fields and their names in the environment (bot.keys.SECRETS).
+_SECRET_FIELDS = {"customer_token_secret": "CUSTOMER_TOKEN_SECRET", "rasa_token": "RASA_TOKEN",
+                  "action_server_token": "ACTION_SERVER_TOKEN",
+                  "secret_key": "SPORTELLO_SECRET_KEY"}
+_STRIPPED = {"smtp_host", "smtp_security", "smtp_from", "sms_provider", "sms_twilio_account_sid",
+             "sms_from", "otp_delivery"}
+_LOWERCASE = {"smtp_security", "sms_provider", "otp_delivery"}
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Read the environment once; `reset_settings()` forgets the cached value (tests)."""
+    """Read the environment (and `.env`) once; `reset_settings()` forgets the cached value
+    (tests). A setting the environment gets wrong stops the process with its name."""
     load_dotenv(ROOT / ".env", override=False)
-    profile = os.environ.get("SPORTELLO_PROFILE") or "embedded"
-    if profile not in PROFILES:  # "prod" must not quietly mean the demo
-        raise SystemExit(f"SPORTELLO_PROFILE={profile!r}: use one of {', '.join(PROFILES)}")
-    var_dir = Path(os.environ.get("SPORTELLO_VAR_DIR", ROOT / "var"))
-    default_db = f"sqlite:///{var_dir / 'sportello.db'}"
-    keys = (embedded_secrets(var_dir) if profile != "production"
-            else {name: os.environ.get(name, "") for name in SECRETS})
-    site_url = os.environ.get("SITE_URL", "http://127.0.0.1:5007")
-    return Settings(
-        profile=profile,
-        database_url=os.environ.get("DATABASE_URL", default_db),
-        var_dir=var_dir,
-        customer_token_secret=keys["CUSTOMER_TOKEN_SECRET"],
-        rasa_url=os.environ.get("RASA_URL", "http://127.0.0.1:5005"),
-        action_server_url=os.environ.get(
-            "ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"
-        ),
-        rasa_token=keys["RASA_TOKEN"],
-        action_server_token=keys["ACTION_SERVER_TOKEN"],
-        secret_key=keys["SPORTELLO_SECRET_KEY"],
-        rasa_host=os.environ.get("RASA_HOST", "127.0.0.1"),
-        action_server_host=os.environ.get("ACTION_SERVER_HOST", "127.0.0.1"),
-        cors_origins=_origins(os.environ.get("CORS_ORIGINS"), site_url),
-        verification_idle_minutes=int(os.environ.get("VERIFICATION_IDLE_MINUTES", "30")),
-        otp_sends_per_hour=int(os.environ.get("OTP_SENDS_PER_HOUR", "5")),
-        demo=_bool(os.environ.get("SPORTELLO_DEMO"), profile != "production"),
-        otp_ttl_minutes=int(os.environ.get("OTP_TTL_MINUTES", "10")),
-        otp_max_attempts=int(os.environ.get("OTP_MAX_ATTEMPTS", "3")),
-        otp_lock_minutes=int(os.environ.get("OTP_LOCK_MINUTES", "15")),
-        low_confidence=float(os.environ.get("NLU_LOW_CONFIDENCE", "0.55")),
-        payment_base_url=os.environ.get(
-            "PAYMENT_BASE_URL", "https://pay.lucenordenergia.example/bill/"
-        ),
-        gas_emergency_number=os.environ.get("GAS_EMERGENCY_NUMBER", "800 900 999"),
-        desk_url=os.environ.get("DESK_URL", "http://127.0.0.1:5006"),
-        desk_cookie_secure=_bool(os.environ.get("DESK_COOKIE_SECURE"), True),
-        desk_session_hours=int(os.environ.get("DESK_SESSION_HOURS", "12")),
-        desk_hours=os.environ.get("DESK_HOURS", "mon-fri 08:00-20:00, sat 09:00-13:00"),
-        handover_max_wait_seconds=int(os.environ.get("HANDOVER_MAX_WAIT_SECONDS", "600")),
-        agent_reply_timeout_seconds=int(os.environ.get("AGENT_REPLY_TIMEOUT_SECONDS", "180")),
-        agent_max_chats=int(os.environ.get("AGENT_MAX_CHATS", "3")),
-        handover_default_handling_seconds=int(
-            os.environ.get("HANDOVER_DEFAULT_HANDLING_SECONDS", "300")),
-        events_database_url=_events_url(profile, var_dir),
-        tracker_database_url=_tracker_url(profile, var_dir),
-        socketio_redis_url=_socketio_redis_url(profile),
-        socketio_redis_channel=os.environ.get("SOCKETIO_REDIS_CHANNEL", "sportello-socketio"),
-        site_url=site_url,
-        whatsapp_api_url=os.environ.get("WHATSAPP_API_URL") or "https://graph.facebook.com/v19.0",
-        telegram_api_url=os.environ.get("TELEGRAM_API_URL") or "https://api.telegram.org",
-        twilio_api_url=os.environ.get("TWILIO_API_URL") or "https://api.twilio.com",
-        messenger_api_url=os.environ.get("MESSENGER_API_URL") or "https://graph.facebook.com/v19.0",
-        rate_limit_messages=int(os.environ.get("RATE_LIMIT_MESSAGES", "20")),
-        rate_limit_window_seconds=int(os.environ.get("RATE_LIMIT_WINDOW_SECONDS", "60")),
-        max_request_bytes=int(os.environ.get("MAX_REQUEST_BYTES", "65536")),
-        redis_url=_redis_url(profile),
-        conversation_idle_minutes=int(os.environ.get("CONVERSATION_IDLE_MINUTES", "30")),
-        retention_days=int(os.environ.get("RETENTION_DAYS", "365")),
-        otp_delivery=(os.environ.get("OTP_DELIVERY")
-                      or ("real" if profile == "production" else "outbox")).strip().lower(),
-        smtp_host=os.environ.get("SMTP_HOST", "").strip(),
-        smtp_port=int(os.environ.get("SMTP_PORT") or (
-            "465" if os.environ.get("SMTP_SECURITY", "").strip().lower() == "tls" else "587")),
-        smtp_username=os.environ.get("SMTP_USERNAME", ""),
-        smtp_password=os.environ.get("SMTP_PASSWORD", ""),
-        smtp_security=(os.environ.get("SMTP_SECURITY") or "starttls").strip().lower(),
-        smtp_from=os.environ.get("SMTP_FROM", "").strip(),
-        smtp_timeout=float(os.environ.get("SMTP_TIMEOUT") or "10"),
-        sms_provider=(os.environ.get("SMS_PROVIDER") or "twilio").strip().lower(),
-        sms_twilio_account_sid=os.environ.get("SMS_TWILIO_ACCOUNT_SID", "").strip(),
-        sms_twilio_auth_token=os.environ.get("SMS_TWILIO_AUTH_TOKEN", ""),
-        sms_from=os.environ.get("SMS_FROM", "").strip(),
-    )
+    try:
+        return Settings()
+    except ValidationError as e:
+        raise SystemExit(f"Sportello settings: {e}") from None
 
 
-def _origins(value: str | None, site_url: str) -> tuple:
-    """`CORS_ORIGINS` (comma-separated), by default the demo site's origin and its localhost
-    spelling; "*" is refused (it would let any page use a visitor's credentials)."""
+def _origins(given: tuple, site_url: str) -> tuple:
+    """The origins given, by default the demo site's origin and its localhost spelling; "*" is
+    refused (it would let any page use a visitor's credentials)."""
     from urllib.parse import urlparse
 
-    if value:
-        origins = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+    if given:
+        origins = list(given)
     else:
         u = urlparse(site_url)
         origins = [f"{u.scheme}://{u.netloc}"]
@@ -204,52 +222,10 @@ def _origins(value: str | None, site_url: str) -> tuple:
     return tuple(o for o in origins if o != "*")
 
 
-def _redis_url(profile: str) -> str:
-    """Production: the Redis of the lock store (endpoints.production.yml, `REDIS_HOST`,
-    `REDIS_PORT`, `REDIS_DB`), which also holds the rate limits. Embedded: none."""
-    if os.environ.get("REDIS_URL"):
-        return os.environ["REDIS_URL"]
-    if profile != "production":
-        return ""
-    return (f"redis://{os.environ.get('REDIS_HOST', '127.0.0.1')}:"
-            f"{os.environ.get('REDIS_PORT', '6379')}/{os.environ.get('REDIS_DB', '0')}")
-
-
-def _socketio_redis_url(profile: str) -> str:
-    """`SOCKETIO_REDIS_URL`; in the production profile, by default, the lock store's Redis."""
-    if "SOCKETIO_REDIS_URL" in os.environ:
-        return os.environ["SOCKETIO_REDIS_URL"]
-    return _redis_url(profile)
-
-
-def _rasa_db_url(profile: str, var_dir: Path, override: str, pg_database: str,
-                 pg_default: str, sqlite_file: str) -> str:
-    """A database of Rasa's (endpoints*.yml): `override` when set; the production profile's
-    PostgreSQL database named by `pg_database` (`PG_HOST`, `PG_PORT`, `PG_USER`,
-    `PG_PASSWORD`); otherwise a SQLite file under the var folder."""
-    if os.environ.get(override):
-        return os.environ[override]
-    if profile == "production":
-        user = os.environ.get("PG_USER", "postgres")
-        password = os.environ.get("PG_PASSWORD", "")
-        auth = f"{user}:{password}" if password else user
-        return (f"postgresql://{auth}@{os.environ.get('PG_HOST', '127.0.0.1')}:"
-                f"{os.environ.get('PG_PORT', '5432')}/{os.environ.get(pg_database, pg_default)}")
-    return f"sqlite:///{var_dir / sqlite_file}"
-
-
-def _events_url(profile: str, var_dir: Path) -> str:
-    """Where Rasa's SQL event broker writes: the desk and the conversation log read the event
-    stream from there."""
-    return _rasa_db_url(profile, var_dir, "EVENTS_DATABASE_URL", "RASA_EVENTS_DB", "rasa_events",
-                        "rasa-events.db")
-
-
-def _tracker_url(profile: str, var_dir: Path) -> str:
-    """Where Rasa's SQL tracker store keeps the conversations: erasure and retention delete
-    there too."""
-    return _rasa_db_url(profile, var_dir, "TRACKER_DATABASE_URL", "RASA_TRACKER_DB", "rasa",
-                        "rasa-tracker.db")
+def local_zone() -> ZoneInfo:
+    """The operator's time zone (`TIMEZONE`, Europe/Rome by default): calendar days, due dates,
+    the desk's hours and the dashboard's periods are counted in it."""
+    return ZoneInfo(get_settings().timezone)
 
 
 def reset_settings() -> None:

@@ -143,7 +143,7 @@ class Settings(BaseSettings):
                 value = value.strip()
             if field.name in _LOWERCASE:
                 value = value.lower()
-            if value == "" and field.name != "socketio_redis_url":  # "" there: no Redis
+            if value == "" and field.name not in _EMPTY_IS_A_VALUE:
                 return field.default
         return value
 
@@ -193,6 +193,8 @@ _SECRET_FIELDS = {"customer_token_secret": "CUSTOMER_TOKEN_SECRET", "rasa_token"
 _STRIPPED = {"smtp_host", "smtp_security", "smtp_from", "sms_provider", "sms_twilio_account_sid",
              "sms_from", "otp_delivery"}
 _LOWERCASE = {"smtp_security", "sms_provider", "otp_delivery"}
+# Set empty on purpose: no Redis for socket.io (one Rasa process), no live chat hours at all.
+_EMPTY_IS_A_VALUE = {"socketio_redis_url", "desk_hours"}
 
 
 @lru_cache(maxsize=1)

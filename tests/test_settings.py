@@ -21,6 +21,7 @@ def env(monkeypatch, tmp_path):
                  "SITE_URL", "SPORTELLO_DEMO", "OTP_DELIVERY", "SMTP_PORT", "SMTP_SECURITY",
                  "PG_HOST", "PG_PORT", "PG_USER", "PG_PASSWORD", "RASA_EVENTS_DB",
                  "RASA_TRACKER_DB", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "TIMEZONE",
+                 "RASA_URL", "DESK_HOURS",
                  *PRODUCTION_SECRETS):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SPORTELLO_VAR_DIR", str(tmp_path))
@@ -65,14 +66,16 @@ def test_production_defaults_are_the_shared_engines(env):
         "", "", "", "")
 
 
-def test_empty_variables_count_as_unset_but_an_empty_socketio_redis_means_none(env):
+def test_empty_variables_count_as_unset_but_where_empty_means_none(env):
     env.setenv("SPORTELLO_PROFILE", "production")
     env.setenv("RASA_URL", "")
     env.setenv("SPORTELLO_DEMO", "")
-    env.setenv("SOCKETIO_REDIS_URL", "")
+    env.setenv("SOCKETIO_REDIS_URL", "")  # socket.io in process
+    env.setenv("DESK_HOURS", "")  # no live chat hours
     s = get_settings()
     assert s.rasa_url == "http://127.0.0.1:5005" and s.demo is False
     assert s.redis_url == "redis://127.0.0.1:6379/0" and s.socketio_redis_url == ""
+    assert s.desk_hours == ""
 
 
 def test_cors_origins_are_a_comma_list_and_never_a_wildcard(env):

@@ -2,14 +2,11 @@
 every `import` and `from ... import`, at module level or inside a function, is an edge from
 the importing module to the module it names.
 
-- No import cycle between modules, except the ones listed in KNOWN_CYCLE_IMPORTS.
+- No import cycle between modules of bot/, actions/, connectors/ and bench/.
 - No cycle between the packages of bot/ (bot.analytics, bot.crm, bot.desk, ...: a module of one
-  importing a module of another), except the ones listed in KNOWN_PACKAGE_CYCLE_IMPORTS.
+  importing a module of another).
 - Imports go one way (../shared/architecture.md): `actions/` and `connectors/` import `bot`;
-  `bot` never imports them.
-
-The known cycles are being removed (issue 12): delete an entry when its import goes away (a
-test says when one has); never add one.
+  `bot` never imports them; the benchmarks import the product, never the reverse.
 
 Run alone: `.venv/bin/python -m pytest tests/test_imports.py -q`.
 """
@@ -20,14 +17,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bot", "actions", "connectors")
-
-# Imports that close a cycle between modules, known and to be removed: (importer, imported).
-KNOWN_CYCLE_IMPORTS: set[tuple[str, str]] = set()
-
-# Imports that close a cycle between packages of bot/, known and to be removed.
-KNOWN_PACKAGE_CYCLE_IMPORTS: set[tuple[str, str]] = set()
-
+PACKAGES = ("bot", "actions", "connectors", "bench")
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -108,10 +98,8 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return sorted(components)
 
 
-def test_no_import_cycle_but_the_known_ones():
-    edges = {name: targets - {b for a, b in KNOWN_CYCLE_IMPORTS if a == name}
-             for name, targets in graph().items()}
-    found = cycles(edges)
+def test_no_import_cycle():
+    found = cycles(graph())
     assert not found, ("import cycles between modules (a module imports, maybe inside a "
                        f"function, one that imports it back): {found}")
 
@@ -136,31 +124,23 @@ def package_graph(edges: dict[str, set[str]]) -> dict[str, set[str]]:
     return out
 
 
-def test_no_package_cycle_in_bot_but_the_known_ones():
-    edges = {name: targets - {b for a, b in KNOWN_PACKAGE_CYCLE_IMPORTS if a == name}
-             for name, targets in graph().items()}
-    found = cycles(package_graph(edges))
+def test_no_package_cycle_in_bot():
+    found = cycles(package_graph(graph()))
     assert not found, f"import cycles between packages of bot/: {found}"
-
-
-def test_the_known_cycles_are_still_there():
-    """When one of them is fixed, take it off its list so that it cannot come back."""
-    edges = graph()
-    for known, components in ((KNOWN_CYCLE_IMPORTS, cycles(edges)),
-                              (KNOWN_PACKAGE_CYCLE_IMPORTS, cycles(package_graph(edges)))):
-        gone = sorted((a, b) for a, b in known if b not in edges.get(a, set()))
-        assert not gone, f"no longer imported, remove from the known cycles: {gone}"
-        level = package_of if known is KNOWN_PACKAGE_CYCLE_IMPORTS else str
-        closed = sorted((a, b) for a, b in known
-                        if not any({level(a), level(b)} <= set(c) for c in components))
-        assert not closed, f"no longer part of a cycle, remove from the known cycles: {closed}"
 
 
 def test_bot_never_imports_actions_or_connectors():
     wrong = sorted((name, target) for name, targets in graph().items()
                    if name.split(".")[0] == "bot" for target in targets
-                   if target.split(".")[0] in ("actions", "connectors"))
-    assert not wrong, f"bot/ must not import actions/ or connectors/: {wrong}"
+                   if target.split(".")[0] in ("actions", "connectors", "bench"))
+    assert not wrong, f"bot/ must not import actions/, connectors/ or bench/: {wrong}"
+
+
+def test_the_product_never_imports_the_benchmarks():
+    wrong = sorted((name, target) for name, targets in graph().items()
+                   if name.split(".")[0] != "bench" for target in targets
+                   if target.split(".")[0] == "bench")
+    assert not wrong, f"only bench/ imports bench/: {wrong}"
 
 
 def test_the_reader_sees_imports_inside_functions():
@@ -168,3 +148,6 @@ def test_the_reader_sees_imports_inside_functions():
     assert "actions.handover" in edges["actions.moving"]  # imported inside `run`
     assert "bot.analytics.queries" in edges["bot.desk.console"]  # `from bot.analytics import`
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert package_graph({"bot.crm.service": {"bot.notify.outbox"},
+                          "bot.notify.outbox": {"bot.crm.models"}}) == {
+        "bot.crm": {"bot.notify"}, "bot.notify": {"bot.crm"}}

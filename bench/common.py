@@ -119,6 +119,34 @@ def stack(env: dict[str, str], ports: Ports, which: Iterable[str], logs: Path,
         yield launcher
 
 
+def production_env(env: dict[str, str], redis_db: str = "8") -> list[str]:
+    """The production profile's settings, with three fresh PostgreSQL databases (the log, the
+    tracker store, the event stream); their names, to be dropped afterwards."""
+    names = create_pg_databases(3)
+    env.update({"SPORTELLO_PROFILE": "production", "DATABASE_URL": f"{PG_SERVER}/{names[0]}",
+                "PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
+                "PG_PASSWORD": "", "RASA_TRACKER_DB": names[1], "RASA_EVENTS_DB": names[2],
+                "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": redis_db,
+                "SOCKETIO_REDIS_CHANNEL": f"sportello-bench-{uuid.uuid4().hex[:8]}",
+                # real delivery configured (the benchmark sends no one-time code)
+                "SMTP_HOST": "127.0.0.1", "SMTP_SECURITY": "none",
+                "SMTP_FROM": "no-reply@lucenordenergia.example", "SMS_TWILIO_ACCOUNT_SID":
+                "AC" + "0" * 32, "SMS_TWILIO_AUTH_TOKEN": uuid.uuid4().hex,
+                "SMS_FROM": "+14155550100"})
+    return names
+
+
+def seed(env: dict[str, str]) -> None:
+    """The demo customers in the stack's database: the demo seed in the embedded profile, the
+    same customers as ordinary data in production (which refuses the demo). Call it inside
+    `settings_of(env)`."""
+    from bot.crm.seed import seed_demo
+    from bot.persistence.db import migrate
+
+    migrate()
+    seed_demo(mark=env.get("SPORTELLO_PROFILE") != "production")
+
+
 def create_pg_databases(n: int, prefix: str = "sportello_bench") -> list[str]:
     from bot.persistence.db import ensure_pg_database
 

@@ -14,26 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 
 from bench.common import (
-    PG_SERVER,
     RAW,
-    ROOT,
     bench_env,
-    create_pg_databases,
     drop_pg_databases,
     machine,
     percentiles,
+    production_env,
+    seed,
     settings_of,
     stack,
     write_section,
@@ -67,41 +64,16 @@ def _customer(i: int, rasa: str, latencies: list[float]) -> None:
             latencies.append(time.monotonic() - answered)
 
 
-def _production_env(env: dict) -> list[str]:
-    """The production profile's settings, with three fresh PostgreSQL databases (the log, the
-    tracker store, the event stream); their names, to be dropped afterwards."""
-    names = create_pg_databases(3)
-    env.update({"SPORTELLO_PROFILE": "production", "DATABASE_URL": f"{PG_SERVER}/{names[0]}",
-                "PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
-                "PG_PASSWORD": "", "RASA_TRACKER_DB": names[1], "RASA_EVENTS_DB": names[2],
-                "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "8",
-                "SOCKETIO_REDIS_CHANNEL": f"sportello-bench-{uuid.uuid4().hex[:8]}",
-                # real delivery configured (the benchmark sends no one-time code)
-                "SMTP_HOST": "127.0.0.1", "SMTP_SECURITY": "none",
-                "SMTP_FROM": "no-reply@lucenordenergia.example", "SMS_TWILIO_ACCOUNT_SID":
-                "AC" + "0" * 32, "SMS_TWILIO_AUTH_TOKEN": uuid.uuid4().hex,
-                "SMS_FROM": "+14155550100"})
-    return names
-
-
 def run(customers: tuple[int, ...], profile: str = "embedded") -> dict:
     work = Path(tempfile.mkdtemp(prefix="sportello-log-"))
     var = work / "var"
     var.mkdir()
     ports = Ports(rasa=17105, actions=17155, desk=17106, site=free_port())
     env = bench_env(var, ports)
-    databases = _production_env(env) if profile == "production" else []
+    databases = production_env(env) if profile == "production" else []
     try:
         with settings_of(env):
-            if profile == "production":  # the demo customers as ordinary data (no demo seed)
-                from bot.crm.seed import seed_demo
-                from bot.persistence.db import migrate
-
-                migrate()
-                seed_demo(mark=False)
-            else:
-                subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env,
-                               check=True, capture_output=True)
+            seed(env)
             with stack(env, ports, ("actions", "rasa", "desk", "worker"), work):
                 runs = []
                 for n in customers:

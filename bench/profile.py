@@ -1,0 +1,221 @@
+"""Where a Sportello turn's time goes: py-spy samples the Rasa server and the action server while
+simulated customers hold REST conversations, and the samples are grouped by component.
+
+Each sample is a stack of the process's busy thread (py-spy leaves idle threads out); it counts
+for the first component, in the order of `RASA` / `ACTIONS`, that any of its frames belongs to,
+so a component's share includes what it calls (the tracker store's SQL is the tracker store's).
+The functions with the most samples of their own (the top frame) are listed too.
+
+    python -m bench.profile [--profile embedded|production] [--customers 10] [--seconds 20]
+                            [--no-write]
+
+Writes a section of bench/RESULTS.md and the raw figures to bench/results.json (unless
+--no-write). Needs py-spy (requirements.txt) and the right to trace the processes it starts
+(root, or ptrace allowed for the user, as on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+from bench.common import (
+    RAW,
+    bench_env,
+    drop_pg_databases,
+    machine,
+    machine_load,
+    production_env,
+    seed,
+    settings_of,
+    stack,
+    write_section,
+)
+from bot.launcher import Ports, free_port
+
+PY_SPY = Path(sys.executable).with_name("py-spy")
+TURNS = ["ciao", "quanto devo pagare?", "che tariffa ho?", "a che punto è la mia pratica?",
+         "grazie"]
+# (component, path fragments of a frame's file). Checked in this order on the whole stack.
+RASA = [
+    ("jsonschema validation", ("jsonschema/",)),
+    ("tracker store", ("rasa/core/tracker_store.py",)),
+    ("event broker", ("rasa/core/brokers/",)),
+    ("lock store", ("rasa/core/lock_store.py",)),
+    ("action server calls", ("rasa/core/actions/action.py", "aiohttp/")),
+    ("NLU (tokenizer, featurizers, DIET)", ("rasa/nlu/", "tensorflow/", "keras/")),
+    ("dialogue policies", ("rasa/core/policies/",)),
+    ("Sportello's Rasa components", ("/bot/nlu/", "/connectors/", "/bot/rasa_patches.py")),
+    ("graph runner and processor", ("rasa/engine/", "rasa/core/processor.py",
+                                    "rasa/shared/core/")),
+    ("HTTP server (Sanic)", ("sanic/", "sanic_routing/")),
+]
+ACTIONS = [
+    ("Rasa NLU calls (actions/rasa_nlu.py)", ("/actions/rasa_nlu.py",)),
+    ("customer history (bot/crm)", ("/bot/crm/",)),
+    ("database (SQLAlchemy)", ("sqlalchemy/",)),
+    ("actions' own code", ("/actions/",)),
+    ("rasa_sdk", ("rasa_sdk/",)),
+    ("HTTP server (Sanic)", ("sanic/", "sanic_routing/")),
+]
+
+
+def frames(stack_line: str) -> list[str]:
+    """`func (file:line);func (file:line);... count` → the frames, root first."""
+    return stack_line.rsplit(" ", 1)[0].split(";")
+
+
+def component(stack: list[str], groups: list[tuple[str, tuple[str, ...]]]) -> str:
+    for name, fragments in groups:
+        if any(fragment in frame for frame in stack for fragment in fragments):
+            return name
+    return "other"
+
+
+def summarise(raw: str, groups: list[tuple[str, tuple[str, ...]]]) -> dict:
+    """py-spy's raw (collapsed) output → samples, share per component, top functions."""
+    by_component: Counter = Counter()
+    own: Counter = Counter()
+    total = 0
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        count = int(line.rsplit(" ", 1)[1])
+        stack = frames(line)
+        total += count
+        by_component[component(stack, groups)] += count
+        own[_short(stack[-1])] += count
+    share = {name: round(n / total, 3) for name, n in by_component.most_common()} if total else {}
+    top = [(name, round(n / total, 3)) for name, n in own.most_common(12)] if total else []
+    return {"samples": total, "components": share, "top_functions": top}
+
+
+def _short(frame: str) -> str:
+    """`func (/long/path/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py:12)`."""
+    name, _, where = frame.partition(" (")
+    for marker in ("site-packages/", "/work/", "/lib/python3.10/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            break
+    return f"{name} ({where}"
+
+
+async def _customers(url: str, tokens: list[str], n: int, until: float) -> int:
+    turns = 0
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=n + 5)) as c:
+        async def one(i: int) -> None:
+            nonlocal turns
+            k = 0
+            while time.monotonic() < until:
+                sender = f"profile-{i}-{k}"
+                for text in TURNS:
+                    r = await c.post(url, json={"sender": sender, "message": text,
+                                                "metadata": {"customer_token":
+                                                             tokens[i % len(tokens)]}})
+                    r.raise_for_status()
+                    turns += 1
+                k += 1
+        await asyncio.gather(*(one(i) for i in range(n)))
+    return turns
+
+
+def run(profile: str, customers: int, seconds: int) -> dict:
+    from bot.tokens import make_customer_token
+
+    if not PY_SPY.exists():
+        raise SystemExit(f"py-spy not found at {PY_SPY}: make setup installs it")
+    work = Path(tempfile.mkdtemp(prefix="sportello-profile-"))
+    var = work / "var"
+    var.mkdir()
+    ports = Ports(rasa=free_port(), actions=free_port(), desk=free_port(), site=free_port())
+    env = bench_env(var, ports)
+    databases = production_env(env, redis_db="9") if profile == "production" else []
+    try:
+        with settings_of(env):
+            seed(env)
+            tokens = [make_customer_token(f"C{1000100 + i:07d}", 120) for i in range(50)]
+            with stack(env, ports, ("actions", "rasa"), work) as processes:
+                url = f"{ports.url('rasa')}/webhooks/rest/webhook"
+                asyncio.run(_customers(url, tokens, 2, time.monotonic() + 5))  # warm-up
+                outputs = {name: work / f"{name}.spy" for name in ("rasa", "actions")}
+                spies = [subprocess.Popen(
+                    [str(PY_SPY), "record", "--pid", str(processes[name].proc.pid),
+                     "--subprocesses", "--rate", "100", "--duration", str(seconds),
+                     "--format", "raw", "--output", str(out), "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    for name, out in outputs.items()]
+                load_before = machine_load()
+                turns = asyncio.run(_customers(url, tokens, customers,
+                                               time.monotonic() + seconds))
+                for spy in spies:
+                    _, err = spy.communicate(timeout=seconds + 60)
+                    if spy.returncode != 0:
+                        raise SystemExit(f"py-spy failed: {err.decode()[-500:]}")
+                result = {
+                    "profile": profile, "customers": customers, "seconds": seconds,
+                    "turns": turns, "turns_per_second": round(turns / seconds, 1),
+                    "load": [load_before, machine_load()],
+                    "rasa": summarise(outputs["rasa"].read_text(), RASA),
+                    "actions": summarise(outputs["actions"].read_text(), ACTIONS),
+                }
+    finally:
+        if databases:
+            drop_pg_databases(databases)
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def write(results: list[dict]) -> None:
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    raw = json.loads(RAW.read_text()) if RAW.exists() else {}
+    raw["profile"] = {"when": when, "machine": machine(), "runs": results}
+    RAW.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
+    lines = [f"## Where a turn's time goes (run {when})", "",
+             f"Machine: {machine()}. `python -m bench.profile`: py-spy samples (100 a second, "
+             "busy threads only) of the Rasa server and the action server while simulated "
+             "customers, each with a customer token, hold REST conversations "
+             f"({', '.join(repr(t) for t in TURNS)}). A sample counts for the first component "
+             "any of its frames belongs to (bench/profile.py lists them in order), so a share "
+             "includes what the component calls.", ""]
+    for r in results:
+        lines += [f"### {r['profile']} profile: {r['customers']} customers, {r['seconds']} s, "
+                  f"{r['turns']} turns ({r['turns_per_second']} turns/s while sampled), "
+                  f"load {r['load'][0]} → {r['load'][1]}", ""]
+        for process in ("rasa", "actions"):
+            s = r[process]
+            lines += [f"{'Rasa server' if process == 'rasa' else 'Action server'} "
+                      f"({s['samples']} samples):", "", "| component | share |", "|---|---|"]
+            lines += [f"| {name} | {share:.1%} |" for name, share in s["components"].items()]
+            lines += ["", "Top functions by own samples: " + "; ".join(
+                f"`{name}` {share:.1%}" for name, share in s["top_functions"][:6]) + ".", ""]
+    write_section("## Where a turn's time goes", lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", action="append", choices=["embedded", "production"],
+                        help="the stack's profile (repeat for both; default: embedded)")
+    parser.add_argument("--customers", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    results = [run(p, args.customers, args.seconds) for p in args.profile or ["embedded"]]
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    if not args.no_write:
+        write(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""bench/profile.py's grouping of py-spy samples: a sample counts for the first component any
+of its frames belongs to, and the top frame for the function list."""
+
+from __future__ import annotations
+
+from bench.profile import RASA, summarise
+
+SP = "/work/main/.venv/lib/python3.10/site-packages"
+RAW = "\n".join([
+    # the tracker store's SQL is the tracker store's
+    f"handle (sanic/app.py:1);save ({SP}/rasa/core/tracker_store.py:9);"
+    f"execute ({SP}/sqlalchemy/engine/base.py:3) 30",
+    # a schema check inside an action call counts for the schema, listed first
+    f"run ({SP}/rasa/core/actions/action.py:5);validate ({SP}/jsonschema/validators.py:7) 50",
+    f"serve ({SP}/sanic/server.py:2) 15",
+    "mystery (/somewhere/else.py:1) 5",
+    "",
+])
+
+
+def test_samples_are_grouped_by_component_and_top_frame():
+    s = summarise(RAW, RASA)
+    assert s["samples"] == 100
+    assert s["components"] == {"jsonschema validation": 0.5, "tracker store": 0.3,
+                               "HTTP server (Sanic)": 0.15, "other": 0.05}
+    assert s["top_functions"][0] == ("validate (jsonschema/validators.py:7)", 0.5)
+    assert s["top_functions"][1] == ("execute (sqlalchemy/engine/base.py:3)", 0.3)
+
+
+def test_no_samples_give_empty_shares():
+    assert summarise("", RASA) == {"samples": 0, "components": {}, "top_functions": []}

@@ -13,12 +13,13 @@ from typing import Any, Dict, List, Optional, Sequence, Text
 from babel.dates import get_month_names
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import DomainSkillAction, language_of, record
 from actions.given_data import reading_beside_the_meter
 from actions.skills import SKILL_ACTIONS
 from bot import i18n
-from bot.crm.card import BillView, IdentityCard
+from bot.crm.card import BillView, IdentityCard, SupplyView
 from bot.settings import get_settings
 
 BILL_INTENTS = ("check_bill", "explain_bill", "pay_bill")
@@ -184,7 +185,7 @@ def period_name(period: Period, lang: str) -> str:
     return i18n.month_name(period.month, lang)
 
 
-def due_values(domain, bill, lang, today) -> dict:
+def due_values(domain: Dict[Text, Any], bill: BillView, lang: str, today: date) -> dict:
     """Amount, due date and the day count to it (family persona variations say them plainly):
     `days_left` to the due date (0 on the day), `days_overdue` past it, and `due_note`, the
     whole of it in words."""
@@ -194,7 +195,7 @@ def due_values(domain, bill, lang, today) -> dict:
                 due_note=i18n.due_note(domain, bill.due_date, not bill.open, today, lang))
 
 
-def bill_values(domain, bill, lang, today) -> dict:
+def bill_values(domain: Dict[Text, Any], bill: BillView, lang: str, today: date) -> dict:
     """Everything a reply about one bill may say: number, supply, month, period, due values."""
     return dict(number=bill.number, supply=i18n.supply(domain, bill.supply_type, lang),
                 month=i18n.month_year(*month_of(bill), lang),
@@ -202,14 +203,16 @@ def bill_values(domain, bill, lang, today) -> dict:
                 **due_values(domain, bill, lang, today))
 
 
-def _bill_line(dispatcher, domain, bill, lang, today) -> None:
+def _bill_line(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], bill: BillView,
+               lang: str, today: date) -> None:
     dispatcher.utter_message(
         response="utter_bill_line_overdue" if bill.is_overdue(today) else "utter_bill_line",
         number=bill.number, supply=i18n.supply(domain, bill.supply_type, lang),
         **due_values(domain, bill, lang, today))
 
 
-def _say_unknown_period(dispatcher, domain, card, period: Period, lang: str) -> None:
+def _say_unknown_period(dispatcher: CollectingDispatcher, domain: Dict[Text, Any],
+                        card: IdentityCard, period: Period, lang: str) -> None:
     """No bill of that period: say so and which bills there are; never another bill's answer."""
     if not card.bills:
         dispatcher.utter_message(response="utter_no_bills_at_all")
@@ -226,7 +229,8 @@ def _forget_period() -> List[EventType]:
 class ActionCheckBill(DomainSkillAction):
     intent = "check_bill"
 
-    async def answer(self, dispatcher, tracker, card, domain):
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
         reading = reading_beside_the_meter(tracker)
         if reading is not None:  # "...the meter says 4512, use that": the reading task
             return reading + [FollowupAction(SKILL_ACTIONS["submit_meter_reading"])]
@@ -255,7 +259,8 @@ class ActionCheckBill(DomainSkillAction):
         await record(tracker, card, self.intent, "resolved")
         return _forget_period() + [SlotSet("offer", "pay_bill")]
 
-    async def answer_period(self, dispatcher, tracker, card, domain,
+    async def answer_period(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                            card: IdentityCard, domain: Dict[Text, Any],
                             period: Period) -> List[EventType]:
         """The bills of the period asked about: amount, period and where each one stands; the
         payment link is offered for the unpaid ones (and the one bill is kept for it)."""
@@ -283,7 +288,8 @@ class ActionCheckBill(DomainSkillAction):
 class ActionExplainBill(DomainSkillAction):
     intent = "explain_bill"
 
-    async def answer(self, dispatcher, tracker, card, domain):
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
         reading = reading_beside_the_meter(tracker)
         if reading is not None:  # "...the meter says 4512, use that": the reading task
             return reading + [FollowupAction(SKILL_ACTIONS["submit_meter_reading"])]
@@ -310,7 +316,8 @@ class ActionExplainBill(DomainSkillAction):
         return _forget_period() + [SlotSet("offer", offer)]
 
 
-def explain(dispatcher, domain, card: IdentityCard, bill: BillView, lang: str) -> bool:
+def explain(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], card: IdentityCard,
+            bill: BillView, lang: str) -> bool:
     """Why `bill` is what it is, against the average of the (up to 11) bills of the same supply
     before it (higher, lower or in line: 15% either way); True when it rests on an estimated
     reading (and that was said)."""
@@ -343,7 +350,7 @@ def explain(dispatcher, domain, card: IdentityCard, bill: BillView, lang: str) -
     return bill.estimated
 
 
-def _consumptions(supply, bill):
+def _consumptions(supply: Optional[SupplyView], bill: BillView):
     """Consumption of the bill's period and the average monthly consumption before it."""
     if supply is None or len(supply.readings) < 2:
         return Decimal(0), Decimal(0)
@@ -361,7 +368,8 @@ class ActionPayBill(DomainSkillAction):
     intent = "pay_bill"
     needs_identity = False
 
-    async def answer(self, dispatcher, tracker, card, domain):
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
         lang = language_of(tracker)
         if card is None:
             dispatcher.utter_message(response="utter_pay_options")
@@ -392,7 +400,8 @@ class ActionPayBill(DomainSkillAction):
         return _forget_period()
 
 
-def _pay_link(dispatcher, domain, bill: BillView, lang: str) -> None:
+def _pay_link(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], bill: BillView,
+              lang: str) -> None:
     dispatcher.utter_message(response="utter_pay_link", number=bill.number,
                              link=get_settings().payment_base_url + bill.number,
                              **due_values(domain, bill, lang, i18n.today()))

@@ -7,7 +7,7 @@ customer wants to know where that one stands."""
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Optional, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -58,7 +58,8 @@ class ActionAskCallbackPhone(Action):
     def name(self) -> Text:
         return "action_ask_callback_phone"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         card = await load_identity_card(verified_customer(tracker))
         if card and card.phone:
             dispatcher.utter_message(response="utter_ask_callback_phone",
@@ -103,7 +104,8 @@ class ActionCallbackSubmit(Action):
     def name(self) -> Text:
         return "action_callback_submit"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         code = verified_customer(tracker)
         phone, slot = tracker.get_slot("callback_phone"), tracker.get_slot("callback_slot")
         events = [SlotSet("callback_phone", None), SlotSet("callback_slot", None),

@@ -122,7 +122,9 @@ class DomainSkillAction(SkillAction, ABC):
     """A skill whose replies carry vocabulary words (bot.i18n.word), resolved from the domain
     rasa-sdk passes to `run`: subclasses implement `answer`."""
 
-    async def handle(self, dispatcher, tracker, card):  # never called: `run` calls `answer`
+    async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard]) -> List[EventType]:
+        # never called: `run` calls `answer`
         raise NotImplementedError
 
     @abstractmethod

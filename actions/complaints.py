@@ -7,7 +7,7 @@ days asks first whether the customer wants to know where that one stands."""
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Text
+from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -90,7 +90,8 @@ class ActionComplaintSubmit(Action):
     def name(self) -> Text:
         return "action_complaint_submit"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         code = verified_customer(tracker)
         text = tracker.get_slot("complaint_text")
         cleared = [SlotSet("complaint_text", None), SlotSet(SIMILAR_CHOICE, None)]

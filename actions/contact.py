@@ -41,7 +41,8 @@ def is_checked_contact(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(("email:", "phone:"))
 
 
-async def store_contact(dispatcher, tracker, kind: str, value: str) -> None:
+async def store_contact(dispatcher: CollectingDispatcher, tracker: Tracker, kind: str,
+                        value: str) -> None:
     code = verified_customer(tracker)
     if kind == "email":
         await run(set_email, code, value)
@@ -126,7 +127,8 @@ class ActionContactSubmit(Action):
     def name(self) -> Text:
         return "action_contact_submit"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         value = tracker.get_slot("new_contact") or ""
         confirmed = tracker.get_slot("contact_otp") == CONFIRMED
         if verified_customer(tracker) and confirmed and ":" in value:

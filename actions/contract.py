@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
 from actions.common import DomainSkillAction, language_of, record
 from bot import i18n
+from bot.crm.card import IdentityCard
 
 
 class ActionContractInfo(DomainSkillAction):
     intent = "contract_info"
 
-    async def answer(self, dispatcher, tracker, card, domain):
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
         lang = language_of(tracker)
         if not card.supplies:
             dispatcher.utter_message(response="utter_no_active_supply")

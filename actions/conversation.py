@@ -25,7 +25,7 @@ from actions.given_data import actions_of_last_turn, data_beyond_doubt, task_for
 from bot import i18n
 from bot.channels import MESSAGING
 from bot.crm.card import load_identity_card
-from bot.crm.nba import next_best_action, unresolved_recent_contact
+from bot.crm.nba import NextBestAction, next_best_action, unresolved_recent_contact
 from bot.crm.service import conversation_recorded, customer_for_identity, run
 from bot.language import detect
 from bot.nlu.other_company import names_other_company
@@ -171,8 +171,8 @@ class ActionGreet(Action):
         return [SlotSet("offer", offer)]
 
 
-def nba_message(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], nba,
-                lang: str):
+def nba_message(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], nba: NextBestAction,
+                lang: str) -> Optional[str]:
     """Say the next best action; returns the offer the customer may accept with "yes"."""
     if nba.kind == "outage":
         o = nba.params["outage"]
@@ -204,7 +204,8 @@ class ActionGoodbye(Action):
     def name(self) -> Text:
         return "action_goodbye"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         dispatcher.utter_message(response="utter_goodbye")
         code = verified_customer(tracker)
         try:
@@ -220,7 +221,8 @@ class ActionGiveFeedback(Action):
     def name(self) -> Text:
         return "action_give_feedback"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         rating = latest_entity(tracker, "rating") or tracker.get_slot("rating")
         try:
             value = int(float(rating)) if rating is not None else None
@@ -256,7 +258,8 @@ class ActionChangeLanguage(Action):
     def name(self) -> Text:
         return "action_change_language"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         wanted = wanted_language(tracker)
         if wanted not in ("it", "en"):
             wanted = "en" if language_of(tracker) == "it" else "it"
@@ -272,7 +275,8 @@ class ActionDefaultFallback(Action):
     def name(self) -> Text:
         return "action_nlu_fallback"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         metadata = tracker.latest_message.get("metadata") or {}
         text = (tracker.latest_message.get("text") or "").strip()
         if not text or metadata.get("empty_message"):
@@ -314,7 +318,8 @@ class ActionOutOfScope(Action):
     def name(self) -> Text:
         return "action_out_of_scope"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         if data_beyond_doubt(tracker) and not names_other_company(
                 tracker.latest_message.get("text")):
             started = await start_task_for_data(dispatcher, tracker)
@@ -334,7 +339,8 @@ class ActionAffirm(Action):
     def name(self) -> Text:
         return "action_affirm"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         dispatcher.utter_message(response="utter_how_can_i_help")
         return [SlotSet("offer", None)]
 
@@ -343,7 +349,8 @@ class ActionDeny(Action):
     def name(self) -> Text:
         return "action_deny"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         started = await start_task_for_data(dispatcher, tracker)
         if started is not None:  # "no scusa ho letto male, è 30498": a correction
             return started
@@ -357,7 +364,8 @@ class ActionInform(Action):
     def name(self) -> Text:
         return "action_inform"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         if latest_entity(tracker, "customer_code") and not verified_customer(tracker):
             return await start_verification(dispatcher, tracker, tracker.get_slot("pending_intent"))
         started = await start_task_for_data(dispatcher, tracker)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Text
+from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -16,7 +16,7 @@ from bot.crm.validation import normalise_iban
 from bot.masks import mask_iban
 
 
-async def store_iban(dispatcher, tracker, iban: str) -> None:
+async def store_iban(dispatcher: CollectingDispatcher, tracker: Tracker, iban: str) -> None:
     code = verified_customer(tracker)
     await run(set_iban, code, iban)
     dispatcher.utter_message(response="utter_direct_debit_done", masked=mask_iban(iban))
@@ -29,7 +29,8 @@ class ActionAskIbanInput(Action):
     def name(self) -> Text:
         return "action_ask_iban_input"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         card = await load_identity_card(verified_customer(tracker) or "")
         if card and card.direct_debit_iban:
             dispatcher.utter_message(response="utter_direct_debit_current",
@@ -56,7 +57,8 @@ class ActionDirectDebitSubmit(Action):
     def name(self) -> Text:
         return "action_direct_debit_submit"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         iban = tracker.get_slot("iban_input")
         if verified_customer(tracker) and iban:
             await store_iban(dispatcher, tracker, iban)

@@ -112,10 +112,13 @@ class ActionRequestHuman(SkillAction):
     intent = "request_human"
     needs_identity = False
 
-    async def handle(self, dispatcher, tracker, card):  # never called: `answer` is
+    async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard]) -> List[EventType]:
+        # never called: `answer` is
         raise NotImplementedError
 
-    async def answer(self, dispatcher, tracker, card, domain):
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
         """An angry customer who asked something the bot can answer at once ("WHY IS THE BILL
         SO HIGH???") gets that answer before the person: nobody waits for what they asked."""
         reason = reason_of(tracker)
@@ -141,7 +144,8 @@ class ActionHandoverTicket(Action):
     def name(self) -> Text:
         return "action_handover_ticket"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         events: List[EventType] = [SlotSet("offer", None)]
         code = verified_customer(tracker)
         if not code:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any, Dict, Optional, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -78,7 +78,8 @@ class ActionAskSupplyChoice(Action):
     def name(self) -> Text:
         return "action_ask_supply_choice"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         card = await load_identity_card(verified_customer(tracker))
         lang = language_of(tracker)
         buttons = [{"title": f"{i18n.supply(domain, s.type, lang)} – {s.address}",
@@ -91,7 +92,8 @@ class ActionAskReadingValue(Action):
     def name(self) -> Text:
         return "action_ask_reading_value"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         card = await load_identity_card(verified_customer(tracker))
         lang = language_of(tracker)
         supply = chosen_supply(card, tracker)
@@ -113,7 +115,8 @@ class ValidateMeterReadingForm(FormValidation):
     def name(self) -> Text:
         return "validate_meter_reading_form"
 
-    async def required_slots(self, domain_slots, dispatcher, tracker, domain):
+    async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> List[Text]:
         card = await load_identity_card(verified_customer(tracker) or "")
         only = the_only_supply(card)
         if only and tracker.get_slot("supply_choice") in (None, only):
@@ -177,7 +180,8 @@ class ActionMeterReadingSubmit(Action):
     def name(self) -> Text:
         return "action_meter_reading_submit"
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         lang = language_of(tracker)
         code = verified_customer(tracker)
         value = parse_reading(tracker.get_slot("reading_value") or "")

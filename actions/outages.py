@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from rasa_sdk.events import SlotSet
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import DomainSkillAction, channel_of, language_of, record
 from bot import i18n
+from bot.crm.card import IdentityCard
 from bot.crm.service import open_ticket, run
 from bot.safety import smells_of_gas
 from bot.settings import get_settings
@@ -15,14 +20,16 @@ class ActionReportOutage(DomainSkillAction):
     intent = "report_outage"
     needs_identity = False
 
-    async def run(self, dispatcher, tracker, domain):
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         # A smell of gas gets the emergency number before anything else, identified or not.
         if smells_of_gas(tracker.latest_message.get("text")):
             dispatcher.utter_message(response="utter_gas_emergency",
                                      number=get_settings().gas_emergency_number)
         return await super().run(dispatcher, tracker, domain)
 
-    async def answer(self, dispatcher, tracker, card, domain):
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
         lang = language_of(tracker)
         if card is None:
             dispatcher.utter_message(response="utter_outage_anonymous")

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import List, Optional
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
 from actions.common import SkillAction, record
+from bot.crm.card import IdentityCard
 from bot.crm.service import run, set_paperless
 from bot.masks import mask_email
 
@@ -10,7 +17,8 @@ from bot.masks import mask_email
 class ActionActivateEbill(SkillAction):
     intent = "activate_ebill"
 
-    async def handle(self, dispatcher, tracker, card):
+    async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard]) -> List[EventType]:
         if card.paperless and card.email:
             dispatcher.utter_message(response="utter_already_paperless",
                                      email=mask_email(card.email))

@@ -102,7 +102,8 @@ def tell_status(dispatcher: CollectingDispatcher, card: IdentityCard, domain: Do
 class ActionTicketStatus(DomainSkillAction):
     intent = "ticket_status"
 
-    async def answer(self, dispatcher, tracker, card, domain):
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
         tell_status(dispatcher, card, domain, language_of(tracker),
                     latest_entity(tracker, "ticket_id"), named_kinds(tracker))
         await record(tracker, card, self.intent, "resolved")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 
-def _cmd_migrate(args) -> int:
+def _cmd_migrate(args: argparse.Namespace) -> int:
     from bot.persistence.db import migrate
 
     migrate()
@@ -16,7 +16,7 @@ def _cmd_migrate(args) -> int:
     return 0
 
 
-def _cmd_import(args) -> int:
+def _cmd_import(args: argparse.Namespace) -> int:
     from bot.crm.importer import ImportError_, import_file
     from bot.persistence.db import migrate
 
@@ -35,7 +35,7 @@ def _cmd_import(args) -> int:
     return 0
 
 
-def _cmd_seed(args) -> int:
+def _cmd_seed(args: argparse.Namespace) -> int:
     from bot.crm.seed import DEMO, is_empty, seed_demo
     from bot.persistence.db import migrate
 
@@ -57,7 +57,7 @@ def _cmd_seed(args) -> int:
     return 0
 
 
-def _cmd_add_user(args) -> int:
+def _cmd_add_user(args: argparse.Namespace) -> int:
     import getpass
     import os
 
@@ -86,28 +86,28 @@ def _cmd_add_user(args) -> int:
     return 0
 
 
-def _cmd_desk(args) -> int:
+def _cmd_desk(args: argparse.Namespace) -> int:
     from bot.desk.app import serve
 
     serve(port=args.port)
     return 0
 
 
-def _cmd_worker(args) -> int:
+def _cmd_worker(args: argparse.Namespace) -> int:
     from bot.log_worker import serve
 
     serve()
     return 0
 
 
-def _cmd_actions(args) -> int:
+def _cmd_actions(args: argparse.Namespace) -> int:
     from bot.action_server import serve
 
     serve(port=args.port)
     return 0
 
 
-def _cmd_secret(args) -> int:
+def _cmd_secret(args: argparse.Namespace) -> int:
     from bot.keys import SECRETS, generate
 
     for name in SECRETS:
@@ -115,7 +115,7 @@ def _cmd_secret(args) -> int:
     return 0
 
 
-def _cmd_check(args) -> int:
+def _cmd_check(args: argparse.Namespace) -> int:
     from bot.production import problems
 
     found = problems()
@@ -125,21 +125,21 @@ def _cmd_check(args) -> int:
     return 1 if found else 0
 
 
-def _cmd_site(args) -> int:
+def _cmd_site(args: argparse.Namespace) -> int:
     from bot.site.app import serve
 
     serve(port=args.port)
     return 0
 
 
-def _cmd_token(args) -> int:
+def _cmd_token(args: argparse.Namespace) -> int:
     from bot.tokens import make_customer_token
 
     print(make_customer_token(args.customer_code, args.minutes))
     return 0
 
 
-def _cmd_outbox(args) -> int:
+def _cmd_outbox(args: argparse.Namespace) -> int:
     from bot.settings import get_settings
 
     if get_settings().profile == "production":
@@ -164,26 +164,26 @@ def _cmd_outbox(args) -> int:
     return 0
 
 
-def _cmd_train(args) -> int:
+def _cmd_train(args: argparse.Namespace) -> int:
     from bot.runner import ensure_model
 
     print(ensure_model(force=args.force))
     return 0
 
 
-def _cmd_run(args) -> int:
+def _cmd_run(args: argparse.Namespace) -> int:
     from bot.runner import run
 
     return run(with_shell=False)
 
 
-def _cmd_shell(args) -> int:
+def _cmd_shell(args: argparse.Namespace) -> int:
     from bot.runner import run
 
     return run(with_shell=True)
 
 
-def _cmd_card(args) -> int:
+def _cmd_card(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from bot.crm.card import read_identity_card
@@ -196,7 +196,7 @@ def _cmd_card(args) -> int:
     return 0
 
 
-def _cmd_sync_log(args) -> int:
+def _cmd_sync_log(args: argparse.Namespace) -> int:
     from bot.analytics import ingest
     from bot.persistence.db import migrate
 
@@ -207,7 +207,7 @@ def _cmd_sync_log(args) -> int:
     return 0
 
 
-def _cmd_export_annotations(args) -> int:
+def _cmd_export_annotations(args: argparse.Namespace) -> int:
     from bot.analytics.annotations import export_files
     from bot.language import LANGUAGES
 
@@ -220,7 +220,7 @@ def _cmd_export_annotations(args) -> int:
     return 0
 
 
-def _cmd_erase_customer(args) -> int:
+def _cmd_erase_customer(args: argparse.Namespace) -> int:
     from bot.analytics.lifecycle import erase_customer
     from bot.persistence.db import migrate
 
@@ -243,7 +243,7 @@ def _cmd_erase_customer(args) -> int:
     return 0
 
 
-def _cmd_purge(args) -> int:
+def _cmd_purge(args: argparse.Namespace) -> int:
     from bot.analytics.lifecycle import purge
     from bot.persistence.db import migrate
     from bot.settings import get_settings

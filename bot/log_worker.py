@@ -17,6 +17,7 @@ import logging
 import signal
 import threading
 import time
+from types import FrameType
 from typing import Callable
 
 from bot.analytics import ingest
@@ -59,7 +60,7 @@ def serve() -> None:
     enforce("log worker")
     stopping = threading.Event()
 
-    def _stop(signum, frame) -> None:
+    def _stop(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
     signal.signal(signal.SIGTERM, _stop)

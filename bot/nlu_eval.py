@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.settings import ROOT
+
+if TYPE_CHECKING:  # rasa is imported only where it is used
+    from rasa.core.agent import Agent
 
 HELD_OUT = {"it": ROOT / "tests" / "nlu" / "it.yml", "en": ROOT / "tests" / "nlu" / "en.yml"}
 
@@ -38,7 +42,7 @@ def load_examples(path: Path) -> list[tuple[str, str, list[dict]]]:
             for ex in data.intent_examples]
 
 
-def load_agent(model_path: Path):
+def load_agent(model_path: Path) -> Agent:
     import logging
 
     from rasa.core.agent import Agent
@@ -49,11 +53,11 @@ def load_agent(model_path: Path):
     return Agent.load(str(model_path))
 
 
-async def _parse_all(agent, texts: list[str]) -> list[dict]:
+async def _parse_all(agent: Agent, texts: list[str]) -> list[dict]:
     return [await agent.parse_message(text) for text in texts]
 
 
-def evaluate(agent, language: str, path: Path | None = None) -> NluScore:
+def evaluate(agent: Agent, language: str, path: Path | None = None) -> NluScore:
     from sklearn.metrics import f1_score
 
     examples = load_examples(path or HELD_OUT[language])

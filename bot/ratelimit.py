@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 from bot.settings import get_settings
 
@@ -75,7 +75,7 @@ class RedisLimiter:
 _limiter = None
 
 
-def limiter():
+def limiter() -> Union[MemoryLimiter, RedisLimiter]:
     global _limiter
     if _limiter is None:
         s = get_settings()

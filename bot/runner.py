@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from bot.launcher import ALL, Launcher, endpoints_file, environment, services
 from bot.settings import ROOT, get_settings
@@ -141,7 +142,7 @@ def run(with_shell: bool = False) -> int:
     env = rasa_env()
     launcher = Launcher(env, services(model, which=("actions",) if with_shell else ALL))
 
-    def _terminate(signum, frame):  # SIGTERM behaves like Ctrl-C
+    def _terminate(signum: int, frame: FrameType | None):  # SIGTERM behaves like Ctrl-C
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)

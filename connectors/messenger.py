@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Mapping, Text
 
 from fbmessenger import MessengerClient
 from fbmessenger.elements import Text as FBText
@@ -47,7 +47,7 @@ def client(page_access_token: str) -> MessengerClient:
     return c
 
 
-def signature_ok(secret: str, body: bytes, headers) -> bool:
+def signature_ok(secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
     if not secret:
         return False
     for header, algorithm in (("X-Hub-Signature-256", hashlib.sha256),

@@ -23,6 +23,7 @@ import re
 import string
 from collections import defaultdict
 from pathlib import Path
+from typing import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -131,7 +132,7 @@ def export_yaml(language: str, db: Session | None = None) -> str:
     return render(collect(language, db))
 
 
-def export_files(out_dir: Path, languages=LANGUAGES,
+def export_files(out_dir: Path, languages: Iterable[str] = LANGUAGES,
                  db: Session | None = None) -> list[tuple[Path, dict[str, int]]]:
     """Write `annotations_<language>.yml` for each language; [(path, {intent: count})]."""
     out_dir.mkdir(parents=True, exist_ok=True)

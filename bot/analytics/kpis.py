@@ -44,10 +44,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import and_, case, func, null, or_, select
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.expression import ColumnElement
 
 from bot.analytics.models import STAGE_LABELS, Conversation, ConversationIntent
 from bot.analytics.queries.filters import Filters
@@ -171,11 +172,11 @@ COUNTS = ("conversations", "contained", "handover", "abandoned", "customer_messa
           "fallback_messages", "rated", "csat_sum")
 
 
-def _count_if(condition):
+def _count_if(condition: ColumnElement):
     return func.sum(case((condition, 1), else_=0))
 
 
-def _tally(rows) -> dict[str, int]:
+def _tally(rows: Iterable[tuple[str, int | None, int, int, int]]) -> dict[str, int]:
     """The counts behind the rates, summed over rows of (outcome, csat, n, turns, fallbacks)."""
     out = dict.fromkeys(COUNTS, 0)
     for outcome, csat, n, turns, fallbacks in rows:
@@ -343,7 +344,7 @@ def compute(db: Session, start: date, end: date, filters: dict | None = None,
     waits, handlings = _percentiles(db, scope, None)
     wait, handling = waits.get(None), handlings.get(None)
 
-    def summed(key: str, only=lambda r: True) -> dict:
+    def summed(key: str, only: Callable[[dict], bool] = lambda r: True) -> dict:
         out: dict = {}
         for r in rows:
             if only(r):

@@ -60,7 +60,8 @@ from typing import Iterable
 import jwt
 from sqlalchemy import create_engine, delete, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.expression import ColumnElement
 
 from bot.analytics.ingest import known_of
 from bot.analytics.models import (
@@ -261,7 +262,7 @@ def _hold_cursor(db: Session) -> None:
         db.execute(text("PRAGMA secure_delete = ON"))
 
 
-def _delete_conversations(db: Session, where) -> int:
+def _delete_conversations(db: Session, where: ColumnElement) -> int:
     """Delete the conversations matching `where` and everything hanging off them."""
     ids = select(Conversation.id).where(where).scalar_subquery()
     message_ids = select(ConversationMessage.id).where(
@@ -304,7 +305,7 @@ def _contacts_of(db: Session, customer: m.Customer) -> list[str]:
     return sorted(v for v in values if v)
 
 
-def _in(column, values: list[str]):
+def _in(column: InstrumentedAttribute, values: list[str]):
     """`column IN values`, in chunks (an OR of IN lists); false for no values."""
     if not values:
         return column.in_([])

@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
@@ -351,7 +352,7 @@ def _valid_national(digits: str) -> bool:
     return False
 
 
-def redact_value(entity: str, value) -> str:
+def redact_value(entity: str, value: Any) -> str:
     """An entity's value as the log keeps it: formatted personal values become their label."""
     labels = {"email": "[EMAIL]", "phone": "[PHONE]", "iban": "[IBAN]",
               "customer_code": "[CUSTOMER_CODE]"}

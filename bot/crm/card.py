@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from bot.crm import models as m
 from bot.persistence.db import session_scope
@@ -136,7 +136,7 @@ class IdentityCard:
         return [s for s in self.supplies if s.status == "active"]
 
 
-def active_outages(session, postcodes: set[str], now: datetime) -> list[m.Outage]:
+def active_outages(session: Session, postcodes: set[str], now: datetime) -> list[m.Outage]:
     if not postcodes:
         return []
     rows = session.execute(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot import channels
 from bot.crm import models as m, validation
 from bot.language import LANGUAGES
+from bot.persistence.types import Base
 
 Check = Callable[[Any], str | None]
 
@@ -362,7 +363,7 @@ def _d(v: str | None) -> date | None:
     return date.fromisoformat(v) if v else None
 
 
-def _upsert(session: Session, model, key: dict, values: dict):
+def _upsert(session: Session, model: type[Base], key: dict, values: dict):
     obj = session.execute(select(model).filter_by(**key)).scalar_one_or_none()
     if obj is None:
         obj = model(**key, **values)

@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     select,
 )
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import Session, relationship
 
 from bot.persistence.types import Base, Money, UTCDateTime, utcnow
 
@@ -97,7 +97,7 @@ class ContactHistory(Base):
     valid_until = Column(UTCDateTime)
 
 
-def note_contact(session, customer_id: int, kind: str, previous: str | None,
+def note_contact(session: Session, customer_id: int, kind: str, previous: str | None,
                  current: str | None, at: datetime | None = None) -> None:
     """Record in `contact_history` that the customer's e-mail or phone (`kind`) went from
     `previous` to `current`: the open record ends, one opens for the new value. A previous value
@@ -121,7 +121,7 @@ def note_contact(session, customer_id: int, kind: str, previous: str | None,
                                    valid_from=at))
 
 
-def change_contact(session, customer: "Customer", kind: str, value: str | None) -> None:
+def change_contact(session: Session, customer: "Customer", kind: str, value: str | None) -> None:
     """Give the customer a new e-mail or phone (`kind`), keeping the old one in the history."""
     note_contact(session, customer.id, kind, getattr(customer, kind), value)
     setattr(customer, kind, value)

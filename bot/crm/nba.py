@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from bot.crm.card import IdentityCard
+from bot.crm.card import IdentityCard, InteractionView
 
 READING_WINDOW_FIRST_DAY = 20  # the self-reading window runs from the 20th to the month's end
 TICKET_NEWS_DAYS = 3
@@ -43,7 +43,8 @@ def next_best_action(card: IdentityCard, now: datetime | None = None) -> NextBes
     return None
 
 
-def unresolved_recent_contact(card: IdentityCard, channel: str, now: datetime | None = None):
+def unresolved_recent_contact(card: IdentityCard, channel: str,
+                              now: datetime | None = None) -> InteractionView | None:
     """The newest unresolved contact on another channel in the last 7 days, if any."""
     now = now or datetime.now(timezone.utc)
     for i in card.interactions:

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot.crm import models as m
 from bot.masks import mask_email, mask_phone
@@ -109,7 +110,7 @@ def verification_keys(customer_code: str, contacts: list[str] = ()) -> list[str]
             + [_key("send:destination", c) for c in contacts if c])
 
 
-def _counter(s, key: str, now: datetime, window: timedelta) -> m.VerificationCounter:
+def _counter(s: Session, key: str, now: datetime, window: timedelta) -> m.VerificationCounter:
     row = s.get(m.VerificationCounter, key, with_for_update=True)
     if row is None:
         row = m.VerificationCounter(key=key, count=0, window_start=now, locks=0)
@@ -190,7 +191,7 @@ def issue_otp(customer_code: str, conversation_id: str) -> OtpIssued:
         return OtpIssued(True, masked)
 
 
-def _send(s, medium: str, destination: str, subject: str, body: str) -> None:
+def _send(s: Session, medium: str, destination: str, subject: str, body: str) -> None:
     """Deliver the message with `bot.notify` (`OTP_DELIVERY`): the outbox table of the embedded
     demo (a row on `s`), or really by SMTP / SMS, at once, with an audit row on `s` that has no
     body. A message that cannot be sent raises `bot.notify.DeliveryError`, which rolls back this
@@ -320,7 +321,7 @@ def store_reading(customer_code: str, supply_id: str, value: Decimal, channel: s
 
 # --- tickets -------------------------------------------------------------------------------
 
-def _next_ticket_id(s, year: int) -> str:
+def _next_ticket_id(s: Session, year: int) -> str:
     name = f"ticket-{year}"
     counter = s.get(tables.Counter, name, with_for_update=True)
     if counter is None:
@@ -364,7 +365,7 @@ def open_ticket(customer_code: str, kind: str, subject: str, channel: str, *,
 
 # --- contact data, paperless, direct debit -------------------------------------------------
 
-def _customer(s, customer_code: str) -> m.Customer:
+def _customer(s: Session, customer_code: str) -> m.Customer:
     return s.execute(
         select(m.Customer).where(m.Customer.customer_code == customer_code)
     ).scalar_one()

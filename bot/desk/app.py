@@ -20,6 +20,7 @@ customers' cancels, the handover timers), `rasa_api` (Rasa's HTTP API), `auth`, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -27,8 +28,9 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sanic import Sanic, response
+from sanic import Request, Sanic, response
 from sanic.exceptions import NotFound
+from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from bot import event_stream
 from bot.crm.service import run
@@ -81,22 +83,22 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     app.ctx.hub = hub
 
     @app.on_response
-    async def add_security_headers(request, resp):
+    async def add_security_headers(request: Request, resp: response.HTTPResponse):
         security_headers(request, resp)
 
     @app.get("/health")
-    async def health(request):
+    async def health(request: Request):
         return response.json({"status": "ok"})
 
     @app.get("/login")
-    async def login_page(request):
+    async def login_page(request: Request):
         token = secrets.token_urlsafe(24)
         resp = page("login.html", csrf_token=token, error=None)
         set_cookie(resp, LOGIN_COOKIE, token, 900)
         return resp
 
     @app.post("/login")
-    async def login_submit(request):
+    async def login_submit(request: Request):
         form = request.form or {}
         # Password guessing: a limited number of attempts per address and username.
         if not await allowed("desk-login", f"{request.remote_addr or request.ip}:"
@@ -135,7 +137,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
 
     @app.post("/logout")
     @login_required(api=False)
-    async def logout(request):
+    async def logout(request: Request):
         await run(auth.end_session, request.cookies.get(SESSION_COOKIE))
         await run(queue.set_presence, request.ctx.login.user_id, "offline")
         resp = response.redirect("/login")
@@ -146,20 +148,20 @@ def create_app(name: str = "sportello_desk") -> Sanic:
 
     @app.get("/")
     @login_required(api=False)
-    async def home(request):
+    async def home(request: Request):
         return response.redirect("/console" if request.ctx.login.role in ("cx_lead", "admin")
                                  else "/desk")
 
     @app.get("/desk")
     @login_required(api=False)
-    async def desk_page(request):
+    async def desk_page(request: Request):
         return page("desk.html", login=request.ctx.login)
 
     # ---- API --------------------------------------------------------------------------------
 
     @app.get("/api/me")
     @login_required()
-    async def me(request):
+    async def me(request: Request):
         login = request.ctx.login
         user = await run(_user, login.user_id)
         return response.json({"username": login.username, "display_name": login.display_name,
@@ -168,7 +170,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
 
     @app.post("/api/presence")
     @login_required(roles=("agent",))
-    async def presence(request):
+    async def presence(request: Request):
         value = (request.json or {}).get("presence")
         if value not in ("online", "away", "offline"):
             return response.json({"error": "presence: online, away or offline"}, status=400)
@@ -177,7 +179,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
 
     @app.get("/api/queue")
     @login_required()
-    async def queue_api(request):
+    async def queue_api(request: Request):
         login = request.ctx.login
         waiting = await run(queue.queue_for, login.user_id)
         mine = await run(queue.assigned_to, login.user_id)
@@ -185,7 +187,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
                               "mine": [handover_row(h) for h in mine],
                               "now": _iso(queue.now())})
 
-    async def _mine(request, hid: int) -> Handover | response.HTTPResponse:
+    async def _mine(request: Request, hid: int) -> Handover | response.HTTPResponse:
         """The handover, while the signed-in user may see it: an agent while it is assigned to
         them, an admin while it is open. Its view ends when the handover ends."""
         h = await run(queue.get, hid)
@@ -202,7 +204,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
 
     @app.get("/api/handovers/<hid:int>")
     @login_required(roles=("agent", "admin"))
-    async def handover_detail(request, hid: int):
+    async def handover_detail(request: Request, hid: int):
         h = await _mine(request, hid)
         if not isinstance(h, Handover):
             return h
@@ -217,7 +219,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
 
     @app.post("/api/handovers/<hid:int>/claim")
     @login_required(roles=("agent",))
-    async def claim(request, hid: int):
+    async def claim(request: Request, hid: int):
         login = request.ctx.login
         active = await run(queue.assigned_to, login.user_id)
         if len(active) >= get_settings().agent_max_chats:
@@ -232,7 +234,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
 
     @app.post("/api/handovers/<hid:int>/messages")
     @login_required(roles=("agent",))
-    async def agent_message(request, hid: int):
+    async def agent_message(request: Request, hid: int):
         text = str((request.json or {}).get("text") or "").strip()
         if not text:
             return response.json({"error": "empty message"}, status=400)
@@ -254,7 +256,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
                                  status=502)
         return response.json({"sent": True})
 
-    async def _end(request, hid: int, outcome: str, action: str):
+    async def _end(request: Request, hid: int, outcome: str, action: str):
         h = await _mine(request, hid)
         if not isinstance(h, Handover):
             return h
@@ -274,16 +276,16 @@ def create_app(name: str = "sportello_desk") -> Sanic:
 
     @app.post("/api/handovers/<hid:int>/handback")
     @login_required(roles=("agent",))
-    async def handback(request, hid: int):
+    async def handback(request: Request, hid: int):
         return await _end(request, hid, "handed_back", "action_handover_back")
 
     @app.post("/api/handovers/<hid:int>/close")
     @login_required(roles=("agent",))
-    async def close(request, hid: int):
+    async def close(request: Request, hid: int):
         return await _end(request, hid, "resolved", "action_handover_resolved")
 
     @app.websocket("/ws")
-    async def live(request, ws):
+    async def live(request: Request, ws: WebsocketImplProtocol):
         login = await run(auth.session_login, request.cookies.get(SESSION_COOKIE))
         origin = request.headers.get("origin")
         host = request.headers.get("host")
@@ -302,11 +304,11 @@ def create_app(name: str = "sportello_desk") -> Sanic:
                 app.add_task(offline_later(app, login.user_id))
 
     @app.exception(NotFound)
-    async def not_found(request, exc):
+    async def not_found(request: Request, exc: NotFound):
         return response.json({"error": "not found"}, status=404)
 
     @app.after_server_start
-    async def start_background(app, loop):
+    async def start_background(app: Sanic, loop: asyncio.AbstractEventLoop):
         app.ctx.rasa = RasaAPI()
         app.ctx.last_event_id = await run(event_stream.latest_id)
         app.ctx.stopping = False
@@ -314,7 +316,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
         app.add_task(watch_timeouts(app))
 
     @app.before_server_stop
-    async def stop_background(app, loop):
+    async def stop_background(app: Sanic, loop: asyncio.AbstractEventLoop):
         app.ctx.stopping = True
         await app.ctx.rasa.close()
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from sanic import Blueprint, Request, response
+from sqlalchemy.orm import Session
 
 from bot.analytics import queries as q
 from bot.crm.service import run
@@ -77,12 +78,12 @@ def _args(request: Request) -> dict[str, str]:
 
 @console.get("/console")
 @login_required(roles=LEADS, api=False)
-async def list_page(request: Request):
+async def list_page(request: Request) -> response.HTTPResponse:
     return page("console_list.html", login=request.ctx.login, options=q.options(),
                 args=_args(request), page_name="list")
 
 
-def _exists(db, cid: int) -> bool:
+def _exists(db: Session, cid: int) -> bool:
     from bot.analytics.models import Conversation
 
     return db.get(Conversation, cid) is not None
@@ -90,7 +91,7 @@ def _exists(db, cid: int) -> bool:
 
 @console.get("/console/conversations/<cid:int>")
 @login_required(roles=LEADS, api=False)
-async def conversation_page(request: Request, cid: int):
+async def conversation_page(request: Request, cid: int) -> response.HTTPResponse:
     if not await db_call(_exists, cid):
         return page("console_missing.html", status=404, login=request.ctx.login,
                     what=f"conversation {cid}", page_name="missing")
@@ -100,7 +101,7 @@ async def conversation_page(request: Request, cid: int):
 
 @console.get("/console/customers/<code>")
 @login_required(roles=LEADS, api=False)
-async def customer_page(request: Request, code: str):
+async def customer_page(request: Request, code: str) -> response.HTTPResponse:
     code = code.upper()
     if not q.CUSTOMER_CODE.fullmatch(code):
         return page("console_missing.html", status=404, login=request.ctx.login,
@@ -115,13 +116,13 @@ async def customer_page(request: Request, code: str):
 
 @console.get("/console/api/options")
 @login_required(roles=LEADS)
-async def options_api(request: Request):
+async def options_api(request: Request) -> response.HTTPResponse:
     return response.json(q.options())
 
 
 @console.get("/console/api/conversations")
 @login_required(roles=LEADS)
-async def conversations_api(request: Request):
+async def conversations_api(request: Request) -> response.HTTPResponse:
     try:
         filters = q.Filters.from_args(request.args)
         sort = request.args.get("sort") or "-started_at"
@@ -134,7 +135,7 @@ async def conversations_api(request: Request):
 
 @console.get("/console/api/conversations.csv")
 @login_required(roles=LEADS)
-async def conversations_csv(request: Request):
+async def conversations_csv(request: Request) -> response.HTTPResponse:
     try:
         filters = q.Filters.from_args(request.args)
         text = await db_call(q.export_list_csv, filters, request.args.get("sort") or
@@ -146,7 +147,7 @@ async def conversations_csv(request: Request):
 
 @console.get("/console/api/conversations.json")
 @login_required(roles=LEADS)
-async def conversations_json(request: Request):
+async def conversations_json(request: Request) -> response.HTTPResponse:
     try:
         filters = q.Filters.from_args(request.args)
         text = await db_call(q.export_list_json, filters, request.args.get("sort") or
@@ -161,7 +162,7 @@ async def conversations_json(request: Request):
 
 @console.get("/console/api/conversations/<cid:int>")
 @login_required(roles=LEADS)
-async def conversation_api(request: Request, cid: int):
+async def conversation_api(request: Request, cid: int) -> response.HTTPResponse:
     record = await db_call(q.get_conversation, cid)
     if record is None:
         return _error("no such conversation", 404)
@@ -170,7 +171,7 @@ async def conversation_api(request: Request, cid: int):
 
 @console.get("/console/api/conversations/<cid:int>/export.json")
 @login_required(roles=LEADS)
-async def conversation_json(request: Request, cid: int):
+async def conversation_json(request: Request, cid: int) -> response.HTTPResponse:
     try:
         text = await db_call(q.export_conversation_json, cid)
     except q.NotFound:
@@ -180,7 +181,7 @@ async def conversation_json(request: Request, cid: int):
 
 @console.get("/console/api/conversations/<cid:int>/export.csv")
 @login_required(roles=LEADS)
-async def conversation_csv(request: Request, cid: int):
+async def conversation_csv(request: Request, cid: int) -> response.HTTPResponse:
     try:
         text = await db_call(q.export_conversation_csv, cid)
     except q.NotFound:
@@ -200,21 +201,21 @@ async def _change(fn: Callable, *args: Any) -> response.HTTPResponse | Any:
 
 @console.post("/console/api/conversations/<cid:int>/tags")
 @login_required(roles=LEADS)
-async def add_tag(request: Request, cid: int):
+async def add_tag(request: Request, cid: int) -> response.HTTPResponse:
     tags = await _change(q.add_tag, cid, _body(request).get("tag"), request.ctx.login.user_id)
     return tags if isinstance(tags, response.HTTPResponse) else response.json({"tags": tags})
 
 
 @console.post("/console/api/conversations/<cid:int>/tags/delete")
 @login_required(roles=LEADS)
-async def remove_tag(request: Request, cid: int):
+async def remove_tag(request: Request, cid: int) -> response.HTTPResponse:
     tags = await _change(q.remove_tag, cid, _body(request).get("tag"))
     return tags if isinstance(tags, response.HTTPResponse) else response.json({"tags": tags})
 
 
 @console.post("/console/api/conversations/<cid:int>/notes")
 @login_required(roles=LEADS)
-async def add_note(request: Request, cid: int):
+async def add_note(request: Request, cid: int) -> response.HTTPResponse:
     login = request.ctx.login
     note = await _change(q.add_note, cid, _body(request).get("text"), login.display_name,
                          login.user_id)
@@ -223,7 +224,7 @@ async def add_note(request: Request, cid: int):
 
 @console.post("/console/api/conversations/<cid:int>/reviewed")
 @login_required(roles=LEADS)
-async def set_reviewed(request: Request, cid: int):
+async def set_reviewed(request: Request, cid: int) -> response.HTTPResponse:
     value = _body(request).get("reviewed")
     if not isinstance(value, bool):
         return _error("reviewed: true or false")
@@ -233,7 +234,7 @@ async def set_reviewed(request: Request, cid: int):
 
 @console.post("/console/api/conversations/<cid:int>/messages/<mid:int>/annotation")
 @login_required(roles=LEADS)
-async def annotate(request: Request, cid: int, mid: int):
+async def annotate(request: Request, cid: int, mid: int) -> response.HTTPResponse:
     done = await _change(q.annotate, cid, mid, _body(request).get("intent"),
                          request.ctx.login.user_id)
     return done if isinstance(done, response.HTTPResponse) else response.json(
@@ -242,14 +243,14 @@ async def annotate(request: Request, cid: int, mid: int):
 
 @console.delete("/console/api/conversations/<cid:int>/messages/<mid:int>/annotation")
 @login_required(roles=LEADS)
-async def remove_annotation(request: Request, cid: int, mid: int):
+async def remove_annotation(request: Request, cid: int, mid: int) -> response.HTTPResponse:
     done = await _change(q.remove_annotation, cid, mid)
     return done if isinstance(done, response.HTTPResponse) else response.json({"removed": done})
 
 
 @console.post("/console/api/conversations/<cid:int>/reveal")
 @login_required(roles=("admin",))
-async def reveal(request: Request, cid: int):
+async def reveal(request: Request, cid: int) -> response.HTTPResponse:
     """The session's transcript unmasked, from Rasa's tracker; audited. The reason is
     required (400 without one) and the audit row is written before anything is read."""
     login = request.ctx.login
@@ -277,7 +278,7 @@ async def reveal(request: Request, cid: int):
 
 @console.get("/console/api/annotations.yml")
 @login_required(roles=LEADS)
-async def annotations_yml(request: Request):
+async def annotations_yml(request: Request) -> response.HTTPResponse:
     language = (request.args.get("language") or "").strip().lower()
     if language not in LANGUAGES:
         return _error(f"language: one of {', '.join(LANGUAGES)}")

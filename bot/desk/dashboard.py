@@ -88,7 +88,7 @@ def _report(start: date, end: date, filters: dict, by: str | None) -> dict:
 
 @dashboard.get("/console/dashboard")
 @login_required(roles=LEADS, api=False)
-async def dashboard_page(request: Request):
+async def dashboard_page(request: Request) -> response.HTTPResponse:
     resp = page("console_dashboard.html", login=request.ctx.login,
                 today=today_in_rome().isoformat(),
                 start=(today_in_rome() - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
@@ -99,7 +99,7 @@ async def dashboard_page(request: Request):
 
 @dashboard.get("/console/api/kpis")
 @login_required(roles=LEADS)
-async def kpis_api(request: Request):
+async def kpis_api(request: Request) -> response.HTTPResponse:
     try:
         start, end, filters, by = parse(request)
     except ValueError as exc:
@@ -110,7 +110,7 @@ async def kpis_api(request: Request):
 
 @dashboard.get("/console/vendor/chart.umd.js")
 @login_required(roles=LEADS, api=False)
-async def chart_js(request: Request):
+async def chart_js(request: Request) -> response.HTTPResponse:
     if not CHART_JS.exists():
         return response.text("Chart.js is not installed: run `make setup` (npm ci in web/, "
                              f"expected {CHART_JS.relative_to(ROOT)})", status=503)

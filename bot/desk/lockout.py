@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 import unicodedata
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from bot.settings import get_settings
 
@@ -124,7 +124,7 @@ class RedisBackoff:
 _backoff = None
 
 
-def backoff():
+def backoff() -> Union[MemoryBackoff, RedisBackoff]:
     global _backoff
     if _backoff is None:
         url = get_settings().redis_url

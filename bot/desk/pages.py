@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import wraps
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Request, response
@@ -68,7 +68,7 @@ def login_required(roles: tuple[str, ...] = ("agent", "cx_lead", "admin"),
                    api: bool = True) -> Callable:
     """A signed-in desk user with one of `roles` (`request.ctx.login`); the session's CSRF token
     on every state-changing request. Strangers get 401 (API) or the login page."""
-    def decorate(handler):
+    def decorate(handler: Callable[..., Awaitable[response.HTTPResponse]]):
         @wraps(handler)
         async def wrapped(request: Request, *args, **kwargs):
             login = await run(auth.session_login, request.cookies.get(SESSION_COOKIE))

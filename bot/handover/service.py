@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot.handover import hours
 from bot.handover.models import OPEN_STATES, DeskUser, Handover, HandoverTransition
@@ -67,7 +68,7 @@ def availability(skill: str, language: str, at: datetime | None = None) -> Avail
     return Availability(bool(agents), None if agents else "no_agent", len(agents))
 
 
-def _transition(db, h: Handover, state: str, at: datetime, agent_id: int | None = None,
+def _transition(db: Session, h: Handover, state: str, at: datetime, agent_id: int | None = None,
                 note: str = "") -> None:
     h.state = state
     db.add(HandoverTransition(handover_id=h.id, state=state, at=at, agent_id=agent_id,

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.orm import Session
+
 from bot.notify.base import DeliveryError, Message, NotConfigured, Sender
 from bot.notify.outbox import OutboxSender, record_sent
 from bot.notify.sms import TwilioSms, sms_problems
 from bot.notify.smtp import SmtpSender, smtp_problems
+from bot.settings import Settings
 
 __all__ = ["DeliveryError", "Message", "NotConfigured", "Sender", "deliver",
            "delivery_problems", "sender_for"]
@@ -23,7 +26,7 @@ log = logging.getLogger(__name__)
 MODES = ("outbox", "real")
 
 
-def _mode_problems(settings) -> list[str]:
+def _mode_problems(settings: Settings) -> list[str]:
     mode = settings.otp_delivery
     if mode not in MODES:
         return [f"OTP_DELIVERY={mode!r} is not one of {', '.join(MODES)}: one-time codes "
@@ -35,7 +38,7 @@ def _mode_problems(settings) -> list[str]:
     return []
 
 
-def _medium_problems(settings, medium: str) -> list[str]:
+def _medium_problems(settings: Settings, medium: str) -> list[str]:
     if medium == "email":
         return smtp_problems(settings.smtp_host, settings.smtp_security, settings.smtp_from,
                              settings.smtp_username, settings.smtp_password)
@@ -44,7 +47,7 @@ def _medium_problems(settings, medium: str) -> list[str]:
                         settings.twilio_api_url)
 
 
-def delivery_problems(settings) -> list[str]:
+def delivery_problems(settings: Settings) -> list[str]:
     """Why one-time codes cannot reach customers with these settings, one human-readable line
     per problem naming the environment variable to set (empty: ready). With
     `OTP_DELIVERY=outbox` in the embedded profile nothing is needed."""
@@ -54,7 +57,7 @@ def delivery_problems(settings) -> list[str]:
     return _medium_problems(settings, "email") + _medium_problems(settings, "sms")
 
 
-def sender_for(medium: str, settings, session=None) -> Sender:
+def sender_for(medium: str, settings: Settings, session: Session | None = None) -> Sender:
     """The configured sender of `medium` ("email" or "sms"); `session`: the transaction the
     outbox rows join (else they get one of their own). Raises `NotConfigured`."""
     problems = _mode_problems(settings)
@@ -72,7 +75,8 @@ def sender_for(medium: str, settings, session=None) -> Sender:
     raise ValueError(f"unknown medium {medium!r}")
 
 
-def deliver(message: Message, settings=None, session=None) -> None:
+def deliver(message: Message, settings: Settings | None = None,
+            session: Session | None = None) -> None:
     """Send `message` with the configured sender, or raise `DeliveryError` (the caller's
     transaction then rolls back and the customer is told to try again).
 

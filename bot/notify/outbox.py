@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
+from sqlalchemy.orm import Session
+
 from bot.notify.base import Message, Sender
 
 
-def _session_or_own(session):
+def _session_or_own(session: Session | None):
     from bot.persistence.db import session_scope
 
     return nullcontext(session) if session is not None else session_scope()
@@ -24,7 +26,7 @@ class OutboxSender(Sender):
 
     name = "outbox"
 
-    def __init__(self, session=None) -> None:
+    def __init__(self, session: Session | None = None) -> None:
         self.session = session  # the caller's transaction, else one of its own per message
 
     def send(self, message: Message) -> None:
@@ -35,7 +37,7 @@ class OutboxSender(Sender):
                                   subject=message.subject, body=message.body))
 
 
-def record_sent(session, message: Message, via: str) -> None:
+def record_sent(session: Session | None, message: Message, via: str) -> None:
     """An audit row of a message sent by `via`: to whom, when, the subject; not the body."""
     from bot.persistence import tables
 

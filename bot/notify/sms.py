@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import httpx
 
 from bot.notify.base import DeliveryError, Message, NotConfigured, Sender, scrub
+from bot.settings import Settings
 
 PROVIDERS = ("twilio",)
 E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -60,7 +61,7 @@ class TwilioSms(Sender):
         self.auth_token, self.sender, self.timeout = auth_token, sender, timeout
 
     @classmethod
-    def from_settings(cls, settings) -> "TwilioSms":
+    def from_settings(cls, settings: Settings) -> "TwilioSms":
         return cls(settings.twilio_api_url, settings.sms_twilio_account_sid,
                    settings.sms_twilio_auth_token, settings.sms_from)
 

@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 from bot.notify.base import DeliveryError, Message, NotConfigured, Sender, scrub
+from bot.settings import Settings
 
 SECURITIES = ("starttls", "tls", "none")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -63,7 +64,7 @@ class SmtpSender(Sender):
         self.ssl_context = ssl_context or ssl.create_default_context()
 
     @classmethod
-    def from_settings(cls, settings) -> "SmtpSender":
+    def from_settings(cls, settings: Settings) -> "SmtpSender":
         return cls(settings.smtp_host, settings.smtp_port, settings.smtp_from,
                    security=settings.smtp_security, username=settings.smtp_username,
                    password=settings.smtp_password, timeout=settings.smtp_timeout)

@@ -5,13 +5,19 @@ from __future__ import annotations
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import ROOT, get_settings
+
+if TYPE_CHECKING:  # alembic and sqlite3 are imported only where they are used
+    from sqlite3 import Connection as SQLiteConnection
+
+    from alembic.config import Config
+    from sqlalchemy.pool import _ConnectionRecord
 
 
 def make_engine(url: str) -> Engine:
@@ -24,7 +30,8 @@ def make_engine(url: str) -> Engine:
                                hide_parameters=True)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+        def _sqlite_pragmas(dbapi_connection: SQLiteConnection,  # pragma: no cover - trivial
+                            _record: _ConnectionRecord) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -58,7 +65,7 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         session.close()
 
 
-def alembic_config(url: str | None = None):
+def alembic_config(url: str | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config(str(ROOT / "alembic.ini"))

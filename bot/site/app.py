@@ -131,11 +131,11 @@ def create_app() -> Sanic:
     app.static("/static", str(WEB / "static"), name="static")
 
     @app.exception(NotFound)
-    async def not_found(request, exc):
+    async def not_found(request: Request, exc: NotFound):
         return response.json({"error": "not found"}, status=404)
 
     @app.on_response
-    async def secure_headers(request, resp):
+    async def secure_headers(request: Request, resp: response.HTTPResponse):
         _secure_headers(resp, request.path)
 
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def user_names(db: Session, ids) -> dict[int, str]:
+def user_names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
     from bot.handover.models import DeskUser
 
     ids = {i for i in ids if i}

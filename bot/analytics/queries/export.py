@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import re
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy.orm import Session
 
@@ -71,7 +71,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _csv(header: tuple[str, ...], rows) -> str:
+def _csv(header: tuple[str, ...], rows: Iterable[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)

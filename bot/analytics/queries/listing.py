@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
 from bot.analytics.models import Conversation, ConversationIntent, ConversationTag
@@ -86,7 +87,7 @@ LIST_COLUMNS = (Conversation.id, Conversation.started_at, Conversation.ended_at,
                 Conversation.reviewed, Conversation.ended)
 
 
-def _list_row(r) -> dict:
+def _list_row(r: RowMapping) -> dict:
     row = dict(r)
     for key in ("started_at", "ended_at", "last_event_at"):
         row[key] = iso(row[key])

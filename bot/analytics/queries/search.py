@@ -15,6 +15,7 @@ import unicodedata
 
 from sqlalchemy import column, func, literal_column, select, table
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement
 
 from bot.analytics.models import Conversation, ConversationMessage
 
@@ -52,7 +53,7 @@ def accent_variants(word: str) -> list[str]:
     return out
 
 
-def search_condition(db: Session, q: str):
+def search_condition(db: Session, q: str) -> ColumnElement | None:
     words = search_words(q)
     if not words:
         return None

@@ -17,11 +17,11 @@ from rasa_sdk.types import DomainDict
 from actions.common import FormValidation, channel_of, record, verified_customer
 from actions.tickets import SIMILAR_CHOICE, STATUS, SimilarTicketCheck, say_status_instead
 from bot.crm.card import load_identity_card
-from bot.crm.service import open_ticket, run
+from bot.crm.service import open_ticket
 from bot.crm.validation import normalise_phone
 from bot.masks import mask_phone
+from bot.persistence.db import run
 
-ON_FILE = "on_file"
 _HOUR = r"\d{1,2}(?:[:.]\d{2})?"
 _AMPM = r"(?:\s*(?:am|pm))?"
 _DAYS_IT = (r"oggi|domani|dopodomani|stasera|stamattina|stamani|stanotte|"

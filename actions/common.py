@@ -22,8 +22,9 @@ from actions.skills import SKILL_ACTIONS, intent_of_form, is_form
 from bot import i18n
 from bot.channels import MESSAGING, history_channel
 from bot.crm.card import IdentityCard, load_identity_card
-from bot.crm.service import issue_otp, record_interaction, run
+from bot.crm.service import issue_otp, record_interaction
 from bot.notify import DeliveryError
+from bot.persistence.db import run
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from actions.common import FormValidation, channel_of, record, verified_customer
 from actions.interruptions import DIGRESSION_CONFIDENCE, is_question
 from actions.tickets import NEW, SIMILAR_CHOICE, STATUS, SimilarTicketCheck, say_status_instead
 from bot.crm.card import load_identity_card
-from bot.crm.service import open_ticket, run
+from bot.crm.service import open_ticket
+from bot.persistence.db import run
 
 MIN_LENGTH = 15
 # Words that only ask to complain ("voglio fare un reclamo formale"): what a request says

@@ -15,10 +15,11 @@ from rasa_sdk.types import DomainDict
 from actions.common import FormValidation, language_of, record, verified_customer
 from bot import i18n
 from bot.crm.card import load_identity_card
-from bot.crm.service import check_otp, issue_otp, run, set_email, set_phone
+from bot.crm.service import check_otp, issue_otp, set_email, set_phone
 from bot.crm.validation import is_valid_email, normalise_phone
 from bot.masks import mask_email, mask_phone
 from bot.notify import DeliveryError
+from bot.persistence.db import run
 
 CONFIRMED, STOPPED = "confirmed", "stopped"  # contact_otp values that end the form
 PAUSED = "paused_contact"  # read by actions.given_data when the code comes after a digression

@@ -11,9 +11,10 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import FormValidation, record, verified_customer
 from bot.crm.card import load_identity_card
-from bot.crm.service import run, set_iban
+from bot.crm.service import set_iban
 from bot.crm.validation import normalise_iban
 from bot.masks import mask_iban
+from bot.persistence.db import run
 
 
 async def store_iban(dispatcher: CollectingDispatcher, tracker: Tracker, iban: str) -> None:

@@ -34,8 +34,9 @@ from actions.common import (
 )
 from actions.interruptions import DIGRESSION_CONFIDENCE
 from bot.crm.card import IdentityCard, load_identity_card
-from bot.crm.service import open_ticket, run
+from bot.crm.service import open_ticket
 from bot.handover import hours, pack, service as queue
+from bot.persistence.db import run
 from bot.safety import smells_of_gas
 from bot.settings import get_settings
 

@@ -24,7 +24,8 @@ from actions.interruptions import Interruption
 from bot import i18n
 from bot.crm import validation
 from bot.crm.card import load_identity_card
-from bot.crm.service import check_otp, link_identity, run
+from bot.crm.service import check_otp, link_identity
+from bot.persistence.db import run
 
 CODE = re.compile(rf"\b{validation.CUSTOMER_CODE}\b", re.IGNORECASE)
 OTP = re.compile(r"\b\d{4,8}\b")

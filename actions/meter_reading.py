@@ -14,8 +14,9 @@ from rasa_sdk.types import DomainDict
 from actions.common import FormValidation, channel_of, language_of, record, verified_customer
 from bot import i18n
 from bot.crm.card import IdentityCard, SupplyView, load_identity_card
-from bot.crm.service import check_reading, run, store_reading
+from bot.crm.service import check_reading, store_reading
 from bot.crm.validation import parse_reading
+from bot.persistence.db import run
 
 SUPPLY_WORDS = {
     "electricity": {"electricity", "luce", "elettricità", "elettricita", "corrente", "power",

@@ -11,7 +11,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import DomainSkillAction, channel_of, language_of, record
 from bot import i18n
 from bot.crm.card import IdentityCard
-from bot.crm.service import open_ticket, run
+from bot.crm.service import open_ticket
+from bot.persistence.db import run
 from bot.safety import smells_of_gas
 from bot.settings import get_settings
 

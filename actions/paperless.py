@@ -10,8 +10,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import SkillAction, record
 from bot.crm.card import IdentityCard
-from bot.crm.service import run, set_paperless
+from bot.crm.service import set_paperless
 from bot.masks import mask_email
+from bot.persistence.db import run
 
 
 class ActionActivateEbill(SkillAction):

@@ -18,7 +18,8 @@ from rasa_sdk.types import DomainDict
 from actions.common import DomainSkillAction, language_of, latest_entity, record, verified_customer
 from bot import i18n
 from bot.crm.card import IdentityCard, TicketView
-from bot.crm.service import RecentTicket, recent_open_ticket, run
+from bot.crm.service import RecentTicket, recent_open_ticket
+from bot.persistence.db import run
 from bot.settings import local_zone
 
 KIND_ENTITY = "ticket_kind"

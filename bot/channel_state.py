@@ -1,6 +1,6 @@
 """What the messaging connectors remember between requests, in the shared database (so it
 holds across restarts and across Rasa processes): delivered message ids and the options last
-sent to each recipient. Synchronous; connectors call these through `bot.crm.service.run`."""
+sent to each recipient. Synchronous; connectors call these through `bot.persistence.db.run`."""
 
 from __future__ import annotations
 

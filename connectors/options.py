@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from bot.channel_state import remember_options, take_options
-from bot.crm.service import run
+from bot.persistence.db import run
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channel_state import first_delivery
-from bot.crm.service import run
+from bot.persistence.db import run
 from connectors.guard import allowed, limit_size, mask
 from connectors.identity import safe_sender
 from connectors.options import Layout, OptionsOutput, choose

@@ -24,7 +24,6 @@ from sqlalchemy.orm import relationship
 from bot.persistence.types import Base, UTCDateTime, utcnow
 
 OUTCOMES = ("contained", "handover", "abandoned")
-SENDERS = ("customer", "bot", "agent", "action", "event")
 PREDEFINED_TAGS = ("misunderstood", "wrong answer", "missing skill", "great")
 
 # Journey stages of ../shared/intents.md: every intent maps to one stage.
@@ -102,7 +101,7 @@ class ConversationMessage(Base):
     conversation_id = Column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"),
                              nullable=False, index=True)
     at = Column(UTCDateTime, nullable=False)
-    sender = Column(String(16), nullable=False)  # SENDERS
+    sender = Column(String(16), nullable=False)  # customer, bot, agent, action, event
     text = Column(Text, nullable=False, default="")  # masked
     intent = Column(String(64))
     confidence = Column(Float)

@@ -57,10 +57,6 @@ class Customer(Base):
         "Interaction", back_populates="customer", cascade="all, delete-orphan"
     )
 
-    @property
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
-
 
 class Identity(Base):
     """A customer's identity on a channel: (channel, external_id) → customer."""

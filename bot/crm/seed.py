@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from faker import Faker
@@ -399,4 +399,4 @@ def is_empty(url: str | None = None) -> bool:
         return session.execute(select(func.count(Customer.id))).scalar_one() == 0
 
 
-__all__ = ["build_document", "seed_demo", "is_empty", "DEMO", "timezone"]
+__all__ = ["build_document", "seed_demo", "is_empty", "DEMO"]

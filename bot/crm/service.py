@@ -6,7 +6,6 @@ Functions here are synchronous and each is one transaction; actions call them th
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -14,8 +13,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from functools import partial
-from typing import Any, Callable, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -27,23 +24,10 @@ from bot.persistence.db import session_scope
 from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a synchronous history function in a worker thread."""
-    return await asyncio.to_thread(partial(fn, *args, **kwargs))
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def customer_exists(customer_code: str) -> bool:
-    with session_scope() as s:
-        return s.execute(
-            select(m.Customer.id).where(m.Customer.customer_code == customer_code)
-        ).first() is not None
 
 
 def customer_for_identity(channel: str, external_id: str) -> str | None:
@@ -424,13 +408,6 @@ def conversation_recorded(conversation_id: str) -> bool:
     with session_scope() as s:
         return s.execute(select(m.Interaction.id).where(
             m.Interaction.conversation_id == conversation_id)).first() is not None
-
-
-def outages_at(postcodes: list[str]) -> list:
-    from bot.crm.card import active_outages, outage_view
-
-    with session_scope() as s:
-        return [outage_view(o) for o in active_outages(s, set(postcodes), _now())]
 
 
 # --- status versus a new request -----------------------------------------------------------

@@ -33,7 +33,6 @@ from sanic.exceptions import NotFound
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from bot import event_stream
-from bot.crm.service import run
 from bot.desk import auth, lockout
 from bot.desk.console import console
 from bot.desk.dashboard import dashboard
@@ -52,7 +51,7 @@ from bot.desk.rasa_api import RasaAPI, RasaError
 from bot.handover import service as queue
 from bot.handover.models import OPEN_STATES, DeskUser, Handover
 from bot.handover.pack import transcript
-from bot.persistence.db import session_scope
+from bot.persistence.db import run, session_scope
 from bot.ratelimit import allowed
 from bot.settings import get_settings
 

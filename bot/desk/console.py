@@ -19,11 +19,10 @@ from sanic import Blueprint, Request, response
 from sqlalchemy.orm import Session
 
 from bot.analytics import queries as q
-from bot.crm.service import run
 from bot.desk.pages import login_required, page
 from bot.desk.rasa_api import RasaError
 from bot.language import LANGUAGES
-from bot.persistence.db import session_scope
+from bot.persistence.db import run, session_scope
 from bot.settings import local_zone
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,9 @@ from bot.analytics import kpis
 from bot.analytics.models import STAGE_LABELS, STAGES
 from bot.analytics.queries.filters import parse_date
 from bot.crm.models import PERSONAS
-from bot.crm.service import run
 from bot.desk.pages import login_required, page
 from bot.language import LANGUAGES
-from bot.persistence.db import session_scope
+from bot.persistence.db import run, session_scope
 from bot.settings import ROOT, local_zone
 
 dashboard = Blueprint("dashboard")

@@ -20,13 +20,12 @@ from sanic import Sanic
 from sqlalchemy import select
 
 from bot import event_stream
-from bot.crm.service import run
 from bot.desk.hub import Hub
 from bot.desk.rasa_api import RasaError
 from bot.handover import service as queue
 from bot.handover.models import OPEN_STATES, Handover
 from bot.handover.pack import transcript
-from bot.persistence.db import session_scope
+from bot.persistence.db import run, session_scope
 from bot.settings import get_settings
 from bot.stopwords import is_stop_phrase
 

@@ -16,8 +16,8 @@ from typing import Awaitable, Callable
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Request, response
 
-from bot.crm.service import run
 from bot.desk import auth
+from bot.persistence.db import run
 from bot.settings import get_settings
 
 HERE = Path(__file__).resolve().parent

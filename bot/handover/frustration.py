@@ -118,6 +118,3 @@ def detect(text: str) -> Frustration:
         score += 1
     return Frustration(score, cues)
 
-
-def is_frustrated(text: str) -> bool:
-    return detect(text).frustrated

@@ -9,9 +9,6 @@ from bot.persistence.types import Base, UTCDateTime, utcnow
 
 ROLES = ("agent", "cx_lead", "admin")
 SKILLS = ("billing", "technical", "commercial")
-PRESENCE = ("online", "away", "offline")
-# queued → assigned → closed, queued → abandoned, queued → fallback (callback or ticket).
-STATES = ("queued", "assigned", "closed", "abandoned", "fallback")
 OPEN_STATES = ("queued", "assigned")
 
 
@@ -25,7 +22,7 @@ class DeskUser(Base):
     role = Column(String(16), nullable=False)
     skills = Column(String(100), nullable=False, default="")  # comma-separated
     languages = Column(String(20), nullable=False, default="it")  # comma-separated
-    presence = Column(String(16), nullable=False, default="offline")
+    presence = Column(String(16), nullable=False, default="offline")  # online, away, offline
     presence_at = Column(UTCDateTime, nullable=False, default=utcnow)
     active = Column(Boolean, nullable=False, default=True)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
@@ -69,6 +66,7 @@ class Handover(Base):
     priority = Column(Integer, nullable=False, default=0)
     reason = Column(String(32), nullable=False)
     skill = Column(String(16), nullable=False)
+    # queued → assigned → closed, queued → abandoned, queued → fallback (callback or ticket)
     state = Column(String(16), nullable=False, default="queued")
     outcome = Column(String(32))
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)

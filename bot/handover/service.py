@@ -224,16 +224,6 @@ def note_customer_messages(seen: dict[int, datetime]) -> None:
                 h.last_customer_at = at
 
 
-def note_customer_message(conversation_id: str, at: datetime) -> Handover | None:
-    with session_scope() as db:
-        h = db.execute(select(Handover).where(
-            Handover.conversation_id == conversation_id,
-            Handover.state.in_(OPEN_STATES))).scalars().first()
-        if h is not None and (h.last_customer_at is None or at > h.last_customer_at):
-            h.last_customer_at = at
-        return h
-
-
 def note_agent_message(handover_id: int, agent_id: int) -> Handover:
     at = now()
     with session_scope() as db:

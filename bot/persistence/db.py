@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import ROOT, get_settings
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # alembic and sqlite3 are imported only where they are used
     from sqlite3 import Connection as SQLiteConnection
@@ -99,3 +102,9 @@ def ensure_pg_database(url: str) -> None:
                 c.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
     finally:
         admin.dispose()
+
+
+async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a synchronous database function in a worker thread, so that an async server (Rasa's
+    channels, the action server, the desk) never waits on the database in its event loop."""
+    return await asyncio.to_thread(partial(fn, *args, **kwargs))

@@ -19,7 +19,7 @@ from sanic import Request, Sanic, response
 from sanic.exceptions import NotFound
 from sqlalchemy import select
 
-from bot.crm.service import run
+from bot.persistence.db import run
 from bot.settings import ROOT, get_settings
 
 log = logging.getLogger(__name__)

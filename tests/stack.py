@@ -45,7 +45,8 @@ CHANNEL_SECRETS = {
     "MESSENGER_PAGE_TOKEN": "messenger-page-token",
 }
 RATE_LIMIT = 30  # messages per sender per window on every public webhook
-AGENT_REPLY_TIMEOUT = 20  # seconds; short, so that the tests can see it happen
+# Short handover timers: a test moves a handover back in time by these to see them fire.
+AGENT_REPLY_TIMEOUT = 20  # seconds
 HANDOVER_MAX_WAIT = 40
 OTP_SENDS_PER_HOUR = 6
 

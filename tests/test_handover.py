@@ -198,6 +198,9 @@ def test_timeouts_find_late_conversations(desk_db):
     waiting = _enqueue("waiting")
     claimed = _enqueue("claimed")
     service.claim(claimed.handover_id, desk_db["bill_it"])
+    # not before the limit
+    sooner = service.now() + timedelta(seconds=55)
+    assert service.waiting_too_long(60, sooner) == [] and service.unanswered(60, sooner) == []
     later = service.now() + timedelta(seconds=100)
     assert [h.id for h in service.waiting_too_long(60, later)] == [waiting.handover_id]
     assert [h.id for h in service.unanswered(60, later)] == [claimed.handover_id]

@@ -34,11 +34,13 @@ def use_database(monkeypatch, url: str, var_dir: Path) -> None:
     db.get_engine.cache_clear()
 
 
-def create_pg_database() -> str:
+def create_pg_database(template: str | None = None) -> str:
+    """A new PostgreSQL database (a copy of `template`, when given); its name."""
     name = f"sportello_test_{uuid.uuid4().hex[:10]}"
     engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
     with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'
+                          + (f' TEMPLATE "{template}"' if template else "")))
     engine.dispose()
     return name
 
@@ -77,6 +79,79 @@ def database(request, monkeypatch, tmp_path):
         drop_pg_database(name)
     from bot.settings import reset_settings
 
+    reset_settings()
+
+
+def _seed_template(url: str, var_dir: Path) -> None:
+    """Migrate and seed the demo data into `url`, then let go of it (no connection left)."""
+    from bot.crm.seed import seed_demo
+    from bot.persistence import db
+    from bot.settings import reset_settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, url, var_dir)
+        db.migrate(url)
+        seed_demo(url)
+        db.get_engine(url).dispose()
+    db.get_engine.cache_clear()
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def demo_sqlite_template(tmp_path_factory) -> Path:
+    """The demo data seeded once per session into a SQLite file, which tests copy: seeding takes
+    seconds, a copy milliseconds."""
+    folder = tmp_path_factory.mktemp("demo-template")
+    _seed_template(f"sqlite:///{folder / 'crm.db'}", folder / "var")
+    return folder / "crm.db"
+
+
+@pytest.fixture(scope="session")
+def demo_pg_template(tmp_path_factory):
+    """The demo data seeded once per session into a PostgreSQL database, the template of the
+    tests' own copies."""
+    name = create_pg_database()
+    _seed_template(pg_url(name), tmp_path_factory.mktemp("demo-template-pg") / "var")
+    yield name
+    drop_pg_database(name)
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database (its WAL included), with SQLite's backup API."""
+    import sqlite3
+
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+@pytest.fixture
+def demo_sqlite(monkeypatch, tmp_path, demo_sqlite_template) -> str:
+    """This test's own SQLite database holding the demo data (`seed_demo()`), and the settings
+    pointing at it."""
+    copy_sqlite(demo_sqlite_template, tmp_path / "crm.db")
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    use_database(monkeypatch, url, tmp_path / "var")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def demo_database(request, monkeypatch, tmp_path):
+    """This test's own database holding the demo data, on each backend."""
+    from bot.persistence import db
+    from bot.settings import reset_settings
+
+    if request.param == "sqlite":
+        yield request.getfixturevalue("demo_sqlite")
+        return
+    name = create_pg_database(template=request.getfixturevalue("demo_pg_template"))
+    url = pg_url(name)
+    use_database(monkeypatch, url, tmp_path / "var")
+    yield url
+    db.get_engine(url).dispose()
+    db.get_engine.cache_clear()
+    drop_pg_database(name)
     reset_settings()
 
 

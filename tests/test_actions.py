@@ -24,11 +24,8 @@ def tracker(slots=None, text="", intent="inform", channel="rest", sender="conv-1
 
 
 @pytest.fixture
-def seeded(sqlite_db):
-    from bot.crm.seed import seed_demo
-
-    seed_demo()
-    return sqlite_db
+def seeded(demo_sqlite):
+    return demo_sqlite  # the demo data (tests/conftest.py)
 
 
 def test_a_one_time_code_verification_lapses_when_the_customer_is_idle(seeded, monkeypatch):

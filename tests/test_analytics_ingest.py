@@ -172,10 +172,7 @@ def test_no_agent_available_counts_as_a_handover_request(database):
                                                                 "request_human")
 
 
-def test_personal_data_is_masked_before_it_is_stored_also_retroactively(database):
-    from bot.crm.seed import seed_demo
-
-    seed_demo()
+def test_personal_data_is_masked_before_it_is_stored_also_retroactively(demo_database):
     apply("pii", session(0) + [
         user("sono Maria Rossi, scrivo da via Roma 12, mail maria@example.it tel 3331234567",
              "inform", at=1, entities=[{"entity": "email", "value": "maria@example.it"},

@@ -24,11 +24,8 @@ def domain() -> dict:
 
 
 @pytest.fixture
-def seeded(sqlite_db):
-    from bot.crm.seed import seed_demo
-
-    seed_demo()
-    return sqlite_db
+def seeded(demo_sqlite):
+    return demo_sqlite  # the demo data (tests/conftest.py)
 
 
 def in_form(form: str, asked: str | None, text: str, intent: str, confidence: float = 0.95,

@@ -15,11 +15,8 @@ from tests.test_form_interruptions import ELECTRICITY_ONLY, domain, followup, sl
 
 
 @pytest.fixture
-def seeded(sqlite_db):
-    from bot.crm.seed import seed_demo
-
-    seed_demo()
-    return sqlite_db
+def seeded(demo_sqlite):
+    return demo_sqlite  # the demo data (tests/conftest.py)
 
 
 def tracker(text: str, intent: str, entities=(), verified: bool = True, events=(),

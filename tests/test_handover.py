@@ -300,11 +300,8 @@ def test_context_pack_is_frozen_and_masks_contacts(seeded_history):
 
 
 @pytest.fixture
-def seeded_history(sqlite_db):
-    from bot.crm.seed import seed_demo
-
-    seed_demo()
-    return sqlite_db
+def seeded_history(demo_sqlite):
+    return demo_sqlite  # the demo data (tests/conftest.py)
 
 
 def test_handover_ends_up_in_the_history_database_schema(database):

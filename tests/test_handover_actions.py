@@ -12,16 +12,14 @@ from tests.test_actions import responses, tracker
 
 
 @pytest.fixture
-def history(sqlite_db, monkeypatch):
-    from bot.crm.seed import seed_demo
+def history(demo_sqlite, monkeypatch):
     from bot.desk.demo import seed_desk_users
     from bot.settings import reset_settings
 
-    seed_demo()
-    seed_desk_users()
+    seed_desk_users()  # on the demo data (tests/conftest.py)
     monkeypatch.setenv("DESK_HOURS", "mon-sun 00:00-24:00")
     reset_settings()
-    return sqlite_db
+    return demo_sqlite
 
 
 def _ask(slots: dict, text: str = "voglio un operatore") -> tuple[CollectingDispatcher, list]:

@@ -16,11 +16,8 @@ from bot.keys import SECRETS, embedded_secrets, weakness
 
 
 @pytest.fixture
-def demo_db(database):
-    from bot.crm.seed import seed_demo
-
-    seed_demo()
-    return database
+def demo_db(demo_database):
+    return demo_database  # the demo data on each backend (tests/conftest.py)
 
 
 # --- secrets -------------------------------------------------------------------------------

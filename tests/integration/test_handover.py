@@ -173,22 +173,18 @@ def test_nobody_online_means_callback_or_ticket_never_waiting(desk, stack, sende
     assert ticket.kind == "request" and ticket.ticket_id in reply and ask in ticket.description
 
 
-def test_bot_stays_silent_and_the_pause_survives_restarts(desk, stack, sender, token):
+def test_bot_stays_silent_while_the_conversation_is_with_a_person(desk, stack, sender, token):
+    """(The pause across restarts of the desk and Rasa: tests/integration/test_restarts.py.)"""
     agent = Agent(desk.desk_url, "giulia")
     agent.presence("online")
     t = token("C1000003")
     assert "in coda" in stack.say(sender, "operatore", t)
     for text in ("ciao?", "/greet", "la mia bolletta", "zxqv blorp", "voglio un operatore"):
         assert stack.talk(sender, text, t) == []
-    stack.restart("desk")  # while the customer waits in the queue
-    agent = Agent(desk.desk_url, "giulia")  # sessions are in the database: still signed in
     row = agent.wait_in_queue(sender)
     assert agent.post(f"/api/handovers/{row['id']}/claim").status_code == 200
     assert agent.post(f"/api/handovers/{row['id']}/messages",
                       {"text": "Buongiorno, eccomi"}).status_code == 200
-    # Rasa restarts while the conversation is with the agent (assigned, so the queue's maximum
-    # wait, short in these tests, does not run out while a loaded machine restarts Rasa)
-    stack.restart("rasa")
     assert stack.talk(sender, "ci siete ancora?", t) == []
     assert stack.talk(sender, "pronto?", t) == []
     assert agent.post(f"/api/handovers/{row['id']}/close").status_code == 200

@@ -32,6 +32,7 @@ import httpx
 
 from bench.common import (
     RAW,
+    ROOT,
     bench_env,
     drop_pg_databases,
     machine,
@@ -56,19 +57,26 @@ RASA = [
     ("action server calls", ("rasa/core/actions/action.py", "aiohttp/")),
     ("NLU (tokenizer, featurizers, DIET)", ("rasa/nlu/", "tensorflow/", "keras/")),
     ("dialogue policies", ("rasa/core/policies/",)),
-    ("Sportello's Rasa components", ("/bot/nlu/", "/connectors/", "/bot/rasa_patches.py")),
+    ("Sportello's Rasa components", ("bot/nlu/", "connectors/", "bot/rasa_patches.py")),
     ("graph runner and processor", ("rasa/engine/", "rasa/core/processor.py",
                                     "rasa/shared/core/")),
     ("HTTP server (Sanic)", ("sanic/", "sanic_routing/")),
 ]
 ACTIONS = [
-    ("Rasa NLU calls (actions/rasa_nlu.py)", ("/actions/rasa_nlu.py",)),
-    ("customer history (bot/crm)", ("/bot/crm/",)),
+    ("Rasa NLU calls (actions/rasa_nlu.py)", ("actions/rasa_nlu.py",)),
+    ("customer history (bot/crm)", ("bot/crm/",)),
     ("database (SQLAlchemy)", ("sqlalchemy/",)),
-    ("actions' own code", ("/actions/",)),
+    ("actions' own code", ("actions/",)),
     ("rasa_sdk", ("rasa_sdk/",)),
     ("HTTP server (Sanic)", ("sanic/", "sanic_routing/")),
 ]
+
+
+# A sample whose top frame is one of these is a thread waiting, not working: a worker thread
+# waiting for a job, the event loop (uvloop, in C) waiting for the network. py-spy cannot always
+# tell them apart from busy threads, so they are counted apart.
+IDLE = ("_worker (concurrent/futures/thread.py", "serve (sanic/server/runners.py",
+        "wait (threading.py", "select (selectors.py")
 
 
 def frames(stack_line: str) -> list[str]:
@@ -76,35 +84,48 @@ def frames(stack_line: str) -> list[str]:
     return stack_line.rsplit(" ", 1)[0].split(";")
 
 
+def _file(frame: str) -> str:
+    """`func (/path/to/file.py:12)` → `/path/to/file.py` (py-spy runs with --full-filenames; a
+    leading slash makes "folder/" match only whole folder names in a relative path too)."""
+    path = frame.rpartition(" (")[2].rsplit(":", 1)[0]
+    return path if path.startswith("/") else "/" + path
+
+
 def component(stack: list[str], groups: list[tuple[str, tuple[str, ...]]]) -> str:
+    files = [_file(frame) for frame in stack]
     for name, fragments in groups:
-        if any(fragment in frame for frame in stack for fragment in fragments):
+        if any("/" + fragment in f for f in files for fragment in fragments):
             return name
     return "other"
 
 
 def summarise(raw: str, groups: list[tuple[str, tuple[str, ...]]]) -> dict:
-    """py-spy's raw (collapsed) output → samples, share per component, top functions."""
+    """py-spy's raw (collapsed) output → busy samples, their share per component and top
+    functions, and the samples of waiting threads."""
     by_component: Counter = Counter()
     own: Counter = Counter()
-    total = 0
+    total = idle = 0
     for line in raw.splitlines():
         if not line.strip():
             continue
         count = int(line.rsplit(" ", 1)[1])
         stack = frames(line)
+        top = _short(stack[-1])
+        if top.startswith(IDLE):
+            idle += count
+            continue
         total += count
         by_component[component(stack, groups)] += count
-        own[_short(stack[-1])] += count
+        own[top] += count
     share = {name: round(n / total, 3) for name, n in by_component.most_common()} if total else {}
     top = [(name, round(n / total, 3)) for name, n in own.most_common(12)] if total else []
-    return {"samples": total, "components": share, "top_functions": top}
+    return {"samples": total, "idle_samples": idle, "components": share, "top_functions": top}
 
 
 def _short(frame: str) -> str:
     """`func (/long/path/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py:12)`."""
     name, _, where = frame.partition(" (")
-    for marker in ("site-packages/", "/work/", "/lib/python3.10/"):
+    for marker in ("site-packages/", f"{ROOT}/", "/lib/python3.10/"):
         if marker in where:
             where = where.split(marker, 1)[1]
             break
@@ -152,7 +173,8 @@ def run(profile: str, customers: int, seconds: int) -> dict:
                 spies = [subprocess.Popen(
                     [str(PY_SPY), "record", "--pid", str(processes[name].proc.pid),
                      "--subprocesses", "--rate", "100", "--duration", str(seconds),
-                     "--format", "raw", "--output", str(out), "--nonblocking"],
+                     "--format", "raw", "--output", str(out), "--nonblocking",
+                     "--full-filenames"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                     for name, out in outputs.items()]
                 load_before = machine_load()
@@ -195,7 +217,8 @@ def write(results: list[dict]) -> None:
         for process in ("rasa", "actions"):
             s = r[process]
             lines += [f"{'Rasa server' if process == 'rasa' else 'Action server'} "
-                      f"({s['samples']} samples):", "", "| component | share |", "|---|---|"]
+                      f"({s['samples']} busy samples, {s['idle_samples']} of threads waiting "
+                      "left out):", "", "| component | share |", "|---|---|"]
             lines += [f"| {name} | {share:.1%} |" for name, share in s["components"].items()]
             lines += ["", "Top functions by own samples: " + "; ".join(
                 f"`{name}` {share:.1%}" for name, share in s["top_functions"][:6]) + ".", ""]

@@ -226,14 +226,23 @@ def _forget_period() -> List[EventType]:
     return [SlotSet("bill_month", None), SlotSet("bill_number", None)]
 
 
+def _reading_instead(tracker: Tracker) -> List[EventType]:
+    """A bill question with a reading beside the meter ("...the meter says 4512, use that") is
+    the reading task: its events, or none."""
+    reading = reading_beside_the_meter(tracker)
+    if reading is None:
+        return []
+    return reading + [FollowupAction(SKILL_ACTIONS["submit_meter_reading"])]
+
+
 class ActionCheckBill(DomainSkillAction):
     intent = "check_bill"
 
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
-        reading = reading_beside_the_meter(tracker)
-        if reading is not None:  # "...the meter says 4512, use that": the reading task
-            return reading + [FollowupAction(SKILL_ACTIONS["submit_meter_reading"])]
+        reading_task = _reading_instead(tracker)
+        if reading_task:
+            return reading_task
         lang = language_of(tracker)
         today = i18n.today()
         period = requested_period(tracker)
@@ -290,9 +299,9 @@ class ActionExplainBill(DomainSkillAction):
 
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
-        reading = reading_beside_the_meter(tracker)
-        if reading is not None:  # "...the meter says 4512, use that": the reading task
-            return reading + [FollowupAction(SKILL_ACTIONS["submit_meter_reading"])]
+        reading_task = _reading_instead(tracker)
+        if reading_task:
+            return reading_task
         lang = language_of(tracker)
         if not card.bills:
             dispatcher.utter_message(response="utter_no_bills_at_all")

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -231,15 +232,8 @@ def _cmd_erase_customer(args: argparse.Namespace) -> int:
         print(f"{args.customer_code}: no such customer, and nothing of that code in the "
               f"conversation log or in Rasa's stores; nothing erased", file=sys.stderr)
         return 1
-    print(f"erased {args.customer_code}: {result.senders} sender id(s), "
-          f"{result.conversations} conversation(s) from the log, "
-          f"{result.tracker_events} tracker-store event(s), "
-          f"{result.broker_events} event-stream row(s), "
-          f"{result.history_rows} customer-history row(s)")
-    for table, n in result.history.items():
-        if n:
-            print(f"  {table}: {n}")
-    print(f"erasure record #{result.record_id} written (counts only)")
+    _print_deleted(f"erased {args.customer_code}: {result.senders} sender id(s), ", result,
+                   "customer-history", "counts only")
     return 0
 
 
@@ -258,17 +252,22 @@ def _cmd_purge(args: argparse.Namespace) -> int:
         return 2
     migrate()
     result = purge(days, requested_by=args.by or "")
-    print(f"purged what is older than {days} days (before "
-          f"{result.cutoff.isoformat(timespec='seconds')}): "
-          f"{result.conversations} conversation(s) from the log, "
+    _print_deleted(f"purged what is older than {days} days (before "
+                   f"{result.cutoff.isoformat(timespec='seconds')}): ", result, "other",
+                   "kind retention")
+    return 0
+
+
+def _print_deleted(opening: str, result: Any, history_label: str, record_note: str) -> None:
+    """What an erasure or a purge deleted, store by store, and the record it left."""
+    print(f"{opening}{result.conversations} conversation(s) from the log, "
           f"{result.tracker_events} tracker-store event(s), "
           f"{result.broker_events} event-stream row(s), "
-          f"{result.history_rows} other row(s)")
+          f"{result.history_rows} {history_label} row(s)")
     for table, n in result.history.items():
         if n:
             print(f"  {table}: {n}")
-    print(f"erasure record #{result.record_id} written (kind retention)")
-    return 0
+    print(f"erasure record #{result.record_id} written ({record_note})")
 
 
 def main(argv: list[str] | None = None) -> int:

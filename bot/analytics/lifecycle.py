@@ -61,7 +61,7 @@ import jwt
 from sqlalchemy import create_engine, delete, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstrumentedAttribute, Session
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.expression import ColumnElement, Select
 
 from bot.analytics.ingest import known_of
 from bot.analytics.models import (
@@ -262,6 +262,17 @@ def _hold_cursor(db: Session) -> None:
         db.execute(text("PRAGMA secure_delete = ON"))
 
 
+def _delete_handovers(db: Session, counts: dict, ids: Select) -> None:
+    """Delete the handovers `ids` selects and their transitions; count both in `counts`."""
+    counts["handover_transitions"] = db.execute(
+        delete(HandoverTransition).where(
+            HandoverTransition.handover_id.in_(ids.scalar_subquery())),
+        execution_options={"synchronize_session": False}).rowcount
+    counts["handovers"] = db.execute(
+        delete(Handover).where(Handover.id.in_(ids.scalar_subquery())),
+        execution_options={"synchronize_session": False}).rowcount
+
+
 def _delete_conversations(db: Session, where: ColumnElement) -> int:
     """Delete the conversations matching `where` and everything hanging off them."""
     ids = select(Conversation.id).where(where).scalar_subquery()
@@ -417,15 +428,8 @@ def erase_customer(code: str, reference: str = "", requested_by: str = "") -> Er
         h["channel_options"] = db.execute(
             delete(tables.ChannelOptions).where(_in(tables.ChannelOptions.recipient, recipients)),
             execution_options={"synchronize_session": False}).rowcount
-        handovers = select(Handover.id).where(or_(
-            Handover.customer_code == code, _in(Handover.conversation_id, sender_list)))
-        h["handover_transitions"] = db.execute(
-            delete(HandoverTransition).where(
-                HandoverTransition.handover_id.in_(handovers.scalar_subquery())),
-            execution_options={"synchronize_session": False}).rowcount
-        h["handovers"] = db.execute(
-            delete(Handover).where(Handover.id.in_(handovers.scalar_subquery())),
-            execution_options={"synchronize_session": False}).rowcount
+        _delete_handovers(db, h, select(Handover.id).where(or_(
+            Handover.customer_code == code, _in(Handover.conversation_id, sender_list))))
         if customer is not None:
             h["customers"] = db.execute(delete(m.Customer).where(m.Customer.id == customer.id),
                                         execution_options={"synchronize_session": False}
@@ -532,15 +536,8 @@ def purge(days: int, requested_by: str = "", now: datetime | None = None) -> Pur
             db.execute(text("PRAGMA secure_delete = ON"))
         result.conversations = _delete_conversations(db, Conversation.last_event_at < cutoff)
         h = result.history
-        old_handovers = select(Handover.id).where(Handover.created_at < cutoff,
-                                                  Handover.state.not_in(OPEN_STATES))
-        h["handover_transitions"] = db.execute(
-            delete(HandoverTransition).where(
-                HandoverTransition.handover_id.in_(old_handovers.scalar_subquery())),
-            execution_options={"synchronize_session": False}).rowcount
-        h["handovers"] = db.execute(
-            delete(Handover).where(Handover.id.in_(old_handovers.scalar_subquery())),
-            execution_options={"synchronize_session": False}).rowcount
+        _delete_handovers(db, h, select(Handover.id).where(Handover.created_at < cutoff,
+                                                           Handover.state.not_in(OPEN_STATES)))
         h["one_time_codes"] = db.execute(
             delete(m.OneTimeCode).where(m.OneTimeCode.expires_at < now),
             execution_options={"synchronize_session": False}).rowcount

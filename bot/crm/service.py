@@ -1,7 +1,7 @@
 """What the bot does to the customer history: verification, readings, tickets, contact data.
 
 Functions here are synchronous and each is one transaction; actions call them through
-`bot.crm.run` (a worker thread), so the event loop never waits on the database.
+`bot.persistence.db.run` (a worker thread), so the event loop never waits on the database.
 """
 
 from __future__ import annotations

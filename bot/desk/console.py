@@ -135,25 +135,25 @@ async def conversations_api(request: Request) -> response.HTTPResponse:
 @console.get("/console/api/conversations.csv")
 @login_required(roles=LEADS)
 async def conversations_csv(request: Request) -> response.HTTPResponse:
-    try:
-        filters = q.Filters.from_args(request.args)
-        text = await db_call(q.export_list_csv, filters, request.args.get("sort") or
-                             "-started_at")
-    except ValueError as exc:
-        return _error(str(exc))
-    return _download(text, f"conversations-{_stamp()}.csv", "text/csv; charset=utf-8")
+    return await _export_list(request, q.export_list_csv, "csv", "text/csv; charset=utf-8")
 
 
 @console.get("/console/api/conversations.json")
 @login_required(roles=LEADS)
 async def conversations_json(request: Request) -> response.HTTPResponse:
+    return await _export_list(request, q.export_list_json, "json",
+                              "application/json; charset=utf-8")
+
+
+async def _export_list(request: Request, export: Callable[..., str], extension: str,
+                       content_type: str) -> response.HTTPResponse:
+    """The filtered list as a download (the filters and sort of the list page)."""
     try:
         filters = q.Filters.from_args(request.args)
-        text = await db_call(q.export_list_json, filters, request.args.get("sort") or
-                             "-started_at")
+        text = await db_call(export, filters, request.args.get("sort") or "-started_at")
     except ValueError as exc:
         return _error(str(exc))
-    return _download(text, f"conversations-{_stamp()}.json", "application/json; charset=utf-8")
+    return _download(text, f"conversations-{_stamp()}.{extension}", content_type)
 
 
 # ---- one conversation ----------------------------------------------------------------------
@@ -171,21 +171,24 @@ async def conversation_api(request: Request, cid: int) -> response.HTTPResponse:
 @console.get("/console/api/conversations/<cid:int>/export.json")
 @login_required(roles=LEADS)
 async def conversation_json(request: Request, cid: int) -> response.HTTPResponse:
-    try:
-        text = await db_call(q.export_conversation_json, cid)
-    except q.NotFound:
-        return _error("no such conversation", 404)
-    return _download(text, f"conversation-{cid}.json", "application/json; charset=utf-8")
+    return await _export_one(cid, q.export_conversation_json, "json",
+                             "application/json; charset=utf-8")
 
 
 @console.get("/console/api/conversations/<cid:int>/export.csv")
 @login_required(roles=LEADS)
 async def conversation_csv(request: Request, cid: int) -> response.HTTPResponse:
+    return await _export_one(cid, q.export_conversation_csv, "csv", "text/csv; charset=utf-8")
+
+
+async def _export_one(cid: int, export: Callable[..., str], extension: str,
+                      content_type: str) -> response.HTTPResponse:
+    """One conversation as a download; 404 for an unknown id."""
     try:
-        text = await db_call(q.export_conversation_csv, cid)
+        text = await db_call(export, cid)
     except q.NotFound:
         return _error("no such conversation", 404)
-    return _download(text, f"conversation-{cid}.csv", "text/csv; charset=utf-8")
+    return _download(text, f"conversation-{cid}.{extension}", content_type)
 
 
 async def _change(fn: Callable, *args: Any) -> response.HTTPResponse | Any:

@@ -3,6 +3,8 @@ without its repeated work."""
 
 from __future__ import annotations
 
+import asyncio
+
 import jsonschema
 import pytest
 import rasa
@@ -53,6 +55,34 @@ def test_sqlite_stores_use_wal_without_a_sync_per_commit(action, tmp_path):
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+
+def test_the_sqlite_tracker_store_keeps_its_connections_and_its_conversations(action, tmp_path):
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from sqlalchemy.pool import QueuePool
+
+    store = SQLTrackerStore(Domain.empty(), db=str(tmp_path / "tracker.db"))
+    assert isinstance(store.engine.pool, QueuePool)
+    tracker = DialogueStateTracker.from_events("c1", [UserUttered("ciao")])
+
+    async def save_twice_and_read() -> DialogueStateTracker:
+        await store.save(tracker)
+        tracker.update(UserUttered("ancora"))
+        await store.save(tracker)
+        return await store.retrieve("c1")
+
+    read = asyncio.run(save_twice_and_read())
+    assert [e.text for e in read.events if isinstance(e, UserUttered)] == ["ciao", "ancora"]
+    # one connection, kept open, served every operation
+    assert store.engine.pool.checkedin() == 1
+    # PostgreSQL keeps Rasa's own pool settings
+    from rasa.core.tracker_store import create_engine_kwargs
+
+    assert create_engine_kwargs("postgresql://u@h/db")["pool_size"] > 0
+    assert "poolclass" not in create_engine_kwargs("postgresql://u@h/db")
 
 
 def test_another_rasa_version_is_refused(monkeypatch):

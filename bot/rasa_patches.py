@@ -26,7 +26,7 @@ def apply() -> None:
         raise RuntimeError(f"bot/rasa_patches.py is written for Rasa {RASA_VERSION}, "
                            f"found {rasa.__version__}: review the patches before upgrading")
     for patch in (validate_action_results_with_one_validator, sqlite_commits_without_fsync,
-                  sqlite_tracker_store_keeps_its_connections):
+                  sqlite_stores_keep_their_connections):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -79,23 +79,42 @@ def sqlite_commits_without_fsync() -> None:
             cursor.close()
 
 
-def sqlite_tracker_store_keeps_its_connections() -> None:
-    """SQLAlchemy 1.4 gives a SQLite file database no connection pool (NullPool): Rasa's SQL
-    tracker store opens, sets up and closes a connection for every read and every save, a
-    fifth of the Rasa server's busy time in the embedded profile (bench/profile.py). A pool of
-    open connections (SQLAlchemy 2.0's default for SQLite files) does the same work once; the
-    connections may be used from any thread, as Rasa uses the store. PostgreSQL keeps Rasa's
-    own settings."""
-    from rasa.core import tracker_store
-    from sqlalchemy.engine import make_url
+def _pooled_sqlite_kwargs() -> dict[str, Any]:
     from sqlalchemy.pool import QueuePool
 
-    original = tracker_store.create_engine_kwargs
+    return {"poolclass": QueuePool, "pool_size": 5, "max_overflow": 10,
+            "connect_args": {"check_same_thread": False}}
+
+
+def sqlite_stores_keep_their_connections() -> None:
+    """SQLAlchemy 1.4 gives a SQLite file database no connection pool (NullPool): Rasa's SQL
+    tracker store and SQL event broker open, set up and close a connection for every read, save
+    and published event, a fifth of the Rasa server's busy time in the embedded profile
+    (bench/profile.py). A pool of open connections (SQLAlchemy 2.0's default for SQLite files)
+    does that work once; the connections may be used from any thread, as Rasa uses the stores.
+    PostgreSQL keeps Rasa's own settings."""
+    import sqlalchemy
+    import sqlalchemy.orm
+    from rasa.core import tracker_store
+    from rasa.core.brokers.sql import SQLEventBroker
+    from sqlalchemy.engine import make_url
+
+    original_kwargs = tracker_store.create_engine_kwargs
 
     def create_engine_kwargs(url: Any) -> dict[str, Any]:
         if make_url(str(url)).get_backend_name() == "sqlite":
-            return {"poolclass": QueuePool, "pool_size": 5, "max_overflow": 10,
-                    "connect_args": {"check_same_thread": False}}
-        return original(url)
+            return _pooled_sqlite_kwargs()
+        return original_kwargs(url)
 
     tracker_store.create_engine_kwargs = create_engine_kwargs
+    original_init = SQLEventBroker.__init__
+
+    def __init__(self: SQLEventBroker, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            url = self.engine.url
+            self.engine.dispose()
+            self.engine = sqlalchemy.create_engine(url, **_pooled_sqlite_kwargs())
+            self.sessionmaker = sqlalchemy.orm.sessionmaker(bind=self.engine)
+
+    SQLEventBroker.__init__ = __init__

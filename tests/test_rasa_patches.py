@@ -85,6 +85,20 @@ def test_the_sqlite_tracker_store_keeps_its_connections_and_its_conversations(ac
     assert "poolclass" not in create_engine_kwargs("postgresql://u@h/db")
 
 
+def test_the_sqlite_event_broker_keeps_its_connections_and_its_events(action, tmp_path):
+    from rasa.core.brokers.sql import SQLEventBroker
+    from sqlalchemy.pool import QueuePool
+
+    broker = SQLEventBroker(db=str(tmp_path / "events.db"))
+    assert isinstance(broker.engine.pool, QueuePool)
+    for n in range(3):
+        broker.publish({"sender_id": "c1", "event": "user", "text": f"messaggio {n}"})
+    with broker.session_scope() as session:
+        rows = session.query(broker.SQLBrokerEvent).order_by(broker.SQLBrokerEvent.id).all()
+    assert [(r.sender_id, '"messaggio' in r.data) for r in rows] == [("c1", True)] * 3
+    assert broker.engine.pool.checkedin() == 1  # one connection, kept open, for every event
+
+
 def test_another_rasa_version_is_refused(monkeypatch):
     monkeypatch.setattr(rasa, "__version__", "3.7.0")
     with pytest.raises(RuntimeError, match="written for Rasa 3.6.21"):

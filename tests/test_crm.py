@@ -183,12 +183,10 @@ def test_seed_loads_into_the_database(database):
     assert counts() == loaded
 
 
-def test_identity_card_and_next_best_action(database):
+def test_identity_card_and_next_best_action(demo_database):
     from bot.crm.card import read_identity_card
     from bot.crm.nba import next_best_action, unresolved_recent_contact
-    from bot.crm.seed import seed_demo
 
-    seed_demo()
     now = datetime.now(timezone.utc)
     giuseppe = read_identity_card("C1000002")
     assert giuseppe.outages and next_best_action(giuseppe, now).kind == "outage"
@@ -226,11 +224,9 @@ def test_next_best_action_priority():
     assert next_best_action(with_outage, now).kind == "outage"
 
 
-def test_one_time_codes_and_lock(database, monkeypatch):
+def test_one_time_codes_and_lock(demo_database, monkeypatch):
     from bot.crm import service
-    from bot.crm.seed import seed_demo
 
-    seed_demo()
     sent = service.issue_otp("C1000001", "conv-1")
     assert sent.sent and sent.masked_destination == "m***@example.it"
     assert not service.issue_otp("C9999999", "conv-1").sent
@@ -255,12 +251,10 @@ def test_one_time_codes_and_lock(database, monkeypatch):
     assert not again.sent and again.locked_until is not None
 
 
-def test_meter_reading_validation(database):
+def test_meter_reading_validation(demo_database):
     from bot.crm import service
     from bot.crm.card import read_identity_card
-    from bot.crm.seed import seed_demo
 
-    seed_demo()
     card = read_identity_card("C1000001")
     supply = card.active_supplies[0]
     last = supply.last_reading
@@ -277,11 +271,9 @@ def test_meter_reading_validation(database):
     assert card.active_supplies[0].last_reading.source == "self"
 
 
-def test_tickets_get_sequential_ids(database):
+def test_tickets_get_sequential_ids(demo_database):
     from bot.crm import service
-    from bot.crm.seed import seed_demo
 
-    seed_demo()
     year = datetime.now(timezone.utc).year
     with session_scope() as s:  # this year's demo tickets
         seeded = [int(t.rsplit("-", 1)[1]) for t in s.execute(
@@ -306,13 +298,11 @@ def test_validation_helpers():
     assert parse_reading("abc") is None
 
 
-def test_identity_card_read_does_not_block_the_event_loop(database):
+def test_identity_card_read_does_not_block_the_event_loop(demo_database):
     import asyncio
 
     from bot.crm.card import load_identity_card
-    from bot.crm.seed import seed_demo
 
-    seed_demo()
 
     async def main():
         ticks = 0

@@ -7,7 +7,7 @@ so a component's share includes what it calls (the tracker store's SQL is the tr
 The functions with the most samples of their own (the top frame) are listed too.
 
     python -m bench.profile [--profile embedded|production] [--customers 10] [--seconds 20]
-                            [--no-write]
+                            [--no-write] [--keep DIR]
 
 Writes a section of bench/RESULTS.md and the raw figures to bench/results.json (unless
 --no-write). Needs py-spy (requirements.txt) and the right to trace the processes it starts
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -55,8 +56,9 @@ RASA = [
     ("event broker", ("rasa/core/brokers/",)),
     ("lock store", ("rasa/core/lock_store.py",)),
     ("action server calls", ("rasa/core/actions/action.py", "aiohttp/")),
-    ("NLU (tokenizer, featurizers, DIET)", ("rasa/nlu/", "tensorflow/", "keras/")),
+    # before NLU: TED's TensorFlow frames are the policies' time
     ("dialogue policies", ("rasa/core/policies/",)),
+    ("NLU (tokenizer, featurizers, DIET)", ("rasa/nlu/", "tensorflow/", "keras/")),
     ("Sportello's Rasa components", ("bot/nlu/", "connectors/", "bot/rasa_patches.py")),
     ("graph runner and processor", ("rasa/engine/", "rasa/core/processor.py",
                                     "rasa/shared/core/")),
@@ -122,6 +124,12 @@ def summarise(raw: str, groups: list[tuple[str, tuple[str, ...]]]) -> dict:
     return {"samples": total, "idle_samples": idle, "components": share, "top_functions": top}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _short(frame: str) -> str:
     """`func (/long/path/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py:12)`."""
     name, _, where = frame.partition(" (")
@@ -151,7 +159,7 @@ async def _customers(url: str, tokens: list[str], n: int, until: float) -> int:
     return turns
 
 
-def run(profile: str, customers: int, seconds: int) -> dict:
+def run(profile: str, customers: int, seconds: int, keep: Path | None = None) -> dict:
     from bot.tokens import make_customer_token
 
     if not PY_SPY.exists():
@@ -178,8 +186,11 @@ def run(profile: str, customers: int, seconds: int) -> dict:
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                     for name, out in outputs.items()]
                 load_before = machine_load()
+                pids = {name: processes[name].proc.pid for name in outputs}
+                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 turns = asyncio.run(_customers(url, tokens, customers,
                                                time.monotonic() + seconds))
+                cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
                 for spy in spies:
                     _, err = spy.communicate(timeout=seconds + 60)
                     if spy.returncode != 0:
@@ -190,7 +201,14 @@ def run(profile: str, customers: int, seconds: int) -> dict:
                     "load": [load_before, machine_load()],
                     "rasa": summarise(outputs["rasa"].read_text(), RASA),
                     "actions": summarise(outputs["actions"].read_text(), ACTIONS),
+                    # CPU per turn (py-spy's own work is in its processes, not in these)
+                    "cpu_ms_per_turn": {name: round(used * 1000 / max(turns, 1), 1)
+                                        for name, used in cpu.items()},
                 }
+                if keep is not None:  # the raw stacks, for a closer look (py-spy's format)
+                    keep.mkdir(parents=True, exist_ok=True)
+                    for name, out in outputs.items():
+                        shutil.copy(out, keep / f"{profile}-{name}.spy")
     finally:
         if databases:
             drop_pg_databases(databases)
@@ -213,7 +231,10 @@ def write(results: list[dict]) -> None:
     for r in results:
         lines += [f"### {r['profile']} profile: {r['customers']} customers, {r['seconds']} s, "
                   f"{r['turns']} turns ({r['turns_per_second']} turns/s while sampled), "
-                  f"load {r['load'][0]} → {r['load'][1]}", ""]
+                  f"load {r['load'][0]} → {r['load'][1]}", "",
+                  "CPU time per turn (from /proc, all threads): Rasa server "
+                  f"{r['cpu_ms_per_turn']['rasa']} ms, action server "
+                  f"{r['cpu_ms_per_turn']['actions']} ms.", ""]
         for process in ("rasa", "actions"):
             s = r[process]
             lines += [f"{'Rasa server' if process == 'rasa' else 'Action server'} "
@@ -232,8 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep py-spy's raw stacks in DIR (PROFILE-rasa.spy, ...)")
     args = parser.parse_args(argv)
-    results = [run(p, args.customers, args.seconds) for p in args.profile or ["embedded"]]
+    results = [run(p, args.customers, args.seconds, args.keep)
+               for p in args.profile or ["embedded"]]
     print(json.dumps(results, indent=2, ensure_ascii=False))
     if not args.no_write:
         write(results)

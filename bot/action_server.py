@@ -8,17 +8,25 @@ requires `Authorization: Bearer <ACTION_SERVER_TOKEN>` on every route but `/heal
 `action_endpoint` sends it, see endpoints*.yml), allows no CORS, and answers errors without
 echoing anything. An action that fails answers the customer with an apology (never a silent
 turn).
+
+Rasa sends the action server only the tracker (`enable_selective_domain` in endpoints*.yml): the
+domain, the same for every call and most of each call's size, is read here once from the
+project's `domain/` (the files the running model was trained from: it is named after their hash,
+bot/runner.py) and given to every action as Rasa would have sent it.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from functools import lru_cache
+from typing import Any
 
 from sanic import Sanic, response
 from sanic.request import Request
 
-from bot.settings import get_settings
+from bot.crm.card import TURN
+from bot.settings import ROOT, get_settings
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = {"/health"}
@@ -33,6 +41,34 @@ def authorised(request: Request, token: str) -> bool:
     scheme, _, value = given.partition(" ")
     return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
         value.strip().encode(), token.encode())
+
+
+@lru_cache(maxsize=1)
+def model_domain() -> dict[str, Any]:
+    """The domain as Rasa's action calls carry it (`Domain.as_dict()`), read once."""
+    from rasa.shared.core.domain import Domain
+
+    return Domain.load(str(ROOT / "domain")).as_dict()
+
+
+def with_domain(body: Any) -> None:
+    """Give an action call without a domain the model's domain, in place."""
+    if isinstance(body, dict) and "domain" not in body:
+        body["domain"] = model_domain()
+
+
+def turn_of(body: Any) -> tuple[str, float] | None:
+    """(conversation id, timestamp of its latest user message) of an action call: the turn the
+    identity card is kept for (bot/crm/card.py)."""
+    tracker = body.get("tracker") if isinstance(body, dict) else None
+    if not isinstance(tracker, dict) or not isinstance(tracker.get("sender_id"), str):
+        return None
+    events = tracker.get("events")
+    for event in reversed(events if isinstance(events, list) else []):
+        if isinstance(event, dict) and event.get("event") == "user":
+            stamp = event.get("timestamp")
+            return (tracker["sender_id"], float(stamp)) if isinstance(stamp, (int, float)) else None
+    return None
 
 
 def is_action_call(request: Request) -> bool:
@@ -60,6 +96,13 @@ def create_app(package: str = "actions", token: str | None = None) -> Sanic:
             return None
         if not authorised(request, token):
             return response.json({"error": "unauthorised"}, status=401)
+        if request.path == "/webhook" and request.method == "POST":
+            try:
+                body = request.json  # parsed once: rasa_sdk's handler reads the same object
+            except Exception:
+                return None  # rasa_sdk answers a malformed body itself
+            with_domain(body)
+            TURN.set(turn_of(body))
         return None
 
     @app.exception(Exception)
@@ -92,6 +135,7 @@ def serve(port: int | None = None, host: str | None = None) -> None:
     enforce("action server")
     s = get_settings()
     port = port or urlparse(s.action_server_url).port or 5055
+    model_domain()  # read before the first call, not during it
     app = create_app()
     plugin_manager().hook.attach_sanic_app_extensions(app=app)
     app.run(host or s.action_server_host, port, workers=1, access_log=False, motd=False)

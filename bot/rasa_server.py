@@ -1,12 +1,26 @@
 """`python -m bot.rasa_server run ...`: Rasa's own command line (the same arguments as `rasa`),
-with bot/rasa_patches.py applied first. The launcher starts the Rasa server through it."""
+with bot/rasa_patches.py applied first. The launcher starts the Rasa server through it.
+
+TensorFlow runs each prediction (DIET, TED: one message, a few milliseconds) on one thread
+unless the environment says otherwise: splitting such small operations across threads costs more
+than it saves, and on a busy machine the threads wait for each other (bench/profile.py: about a
+tenth of the Rasa server's CPU per turn). Training (`rasa train`) keeps TensorFlow's defaults.
+"""
 
 from __future__ import annotations
+
+import os
+
+# read by Rasa when it sets TensorFlow up (rasa/utils/tensorflow/environment.py)
+SERVING_THREADS = {"TF_INTRA_OP_PARALLELISM_THREADS": "1", "TF_INTER_OP_PARALLELISM_THREADS": "1"}
 
 
 def main() -> None:
     """Patch, then hand over to `rasa` with this process's arguments."""
     from bot import rasa_patches
+
+    for name, value in SERVING_THREADS.items():
+        os.environ.setdefault(name, value)
 
     rasa_patches.apply()
     from rasa.__main__ import main as rasa_main

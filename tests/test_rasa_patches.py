@@ -99,6 +99,60 @@ def test_the_sqlite_event_broker_keeps_its_connections_and_its_events(action, tm
     assert broker.engine.pool.checkedin() == 1  # one connection, kept open, for every event
 
 
+def test_the_sql_tracker_store_streams_each_new_event_once_without_reading_the_tracker(
+        action, tmp_path, monkeypatch):
+    from rasa.core.brokers.broker import EventBroker
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    class Broker(EventBroker):
+        def __init__(self) -> None:
+            self.published: list[dict] = []
+
+        def publish(self, event: dict) -> None:
+            self.published.append(event)
+
+    broker = Broker()
+    store = SQLTrackerStore(Domain.empty(), db=str(tmp_path / "tracker.db"), event_broker=broker)
+    tracker = DialogueStateTracker.from_events("c1", [UserUttered("ciao")])
+
+    async def conversation() -> DialogueStateTracker:
+        await store.save(tracker)
+        monkeypatch.setattr(SQLTrackerStore, "retrieve", reading_again)
+        tracker.update(ActionExecuted("utter_greet"))
+        tracker.update(UserUttered("ancora"))
+        await store.save(tracker)
+        await store.save(tracker)  # nothing new: nothing published
+        # a new session: only its events count as stored, as in Rasa's own save
+        tracker.update(SessionStarted())
+        tracker.update(UserUttered("di nuovo"))
+        await store.save(tracker)
+        monkeypatch.undo()
+        return await store.retrieve_full_tracker("c1")
+
+    async def reading_again(*_args, **_kwargs):
+        raise AssertionError("the tracker was read back to find the new events")
+
+    counts = []
+    original_query = SQLTrackerStore._event_query
+
+    def counted_query(self, *args, **kwargs):
+        counts.append(1)
+        return original_query(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLTrackerStore, "_event_query", counted_query)
+
+    stored = asyncio.run(conversation())
+    assert len(counts) == 4  # one count per save (streaming and storing share it)
+    assert [(e["sender_id"], e["event"], e.get("text") or e.get("name"))
+            for e in broker.published] == [
+        ("c1", "user", "ciao"), ("c1", "action", "utter_greet"), ("c1", "user", "ancora"),
+        ("c1", "session_started", None), ("c1", "user", "di nuovo")]
+    assert len(stored.events) == len(tracker.events)
+
+
 def test_another_rasa_version_is_refused(monkeypatch):
     monkeypatch.setattr(rasa, "__version__", "3.7.0")
     with pytest.raises(RuntimeError, match="written for Rasa 3.6.21"):

@@ -1,8 +1,18 @@
-"""The identity card: one view of a customer, read in one call by every action."""
+"""The identity card: one view of a customer, read in one call by every action.
+
+A turn of a conversation runs several actions (the context update, the skill, the next best
+action), and each used to read the card again. Inside a turn (`TURN`, set by the action server
+for each call from the conversation's id and its latest message) the card is read once and kept
+until this process writes to the database (`bot.persistence.db.writes`: a reading stored, a
+ticket opened, a contact changed). The card is immutable, so a kept card can be shared. Another
+process's write (the desk, an import) is seen from the next turn on.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -11,7 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.crm import models as m
-from bot.persistence.db import session_scope
+from bot.persistence.db import session_scope, writes
+
+# (conversation id, timestamp of its latest user message) of the action call being served
+TURN: ContextVar[tuple[str, float] | None] = ContextVar("turn", default=None)
+_KEPT: OrderedDict[tuple[str, tuple[str, float]], tuple[int, IdentityCard | None]] = OrderedDict()
+KEPT_TURNS = 256  # about the turns in progress at once; the oldest are dropped first
 
 
 @dataclass(frozen=True)
@@ -207,5 +222,19 @@ def read_identity_card(customer_code: str, now: datetime | None = None) -> Ident
 
 
 async def load_identity_card(customer_code: str) -> IdentityCard | None:
-    """The identity card of a customer, read in a worker thread (never blocks the loop)."""
-    return await asyncio.to_thread(read_identity_card, customer_code)
+    """The identity card of a customer, read in a worker thread (never blocks the loop), once
+    per turn unless this process wrote to the database since."""
+    turn = TURN.get()
+    if turn is None:
+        return await asyncio.to_thread(read_identity_card, customer_code)
+    key = (customer_code, turn)
+    kept = _KEPT.get(key)
+    if kept is not None and kept[0] == writes():
+        return kept[1]
+    before = writes()  # a write during the read makes this card stale at once
+    card = await asyncio.to_thread(read_identity_card, customer_code)
+    _KEPT[key] = (before, card)
+    _KEPT.move_to_end(key)
+    while len(_KEPT) > KEPT_TURNS:
+        _KEPT.popitem(last=False)
+    return card

@@ -65,7 +65,8 @@ class Identity(Base):
     __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_ext"),)
 
     id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
     channel = Column(String(16), nullable=False)
     external_id = Column(String(128), nullable=False)
     verified = Column(Boolean, nullable=False, default=False)
@@ -127,7 +128,8 @@ class Supply(Base):
     __tablename__ = "supplies"
 
     id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
     supply_id = Column(String(20), nullable=False, unique=True)
     type = Column(String(16), nullable=False)
     address = Column(String(200), nullable=False)
@@ -164,8 +166,10 @@ class Bill(Base):
     __tablename__ = "bills"
 
     id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
-    supply_pk = Column(Integer, ForeignKey("supplies.id", ondelete="CASCADE"), nullable=False)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
+    supply_pk = Column(Integer, ForeignKey("supplies.id", ondelete="CASCADE"), nullable=False,
+                       index=True)
     number = Column(String(32), nullable=False, unique=True)
     period_start = Column(Date, nullable=False)
     period_end = Column(Date, nullable=False)
@@ -183,7 +187,8 @@ class Ticket(Base):
     __tablename__ = "tickets"
 
     id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
     ticket_id = Column(String(20), nullable=False, unique=True)
     kind = Column(String(16), nullable=False)
     status = Column(String(16), nullable=False)
@@ -253,7 +258,8 @@ class OneTimeCode(Base):
     __tablename__ = "one_time_codes"
 
     id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
     conversation_id = Column(String(128), nullable=False)
     code_hash = Column(String(128), nullable=False)
     sent_to = Column(String(16), nullable=False)  # "email" or "sms"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from contextlib import contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from bot.settings import ROOT, get_settings
 
@@ -23,14 +25,36 @@ if TYPE_CHECKING:  # alembic and sqlite3 are imported only where they are used
     from sqlalchemy.pool import _ConnectionRecord
 
 
+_WRITES = itertools.count(1)
+_last_write = 0
+WRITING = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def writes() -> int:
+    """A number that changes whenever this process writes to any database through SQLAlchemy:
+    what it read before is possibly stale once it differs (bot/crm/card.py's turn cache)."""
+    return _last_write
+
+
+def _count_writes(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _written(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        global _last_write
+        if statement.lstrip()[:7].upper().startswith(WRITING):
+            _last_write = next(_WRITES)  # itertools.count is atomic across threads
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # hide_parameters: a database error quotes no customer value in its message (logs)
-        engine = create_engine(url, future=True, connect_args={"timeout": 30},
-                               hide_parameters=True)
+        # hide_parameters: a database error quotes no customer value in its message (logs).
+        # A pool of open connections (SQLAlchemy 1.4 gives SQLite files none): opening one and
+        # setting its pragmas for every read was most of an identity card's time.
+        engine = create_engine(url, future=True, hide_parameters=True, poolclass=QueuePool,
+                               pool_size=5, max_overflow=10,
+                               connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: SQLiteConnection,  # pragma: no cover - trivial
@@ -39,10 +63,11 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
-
-        return engine
-    return create_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                         hide_parameters=True)
+    else:
+        engine = create_engine(url, future=True, pool_pre_ping=True, pool_size=10,
+                               max_overflow=10, hide_parameters=True)
+    _count_writes(engine)
+    return engine
 
 
 @lru_cache(maxsize=8)

@@ -3,6 +3,7 @@ code limits (on SQLite and PostgreSQL), log masking and the var folder's permiss
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -35,6 +36,26 @@ def test_embedded_secrets_are_generated_once_private_and_kept(tmp_path, monkeypa
     assert embedded_secrets(tmp_path) == first  # the next process gets the same ones
     monkeypatch.setenv("RASA_TOKEN", "from-the-environment-" + "x1y2z3" * 5)
     assert embedded_secrets(tmp_path)["RASA_TOKEN"].startswith("from-the-environment-")
+
+
+def test_processes_starting_together_agree_on_one_set_of_secrets(tmp_path, monkeypatch):
+    """Threads here and other processes generating the secrets at the same moment: one set."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    for name in SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    code = ("import json, sys; from pathlib import Path; from bot.keys import embedded_secrets; "
+            "print(json.dumps(embedded_secrets(Path(sys.argv[1]))))")
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    others = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env,
+                               stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    with ThreadPoolExecutor(8) as pool:
+        here = list(pool.map(lambda _: embedded_secrets(tmp_path), range(8)))
+    there = [json.loads(p.communicate(timeout=60)[0]) for p in others]
+    assert all(p.returncode == 0 for p in others)
+    assert all(s == here[0] for s in here + there)
 
 
 def test_no_public_default_remains(monkeypatch, tmp_path):

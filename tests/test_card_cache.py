@@ -1,0 +1,78 @@
+"""The identity card is read once per conversation turn, and read again after this process
+writes to the database (bot/crm/card.py, bot/action_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.action_server import turn_of
+from bot.crm import card as card_module
+from bot.crm.card import TURN, load_identity_card
+from bot.crm.service import set_email
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Counts the database reads of the identity card."""
+    counted: list[str] = []
+    original = card_module.read_identity_card
+
+    def counting(code: str, *args, **kwargs):
+        counted.append(code)
+        return original(code, *args, **kwargs)
+
+    monkeypatch.setattr(card_module, "read_identity_card", counting)
+    monkeypatch.setattr(card_module, "_KEPT", type(card_module._KEPT)())
+    return counted
+
+
+def in_turn(turn, coroutine):
+    async def run():
+        TURN.set(turn)
+        return await coroutine()
+    return asyncio.run(run())
+
+
+def test_a_turn_reads_the_card_once_until_this_process_writes(demo_database, reads):
+    async def turn_with_a_change():
+        first = await load_identity_card("C1000001")
+        again = await load_identity_card("C1000001")
+        assert again is first and reads == ["C1000001"]
+        await asyncio.to_thread(set_email, "C1000001", "nuova.mail@example.it")
+        changed = await load_identity_card("C1000001")
+        assert changed.email == "nuova.mail@example.it" and len(reads) == 2
+        other = await load_identity_card("C1000002")  # another customer: its own card
+        assert other.customer_code == "C1000002" and len(reads) == 3
+        return first
+
+    first = in_turn(("conv-1", 1000.0), turn_with_a_change)
+    assert first.email != "nuova.mail@example.it"
+    # the next turn of the conversation, and another conversation, read again
+    in_turn(("conv-1", 1001.5), lambda: load_identity_card("C1000001"))
+    in_turn(("conv-2", 1000.0), lambda: load_identity_card("C1000001"))
+    assert len(reads) == 5
+
+
+def test_outside_a_turn_every_load_reads(demo_database, reads):
+    async def twice():
+        await load_identity_card("C1000001")
+        await load_identity_card("C1000001")
+
+    in_turn(None, twice)
+    assert reads == ["C1000001", "C1000001"]
+
+
+def test_the_turn_of_an_action_call_is_its_latest_user_message():
+    events = [{"event": "action", "name": "action_session_start", "timestamp": 1.0},
+              {"event": "user", "text": "ciao", "timestamp": 2.0},
+              {"event": "bot", "text": "Ciao!", "timestamp": 2.5},
+              {"event": "user", "text": "quanto devo pagare?", "timestamp": 3.25},
+              {"event": "action", "name": "action_check_bill", "timestamp": 3.5}]
+    assert turn_of({"tracker": {"sender_id": "s1", "events": events}}) == ("s1", 3.25)
+    for body in ({"tracker": {"sender_id": "s1", "events": events[:1]}},  # no message yet
+                 {"tracker": {"sender_id": 7, "events": events}}, {"tracker": "x"}, [],
+                 {"tracker": {"sender_id": "s1", "events": [{"event": "user",
+                                                             "timestamp": "soon"}]}}):
+        assert turn_of(body) is None

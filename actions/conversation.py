@@ -28,7 +28,7 @@ from bot.crm.card import load_identity_card
 from bot.crm.nba import NextBestAction, next_best_action, unresolved_recent_contact
 from bot.crm.service import conversation_recorded, customer_for_identity
 from bot.language import detect
-from bot.nlu.other_company import names_other_company
+from bot.nlu.companies import names_other_company
 from bot.persistence.db import run
 from bot.safety import smells_of_gas
 from bot.settings import get_settings, local_zone

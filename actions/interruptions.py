@@ -11,7 +11,7 @@ from rasa_sdk import Tracker
 
 from actions.rasa_nlu import parse
 from actions.skills import SKILL_ACTIONS
-from bot.nlu.farewell import NOT_A_REQUEST, closes_with_farewell
+from bot.nlu.farewells import NOT_A_REQUEST, closes_with_farewell
 from bot.stopwords import (
     is_stop_phrase,
     remainder_after,

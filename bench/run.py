@@ -22,7 +22,18 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import RAW, RESULTS, ROOT, bench_env, machine, settings_of, stack
+from bench.common import (
+    RAW,
+    RESULTS,
+    ROOT,
+    bench_env,
+    drop_pg_databases,
+    machine,
+    production_env,
+    seed,
+    settings_of,
+    stack,
+)
 from bot.launcher import Launcher, Ports, Service, free_port
 
 CONCURRENCY = (1, 10, 50)
@@ -83,28 +94,37 @@ async def load(url: str, turns: list[str], n: int, tokens: list[str | None]) -> 
             "p99_ms": round(q[98] * 1000)}
 
 
-def bench_speed() -> dict:
+def sportello_speed(profile: str, work: Path) -> dict:
+    """The whole stack of one profile (every process, the log worker consuming the event stream
+    as in use), loaded at each concurrency: turns, latency, each process's peak memory."""
+    from bot.launcher import ALL
     from bot.tokens import make_customer_token
 
-    work = Path(tempfile.mkdtemp(prefix="sportello-bench-"))
-    results: dict = {}
-    # --- Sportello
-    var = work / "var"
+    var = work / f"var-{profile}"
     var.mkdir()
-    ports = Ports(rasa=16005, actions=16055, desk=free_port(), site=free_port())
+    ports = Ports(rasa=free_port(), actions=free_port(), desk=free_port(), site=free_port())
     env = bench_env(var, ports)
-    subprocess.run([sys.executable, "-m", "bot", "seed-demo"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
-    with stack(env, ports, ("actions", "rasa"), work) as sportello, settings_of(env):
-        codes = [f"C{1000100 + i:07d}" for i in range(50)]
-        tokens = [make_customer_token(c, 120) for c in codes]
-        url = f"{ports.url('rasa')}/webhooks/rest/webhook"
-        results["sportello"] = [asyncio.run(load(url, SPORTELLO_TURNS, n, tokens))
-                                for n in CONCURRENCY]
-        results["memory_mib"] = {"rasa_server": round(peak_rss_mib(sportello["rasa"].proc.pid)),
-                                 "action_server": round(
-                                     peak_rss_mib(sportello["actions"].proc.pid))}
+    databases = production_env(env, redis_db="10") if profile == "production" else []
+    try:
+        with settings_of(env):
+            seed(env)
+            tokens = [make_customer_token(f"C{1000100 + i:07d}", 120) for i in range(50)]
+            with stack(env, ports, ALL, work) as processes:
+                url = f"{ports.url('rasa')}/webhooks/rest/webhook"
+                runs = [asyncio.run(load(url, SPORTELLO_TURNS, n, tokens)) for n in CONCURRENCY]
+                memory = {name: round(peak_rss_mib(processes[name].proc.pid)) for name in ALL}
+    finally:
+        if databases:
+            drop_pg_databases(databases)
+    return {"runs": runs, "memory_mib": memory}
+
+
+def bench_speed() -> dict:
+    work = Path(tempfile.mkdtemp(prefix="sportello-bench-"))
+    results: dict = {profile: sportello_speed(profile, work)
+                     for profile in ("embedded", "production")}
     # --- Rasa's starter assistant, generated and trained here
+    env = bench_env(work / "var-embedded", Ports.free())
     baseline = work / "baseline"
     baseline.mkdir()
     t0 = time.perf_counter()
@@ -120,7 +140,9 @@ def bench_speed() -> dict:
         url = "http://127.0.0.1:16105/webhooks/rest/webhook"
         results["baseline"] = [asyncio.run(load(url, BASELINE_TURNS, n, [None]))
                                for n in CONCURRENCY]
-        results["baseline_memory_mib"] = {"rasa_server": round(peak_rss_mib(b["rasa"].proc.pid))}
+        results["baseline_memory_mib"] = {"rasa_server": round(peak_rss_mib(b["rasa"].proc.pid)),
+                                          "action_server": round(
+                                              peak_rss_mib(b["actions"].proc.pid))}
     shutil.rmtree(work, ignore_errors=True)
     return results
 
@@ -183,6 +205,44 @@ def bench_nlu() -> dict:
     return {"held_out": held, "cross_validation_5_fold": cv}
 
 
+def speed_section(raw: dict) -> list[str]:
+    s = raw["speed"]
+    lines = [f"## Conversation speed (REST, end to end){_when(raw, 'speed')}", "",
+             f"Machine: {raw['machine']}. `python -m bench.run speed`. Sportello turns: "
+             f"{SPORTELLO_TURNS} (logged-in demo customers; every turn runs actions that read "
+             "the customer history), on the whole stack of the profile (action server, Rasa "
+             "server, desk, demo site, log worker; the stores persistent: SQLite files in the "
+             "embedded profile, PostgreSQL, Redis lock store in production). Baseline: the "
+             f"`rasa init` starter assistant, turns {BASELINE_TURNS}, trained by the benchmark "
+             f"in the same run. {CONVERSATIONS_PER_CUSTOMER} conversations per simulated "
+             "customer; ratio = Sportello / starter (turns/s: higher is better; latency: lower "
+             "is better).", ""]
+    if "embedded" not in s:  # an older run, before both profiles were measured
+        s = {"embedded": {"runs": s["sportello"], "memory_mib": s["memory_mib"]}, **s}
+    for profile in ("embedded", "production"):
+        if profile not in s:
+            continue
+        lines += [f"### {profile} profile", "",
+                  "| customers | Sportello p50 / p95 / p99 ms | Sportello turns/s |"
+                  " starter p50 / p95 / p99 ms | starter turns/s | p50 ratio | p95 ratio |"
+                  " turns/s ratio |", "|---|---|---|---|---|---|---|---|"]
+        for a, b in zip(s[profile]["runs"], s["baseline"]):
+            lines.append(
+                f"| {a['customers']} | {a['p50_ms']} / {a['p95_ms']} / {a['p99_ms']} | "
+                f"{a['turns_per_second']} | {b['p50_ms']} / {b['p95_ms']} / {b['p99_ms']} | "
+                f"{b['turns_per_second']} | {a['p50_ms'] / max(b['p50_ms'], 1):.2f} | "
+                f"{a['p95_ms'] / max(b['p95_ms'], 1):.2f} | "
+                f"{a['turns_per_second'] / max(b['turns_per_second'], 0.01):.2f} |")
+        memory = s[profile]["memory_mib"]
+        lines += ["", "Peak memory (VmHWM) of each process: " + ", ".join(
+            f"{name} {mib} MiB" for name, mib in memory.items())
+            + f"; the whole stack {sum(memory.values())} MiB.", ""]
+    base = s["baseline_memory_mib"]
+    lines += ["Starter's peak memory: " + ", ".join(f"{n} {m} MiB" for n, m in base.items())
+              + ".", ""]
+    return lines
+
+
 def _when(raw: dict, name: str) -> str:
     when = raw.get("dates", {}).get(name)
     return f" (run {when})" if when else ""
@@ -213,25 +273,7 @@ def write_results(raw: dict) -> None:
                   "fold trains on 80% of one language, and the vocabulary guard sends the unseen "
                   "words of the held-out fold to the fallback.", ""]
     if "speed" in raw:
-        s = raw["speed"]
-        lines += [f"## Conversation speed (REST, end to end){_when(raw, 'speed')}", "",
-                  f"Sportello turns: {SPORTELLO_TURNS} (logged-in demo customers; every turn "
-                  "runs actions that read the customer history). Baseline: the `rasa init` "
-                  f"starter assistant, turns {BASELINE_TURNS}. {CONVERSATIONS_PER_CUSTOMER} "
-                  "conversations per simulated customer.", "",
-                  "| customers | Sportello p50 / p95 / p99 ms | Sportello turns/s |"
-                  " baseline p50 / p95 / p99 ms | baseline turns/s | p50 ratio | turns/s ratio |",
-                  "|---|---|---|---|---|---|---|"]
-        for a, b in zip(s["sportello"], s["baseline"]):
-            lines.append(
-                f"| {a['customers']} | {a['p50_ms']} / {a['p95_ms']} / {a['p99_ms']} | "
-                f"{a['turns_per_second']} | {b['p50_ms']} / {b['p95_ms']} / {b['p99_ms']} | "
-                f"{b['turns_per_second']} | {a['p50_ms'] / max(b['p50_ms'], 1):.2f} | "
-                f"{a['turns_per_second'] / max(b['turns_per_second'], 0.01):.2f} |")
-        lines += ["", f"Peak memory (VmHWM) during the run: Sportello Rasa server "
-                  f"{s['memory_mib']['rasa_server']} MiB, action server "
-                  f"{s['memory_mib']['action_server']} MiB; baseline Rasa server "
-                  f"{s['baseline_memory_mib']['rasa_server']} MiB.", ""]
+        lines += speed_section(raw)
     if "train" in raw:
         t = raw["train"]
         lines += [f"## Training{_when(raw, 'train')}", "",

@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO, Callable, Iterable
 from urllib.parse import urlparse
 
 import httpx
@@ -214,12 +214,17 @@ class Launcher:
     def processes(self) -> list[subprocess.Popen]:
         return [s.proc for s in self.services.values() if s.proc is not None]
 
-    def start(self, timeout: float = 400) -> None:
-        """Start every service, then wait until each is up."""
+    def start(self, timeout: float = 400,
+              on_up: Callable[[Service, float], None] | None = None) -> None:
+        """Start every service, then wait until each is up (`on_up(service, seconds)` for
+        each, in order)."""
+        began = time.monotonic()
         for service in self.services.values():
             service.start(self.env)
         for service in self.services.values():
             service.wait_until_up(timeout)
+            if on_up is not None:
+                on_up(service, time.monotonic() - began)
 
     def restart(self, name: str, timeout: float = 400) -> None:
         """Stop one service and start it again, as an operator would."""

@@ -16,6 +16,8 @@ from bot.launcher import ALL, Launcher, endpoints_file, environment, services
 from bot.settings import ROOT, get_settings
 
 TRAINING_INPUTS = ("config.yml", "domain", "data")
+NAMES = {"actions": "action server", "rasa": "Rasa server", "desk": "agent desk",
+         "site": "demo site", "worker": "log worker"}
 
 
 def fingerprint() -> str:
@@ -35,17 +37,22 @@ def model_path() -> Path:
 
 
 def ensure_model(force: bool = False) -> Path:
-    """Train only when the data or config changed (the model is named after their hash)."""
+    """Train only when the data or config changed (the model is named after their hash);
+    Rasa's output goes to var/logs/train.log, the terminal shows the progress."""
+    from bot.progress import log_dir, run_with_progress, step
+
     target = model_path()
     if target.exists() and not force:
         return target
     target.parent.mkdir(exist_ok=True)
-    print(f"training the model ({target.name}); this takes a few minutes...", flush=True)
-    subprocess.run(
+    log = log_dir() / "train.log"
+    step(f"training the model ({target.name}, about 2 minutes; Rasa's output: {log})")
+    began = time.monotonic()
+    run_with_progress(
         [sys.executable, "-m", "rasa", "train", "--config", "config.yml", "--domain", "domain",
          "--data", "data", "--out", "models", "--fixed-model-name", target.name[:-7]],
-        cwd=ROOT, check=True, env=rasa_env(),
-    )
+        log, ROOT, rasa_env())
+    step(f"model trained in {time.monotonic() - began:.0f} s")
     return target
 
 
@@ -116,38 +123,54 @@ def banner() -> str:
                   for u, pw, role, _, sk, lg in DEMO_USERS]
     lines.append(f"Review console (CX leads): {s.desk_url}/console  (lucia, or admin to reveal "
                  "personal data)")
+    lines.append(f"Logs: {s.var_dir / 'logs'}/  (one file per process; errors are also shown "
+                 "here)")
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
 
 
 def run(with_shell: bool = False) -> int:
+    import logging
+
     from bot.crm.seed import is_empty, seed_demo
     from bot.desk.demo import has_desk_users, seed_desk_users
     from bot.logmask import install
     from bot.persistence.db import migrate
     from bot.production import enforce
+    from bot.progress import ErrorEcho, log_dir, step
 
     install()
     os.chdir(ROOT)
     private_var_dir()
+    logs = log_dir()
+    # this process's own library warnings and log lines go to var/logs/run.log too
+    logging.basicConfig(filename=logs / "run.log", level=logging.INFO, force=True)
+    logging.captureWarnings(True)
+    step("migrating the database")
     migrate()
     s = get_settings()
     if s.demo and is_empty():
-        print(f"loading demo data: {seed_demo()} customers", flush=True)
+        step(f"loading demo data: {seed_demo()} customers")
     if s.demo and not has_desk_users():
-        print(f"creating the demo desk users: {seed_desk_users()}", flush=True)
+        step(f"creating the demo desk users: {seed_desk_users()}")
     enforce("stack")
     ensure_events_database()
     model = ensure_model()
     env = rasa_env()
-    launcher = Launcher(env, services(model, which=("actions",) if with_shell else ALL))
+    which = ("actions",) if with_shell else ALL
+    started = services(model, which=which, log_dir=logs)
+    launcher = Launcher(env, started)
+    echo = ErrorEcho({service.name: service.log for service in started})
 
     def _terminate(signum: int, frame: FrameType | None):  # SIGTERM behaves like Ctrl-C
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        launcher.start()
+        step(f"starting {', '.join(NAMES[name] for name in which)} (logs: {logs}/)")
+        echo.start()
+        launcher.start(on_up=lambda service, seconds: print(
+            f"  {NAMES[service.name]} ready ({seconds:.0f} s)", flush=True))
         if with_shell:
             shell = subprocess.Popen(
                 [sys.executable, "-m", "rasa", "shell", "--model", str(model),
@@ -156,10 +179,15 @@ def run(with_shell: bool = False) -> int:
         print(banner(), flush=True)
         while launcher.running():
             time.sleep(0.5)
+        stopped = [s for s in started if s.proc is not None and s.proc.poll() is not None]
+        for service in stopped:
+            print(f"{NAMES[service.name]} stopped unexpectedly; the end of {service.log}:\n"
+                  f"{service.log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
         print("a process stopped unexpectedly; stopping the rest", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
     finally:
+        echo.stop()
         launcher.stop()

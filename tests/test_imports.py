@@ -151,3 +151,16 @@ def test_the_reader_sees_imports_inside_functions():
     assert package_graph({"bot.crm.service": {"bot.notify.outbox"},
                           "bot.notify.outbox": {"bot.crm.models"}}) == {
         "bot.crm": {"bot.notify"}, "bot.notify": {"bot.crm"}}
+
+
+def test_the_action_server_does_not_load_tensorflow():
+    """The actions share helpers with the NLU components but not their imports: the action
+    server stays a small process (bench/RESULTS.md, peak memory)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, actions, bot.action_server; "
+            "print(sorted(m for m in ('tensorflow', 'rasa.nlu', 'rasa.core') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -8,6 +8,7 @@ import asyncio
 import jsonschema
 import pytest
 import rasa
+import sqlalchemy
 from rasa.core.actions.action import RemoteAction
 from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy import create_engine, text
@@ -48,6 +49,65 @@ def test_an_invalid_result_fails_with_rasas_own_error_and_message(action, result
     # the same verdict as Rasa's unpatched check
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(result, RemoteAction.action_response_format_spec())
+
+
+def _events_of_every_kind() -> list:
+    """One event of each kind Rasa knows, as an action server would send it."""
+    from rasa.shared.core import events as ev
+
+    made = [ev.UserUttered("ciao", {"name": "greet", "confidence": 0.9},
+                           [{"entity": "month", "value": "ottobre", "start": 0, "end": 7}],
+                           parse_data={"text": "ciao", "intent": {"name": "greet"},
+                                       "intent_ranking": [{"name": "greet", "confidence": 0.9}],
+                                       "entities": []}),
+            ev.ActionExecuted("action_greet", policy="RulePolicy", confidence=1.0),
+            ev.SlotSet("language", "it"), ev.SlotSet("offer", None),
+            ev.EntitiesAdded([{"entity": "iban", "value": "IT60X"}]),
+            ev.ReminderCancelled("r"), ev.ActionExecutionRejected("action_x"),
+            ev.LoopInterrupted(True), ev.ActiveLoop("meter_reading_form"), ev.AllSlotsReset(),
+            ev.ConversationResumed(), ev.ConversationPaused(), ev.FollowupAction("action_x"),
+            ev.StoryExported(), ev.Restarted(), ev.ActionReverted(), ev.UserUtteranceReverted(),
+            ev.BotUttered("Ciao!", {"buttons": []}), ev.SessionStarted(),
+            ev.AgentUttered("hi")]
+    return [e.as_dict() for e in made] + [{"event": "form", "name": "f"},
+                                          {"event": "form_validation", "validate": True},
+                                          {"event": "user_featurization"}]
+
+
+def _broken(event: dict) -> list:
+    """Ways an action server could get an event wrong."""
+    out = [{k: v for k, v in event.items() if k != "event"}, {**event, "event": "slot_set"},
+           {**event, "timestamp": "now"}, {**event, "metadata": []}, {**event, "event": 3}]
+    for key, bad in (("name", 7), ("value", None), ("entities", [{"entity": "x"}]),
+                     ("text", 5), ("policy", 1.5), ("parse_data", "x"),
+                     ("hide_rule_turn", "yes")):
+        if key in event:
+            out.append({**event, key: bad})
+    out.append({k: v for k, v in event.items() if k not in ("name", "value", "entities")})
+    return out
+
+
+def test_the_action_result_check_gives_jsonschemas_verdict_on_every_kind_of_event(action):
+    schema = RemoteAction.action_response_format_spec()
+
+    def rasa_says(result) -> bool:
+        try:
+            jsonschema.validate(result, schema)
+        except jsonschema.ValidationError:
+            return False
+        return True
+
+    check = rasa_patches._action_result_check()
+    results = [{"events": [e]} for e in _events_of_every_kind()]
+    results += [{"events": [b]} for e in _events_of_every_kind() for b in _broken(e)]
+    results += [{"events": _events_of_every_kind(), "responses": [{"response": "utter_x"}]},
+                {"events": None}, {"events": {}}, {"responses": [3]}, [], "x", {},
+                {"events": ["slot"]}, {"events": [None]}]
+    verdicts = [(check.valid(r), rasa_says(r)) for r in results]
+    assert all(ours == theirs for ours, theirs in verdicts), [
+        (r, v) for r, v in zip(results, verdicts) if v[0] != v[1]]
+    assert sum(theirs for _, theirs in verdicts) > 20 and sum(
+        not theirs for _, theirs in verdicts) > 40  # both verdicts well represented
 
 
 def test_sqlite_stores_use_wal_without_a_sync_per_commit(action, tmp_path):
@@ -151,6 +211,42 @@ def test_the_sql_tracker_store_streams_each_new_event_once_without_reading_the_t
         ("c1", "user", "ciao"), ("c1", "action", "utter_greet"), ("c1", "user", "ancora"),
         ("c1", "session_started", None), ("c1", "user", "di nuovo")]
     assert len(stored.events) == len(tracker.events)
+
+
+def test_the_sql_event_broker_gets_a_saves_events_in_one_transaction_as_rasa_writes_them(
+        action, tmp_path):
+    from rasa.core.brokers.sql import SQLEventBroker
+    from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    broker = SQLEventBroker(db=str(tmp_path / "events.db"))
+    reference = SQLEventBroker(db=str(tmp_path / "reference.db"))
+    store = SQLTrackerStore(Domain.empty(), db=str(tmp_path / "tracker.db"), event_broker=broker)
+    tracker = DialogueStateTracker.from_events("c1", [UserUttered("ciao", timestamp=1.0)])
+    commits = []
+    sqlalchemy.event.listen(broker.engine, "commit", lambda _conn: commits.append(1))
+
+    async def two_turns() -> None:
+        await store.save(tracker)
+        for event in (ActionExecuted("utter_greet", timestamp=2.0),
+                      SlotSet("language", "it", timestamp=2.5),
+                      UserUttered("quanto devo pagare?", timestamp=3.0)):
+            tracker.update(event)
+        await store.save(tracker)
+        # what Rasa's own streaming writes, one publish per event
+        await TrackerStore._stream_new_events(None, reference, tracker.events, "c1")
+
+    asyncio.run(two_turns())
+    assert len(commits) == 2  # one per save, not one per event
+
+    def rows(b):
+        with b.session_scope() as session:
+            return [(r.sender_id, r.data) for r in session.query(b.SQLBrokerEvent)
+                    .order_by(b.SQLBrokerEvent.id)]
+
+    assert rows(broker) == rows(reference) and len(rows(broker)) == 4
 
 
 def test_another_rasa_version_is_refused(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +58,13 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
             time.sleep(1)
         text = log.read_text()
         assert "loading demo data" in text and "C1000001" in text and "training" not in text
+        # the terminal: a line per step and the banner; the libraries' output in var/logs
+        assert "• migrating the database" in text and "Rasa server ready" in text
+        assert not re.search(r"(?i)warn|deprecat|INFO ", text), text
+        assert len(text.splitlines()) < 45, text
+        for name in ("actions", "rasa", "desk", "site", "worker", "run"):
+            assert (tmp_path / "logs" / f"{name}.log").exists(), name
+        assert "rasa.core" in (tmp_path / "logs" / "rasa.log").read_text()
         reply = httpx.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
                            json={"sender": "run-test", "message": "ciao"}, timeout=60).json()
         assert reply and "assistente virtuale" in reply[0]["text"]
@@ -93,7 +101,7 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
 def test_the_model_is_trained_only_when_data_or_config_change(tmp_path, monkeypatch):
     import shutil
 
-    from bot import runner
+    from bot import progress, runner
 
     for name in ("config.yml", "domain", "data"):
         src = ROOT / name
@@ -103,13 +111,13 @@ def test_the_model_is_trained_only_when_data_or_config_change(tmp_path, monkeypa
     assert runner.fingerprint() == first
     (tmp_path / "models").mkdir()
     runner.model_path().write_bytes(b"model")
-    monkeypatch.setattr(runner.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(progress, "run_with_progress", lambda *a, **k: (_ for _ in ()).throw(
         AssertionError("trained although nothing changed")))
     assert runner.ensure_model() == runner.model_path()
     with open(tmp_path / "data" / "nlu" / "it" / "bills.yml", "a") as f:
         f.write("    - quanto pago di luce questo mese\n")
     assert runner.fingerprint() != first
     trained = []
-    monkeypatch.setattr(runner.subprocess, "run", lambda cmd, **k: trained.append(cmd))
+    monkeypatch.setattr(progress, "run_with_progress", lambda cmd, *a: trained.append(cmd))
     runner.ensure_model()
     assert trained and "train" in trained[0]

@@ -15,8 +15,7 @@ or with a name or two words after it ("ciao Sportello", "buongiorno a tutti"), i
 
 from __future__ import annotations
 
-import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -27,47 +26,14 @@ from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlu.ranking import predict_in_front
-from bot.stopwords import fold
-
-FAREWELLS = (
-    "ciao", "ciao ciao", "arrivederci", "arrivederla", "buona giornata", "buona serata",
-    "buonanotte", "buona notte", "a presto", "alla prossima", "saluti", "cordiali saluti",
-    "a dopo", "bye", "bye bye", "goodbye", "good bye", "see you", "see ya", "see you soon",
-    "have a nice day", "have a good day", "take care", "cheers", "talk soon",
+from bot.nlu.farewells import (  # noqa: F401  (closes_with_farewell: the tests import it here)
+    GREETINGS,
+    NOT_A_REQUEST,
+    WORDS_AFTER_GREETING,
+    closes_with_farewell,
+    opens_with_greeting,
 )
-GREETINGS = frozenset({
-    "ciao", "salve", "buongiorno", "buonasera", "hello", "hi", "hey", "good morning",
-    "good afternoon", "good evening",
-})
-# Intents that are not a request of their own: a farewell at the end decides.
-NOT_A_REQUEST = frozenset({
-    "thank_you", "affirm", "deny", "inform", "greet", "out_of_scope", "goodbye",
-    DEFAULT_NLU_FALLBACK_INTENT_NAME,
-})
-_ENDS_WITH_FAREWELL = re.compile(
-    r"(?:^|\s)(?:" + "|".join(sorted(map(re.escape, FAREWELLS), key=len, reverse=True)) + r")$")
-
-
-# Words after a greeting that still make the message a greeting ("ciao Sportello").
-WORDS_AFTER_GREETING = 2
-
-
-def opens_with_greeting(text: Optional[Text]) -> bool:
-    """Whether the message is a greeting, alone or followed by at most two words."""
-    words = fold(text or "").split()
-    for size in (2, 1):
-        if " ".join(words[:size]) in GREETINGS:
-            return len(words) - size <= WORDS_AFTER_GREETING
-    return False
-
-
-def closes_with_farewell(text: Optional[Text]) -> bool:
-    """Whether the message ends with a farewell after something else ("ok grazie, ciao"); a
-    farewell alone is left to the classifier ("ciao" alone opens most conversations)."""
-    folded = fold(text or "")
-    match = _ENDS_WITH_FAREWELL.search(folded)
-    return bool(match) and match.start() > 0
+from bot.nlu.ranking import predict_in_front
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)

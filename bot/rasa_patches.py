@@ -158,45 +158,62 @@ def sql_tracker_store_streams_without_reading() -> None:
     """Before saving, Rasa's `TrackerStore.stream_events` reads the whole conversation back from
     the SQL tracker store (every event decoded and replayed into a tracker) only to count how
     many events are stored already: the new ones are `tracker.events[count:]`
-    (`TrackerEventDiffEngine`). The SQL store counts them with one query (`_event_query`, as its
-    own `save` does), so the same events reach the event broker, in the same order, without the
-    read: a tenth of a turn's time (bench/profile.py). `save` then uses that count instead of
-    counting again (a conversation is saved by one coroutine at a time: the lock store). With
-    the SQL event broker, a save's events are published in one transaction instead of one each
-    (the same rows, in the same order, each as `SQLEventBroker.publish` writes it)."""
+    (`TrackerEventDiffEngine`), and `save` counts them again (`_additional_events`). Here the
+    count is taken once per save and shared by both; when the tracker being saved is the one
+    `retrieve` built (a turn: read, update, save, all under the conversation's lock), the count
+    is the number of events `retrieve` read with the same query, and no query is needed. The
+    same events reach the event broker and the table, in the same order. With the SQL event
+    broker, a save's events are published in one transaction instead of one each (the same
+    rows, each as `SQLEventBroker.publish` writes it)."""
     import itertools
 
     from rasa.core.brokers.sql import SQLEventBroker
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    original_additional_events = SQLTrackerStore._additional_events
+    original_retrieve = SQLTrackerStore.retrieve
 
-    def _stored(self: SQLTrackerStore) -> dict[str, int]:
-        return self.__dict__.setdefault("_sportello_stored", {})
+    def _count(self: SQLTrackerStore, tracker: DialogueStateTracker) -> int:
+        stored = tracker.__dict__.pop(_READ, None)  # valid for the first save only
+        if stored is None:
+            with self.session_scope() as session:
+                stored = self._event_query(session, tracker.sender_id,
+                                           fetch_events_from_all_sessions=False).count()
+        return stored
+
+    async def retrieve(self: SQLTrackerStore, sender_id: str) -> DialogueStateTracker | None:
+        tracker = await original_retrieve(self, sender_id)
+        if tracker is not None:  # the events of the latest session, as stored: their number
+            tracker.__dict__[_READ] = len(tracker.events)
+        return tracker
 
     async def stream_events(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
         if self.event_broker is None:
             return None
-        with self.session_scope() as session:
-            stored = self._event_query(session, tracker.sender_id,
-                                       fetch_events_from_all_sessions=False).count()
-        _stored(self)[tracker.sender_id] = stored
+        stored = _count(self, tracker)
         new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
         if isinstance(self.event_broker, SQLEventBroker):
             _publish_in_one_transaction(self.event_broker, new_events, tracker.sender_id)
         else:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+        tracker.__dict__[_COUNTED] = stored  # for `_additional_events`, next in `save`
 
     def _additional_events(self: SQLTrackerStore, session: Any,
                            tracker: DialogueStateTracker) -> Any:
-        stored = _stored(self).pop(tracker.sender_id, None)
+        stored = tracker.__dict__.pop(_COUNTED, None)
         if stored is None:
-            return original_additional_events(self, session, tracker)
+            stored = _count(self, tracker)
         return itertools.islice(tracker.events, stored, len(tracker.events))
 
+    SQLTrackerStore.retrieve = retrieve
     SQLTrackerStore.stream_events = stream_events
     SQLTrackerStore._additional_events = _additional_events
+
+
+# What the SQL tracker store notes on a tracker object: how many events of the latest session
+# were stored when `retrieve` built it, and the count `stream_events` took for `save`.
+_READ = "_sportello_events_read"
+_COUNTED = "_sportello_events_counted"
 
 
 def _publish_in_one_transaction(broker: Any, events: list[Any], sender_id: str) -> None:

@@ -76,3 +76,26 @@ def test_the_turn_of_an_action_call_is_its_latest_user_message():
                  {"tracker": {"sender_id": "s1", "events": [{"event": "user",
                                                              "timestamp": "soon"}]}}):
         assert turn_of(body) is None
+
+
+def test_the_card_holds_the_newest_interactions_only(demo_database):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import select
+
+    from bot.crm import models as m
+    from bot.crm.card import CARD_INTERACTIONS, read_identity_card
+    from bot.persistence.db import session_scope
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    with session_scope() as s:
+        customer = s.execute(select(m.Customer).where(
+            m.Customer.customer_code == "C1000003")).scalar_one()
+        for n in range(CARD_INTERACTIONS + 10):
+            s.add(m.Interaction(customer_id=customer.id, at=now - timedelta(hours=n),
+                                channel="web", topic=f"topic-{n}", outcome="resolved",
+                                summary="", conversation_id=f"conv-{n}"))
+    card = read_identity_card("C1000003")
+    assert len(card.interactions) == CARD_INTERACTIONS
+    assert [i.topic for i in card.interactions[:3]] == ["topic-0", "topic-1", "topic-2"]
+    assert all(a.at >= b.at for a, b in zip(card.interactions, card.interactions[1:]))

@@ -213,6 +213,49 @@ def test_the_sql_tracker_store_streams_each_new_event_once_without_reading_the_t
     assert len(stored.events) == len(tracker.events)
 
 
+@pytest.mark.parametrize("with_broker", [True, False])
+def test_a_turn_saves_without_counting_what_retrieve_read(action, tmp_path, monkeypatch,
+                                                          with_broker):
+    """read, update, save (a turn): the events `retrieve` read are the stored ones, so the save
+    needs no count; a second save of the same tracker counts again; nothing lost or doubled."""
+    from rasa.core.brokers.sql import SQLEventBroker
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    broker = SQLEventBroker(db=str(tmp_path / "events.db")) if with_broker else None
+    store = SQLTrackerStore(Domain.empty(), db=str(tmp_path / "tracker.db"), event_broker=broker)
+    counts = []
+    original_query = SQLTrackerStore._event_query
+
+    def counted_query(self, session, sender_id, fetch_events_from_all_sessions):
+        if not fetch_events_from_all_sessions and sender_id == "c1":
+            counts.append(1)
+        return original_query(self, session, sender_id, fetch_events_from_all_sessions)
+
+    monkeypatch.setattr(SQLTrackerStore, "_event_query", counted_query)
+
+    async def turns() -> tuple:
+        await store.save(DialogueStateTracker.from_events("c1", [UserUttered("ciao")]))
+        tracker = await store.retrieve("c1")
+        counts.clear()
+        tracker.update(ActionExecuted("utter_greet"))
+        tracker.update(UserUttered("quanto devo pagare?"))
+        await store.save(tracker)
+        first = len(counts)
+        tracker.update(ActionExecuted("action_check_bill"))
+        await store.save(tracker)
+        return first, len(counts), await store.retrieve_full_tracker("c1")
+
+    first, second, stored = asyncio.run(turns())
+    assert (first, second) == (0, 1)
+    assert [e.as_dict()["event"] for e in stored.events] == ["user", "action", "user", "action"]
+    if broker is not None:
+        with broker.session_scope() as session:
+            assert session.query(broker.SQLBrokerEvent).count() == 4
+
+
 def test_the_sql_event_broker_gets_a_saves_events_in_one_transaction_as_rasa_writes_them(
         action, tmp_path):
     from rasa.core.brokers.sql import SQLEventBroker

@@ -26,7 +26,11 @@ from bot.persistence.db import session_scope, writes
 # (conversation id, timestamp of its latest user message) of the action call being served
 TURN: ContextVar[tuple[str, float] | None] = ContextVar("turn", default=None)
 _KEPT: OrderedDict[tuple[str, tuple[str, float]], tuple[int, IdentityCard | None]] = OrderedDict()
-KEPT_TURNS = 256  # about the turns in progress at once; the oldest are dropped first
+KEPT_TURNS = 256
+# The card's interactions: the newest only (every turn adds one, and a long-standing customer's
+# history would otherwise be read whole at every turn). Their readers look back less: the next
+# best action a week (bot/crm/nba.py), the agent's context 8 (bot/handover/pack.py).
+CARD_INTERACTIONS = 50  # about the turns in progress at once; the oldest are dropped first
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ class IdentityCard:
     supplies: tuple[SupplyView, ...]
     bills: tuple[BillView, ...]  # newest first
     tickets: tuple[TicketView, ...]  # newest first
-    interactions: tuple[InteractionView, ...]  # newest first
+    interactions: tuple[InteractionView, ...]  # the newest CARD_INTERACTIONS, newest first
     outages: tuple[OutageView, ...] = field(default=())  # active, at one of their postcodes
 
     @property
@@ -184,7 +188,6 @@ def read_identity_card(customer_code: str, now: datetime | None = None) -> Ident
                 selectinload(m.Customer.supplies).selectinload(m.Supply.readings),
                 selectinload(m.Customer.bills).selectinload(m.Bill.supply),
                 selectinload(m.Customer.tickets),
-                selectinload(m.Customer.interactions),
             )
         ).scalar_one_or_none()
         if c is None:
@@ -210,7 +213,10 @@ def read_identity_card(customer_code: str, now: datetime | None = None) -> Ident
         )
         interactions = tuple(
             InteractionView(i.at, i.channel, i.topic, i.outcome, i.summary, i.conversation_id)
-            for i in sorted(c.interactions, key=lambda i: i.at, reverse=True)
+            for i in session.execute(
+                select(m.Interaction).where(m.Interaction.customer_id == c.id)
+                .order_by(m.Interaction.at.desc(), m.Interaction.id)
+                .limit(CARD_INTERACTIONS)).scalars()
         )
         postcodes = {s.postcode for s in c.supplies if s.status == "active"}
         outages = tuple(outage_view(o) for o in active_outages(session, postcodes, now))

@@ -27,7 +27,7 @@ def apply() -> None:
                            f"found {rasa.__version__}: review the patches before upgrading")
     for patch in (validate_action_results_with_one_validator, sqlite_commits_without_fsync,
                   sqlite_stores_keep_their_connections, sql_tracker_store_streams_without_reading,
-                  sql_tracker_store_reads_only_the_events):
+                  sql_tracker_store_reads_only_the_events, events_find_their_class_once):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -244,3 +244,29 @@ def sql_tracker_store_reads_only_the_events() -> None:
         return query.with_entities(self.SQLEvent.data)
 
     SQLTrackerStore._event_query = _event_query
+
+
+def events_find_their_class_once() -> None:
+    """Every event read from the tracker store, the action server or the lock store is turned
+    into its class by `Event.resolve_by_type`, which walks the whole tree of `Event`'s
+    subclasses each time (`all_subclasses`): a tenth of a turn. The same answer from a table of
+    the same walk, made again whenever a new subclass of `Event` is defined (Python calls
+    `__init_subclass__` on it), so a class defined later is found exactly as before."""
+    from rasa.shared.core.events import Event
+    from rasa.shared.utils.common import all_subclasses
+
+    original = Event.resolve_by_type
+    table: dict[str, type] = {}
+
+    def resolve_by_type(type_name: str, default: type | None = None) -> type | None:
+        if not table:
+            for cls in all_subclasses(Event):  # the first class of a name wins, as in Rasa
+                table.setdefault(cls.type_name, cls)
+        found = table.get(type_name)
+        return found if found is not None else original(type_name, default)
+
+    def __init_subclass__(cls: type, **kwargs: Any) -> None:
+        table.clear()
+
+    Event.resolve_by_type = staticmethod(resolve_by_type)
+    Event.__init_subclass__ = classmethod(__init_subclass__)

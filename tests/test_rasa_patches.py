@@ -292,6 +292,27 @@ def test_the_sql_event_broker_gets_a_saves_events_in_one_transaction_as_rasa_wri
     assert rows(broker) == rows(reference) and len(rows(broker)) == 4
 
 
+def test_events_find_the_same_class_as_rasas_walk_and_a_class_defined_later(action):
+    from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
+    from rasa.shared.utils.common import all_subclasses
+
+    for cls in all_subclasses(Event):
+        first = next(c for c in all_subclasses(Event) if c.type_name == cls.type_name)
+        assert Event.resolve_by_type(cls.type_name) is first
+    assert Event.resolve_by_type("user") is UserUttered
+    assert Event.resolve_by_type("slot") is SlotSet
+    assert Event.resolve_by_type("topic") is None  # Rasa's backwards compatibility
+    assert Event.resolve_by_type("no_such_event", ActionExecuted) is ActionExecuted
+    with pytest.raises(ValueError, match="Unknown event name 'no_such_event'"):
+        Event.resolve_by_type("no_such_event")
+
+    class LaterEvent(SlotSet):  # a concrete event (Rasa skips abstract classes)
+        type_name = "sportello_test_later"
+
+    assert Event.resolve_by_type("sportello_test_later") is LaterEvent
+    assert Event.resolve_by_type("user") is UserUttered
+
+
 def test_another_rasa_version_is_refused(monkeypatch):
     monkeypatch.setattr(rasa, "__version__", "3.7.0")
     with pytest.raises(RuntimeError, match="written for Rasa 3.6.21"):

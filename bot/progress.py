@@ -56,8 +56,7 @@ def run_with_progress(command: list[str], log: Path, cwd: Path, env: dict[str, s
     shown = None
     while proc.poll() is None:
         status = training_status(log.read_text(errors="replace"))
-        if status and status != shown and (tty or status.split(" [")[0] != (shown or "")
-                                           .split(" [")[0]):
+        if status and status != shown and (tty or _milestone(status) != _milestone(shown)):
             print(f"\r  {status}".ljust(78), end="" if tty else "\n", flush=True)
             shown = status
         time.sleep(POLL_SECONDS)
@@ -67,6 +66,15 @@ def run_with_progress(command: list[str], log: Path, cwd: Path, env: dict[str, s
         print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
         raise SystemExit(f"training failed (exit code {proc.returncode}); the whole output is "
                          f"in {log}")
+
+
+def _milestone(status: str | None) -> tuple[str, int]:
+    """What a log file (not a terminal) is shown of the training: each component, and every
+    tenth epoch."""
+    if not status:
+        return ("", 0)
+    epochs = re.search(r"\] (\d+)/", status)
+    return (status.split(" [")[0], int(epochs.group(1)) // 10 if epochs else 0)
 
 
 class ErrorEcho(threading.Thread):

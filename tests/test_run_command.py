@@ -80,7 +80,11 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
         assert page.status_code == 200 and 'id="webchat"' in page.text
         servers = children(proc.pid)
         assert len(servers) == 5  # action server, Rasa server, desk, demo site, log worker
-        assert any("worker" in Path(f"/proc/{pid}/cmdline").read_text() for pid in servers)
+        worker = [pid for pid in servers if "worker" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(worker) == 1
+        # the log worker yields the CPU to the processes that answer customers
+        assert os.getpriority(os.PRIO_PROCESS, worker[0]) >= os.getpriority(
+            os.PRIO_PROCESS, proc.pid) + 10
         grandchildren = [c for s in servers for c in children(s)]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0

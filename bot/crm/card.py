@@ -26,11 +26,11 @@ from bot.persistence.db import session_scope, writes
 # (conversation id, timestamp of its latest user message) of the action call being served
 TURN: ContextVar[tuple[str, float] | None] = ContextVar("turn", default=None)
 _KEPT: OrderedDict[tuple[str, tuple[str, float]], tuple[int, IdentityCard | None]] = OrderedDict()
-KEPT_TURNS = 256
+KEPT_TURNS = 256  # about the turns in progress at once; the oldest are dropped first
 # The card's interactions: the newest only (every turn adds one, and a long-standing customer's
 # history would otherwise be read whole at every turn). Their readers look back less: the next
 # best action a week (bot/crm/nba.py), the agent's context 8 (bot/handover/pack.py).
-CARD_INTERACTIONS = 50  # about the turns in progress at once; the oldest are dropped first
+CARD_INTERACTIONS = 50
 
 
 @dataclass(frozen=True)
@@ -178,47 +178,50 @@ def outage_view(o: m.Outage) -> OutageView:
 
 
 def read_identity_card(customer_code: str, now: datetime | None = None) -> IdentityCard | None:
-    """Synchronous read; actions use `load_identity_card`, which keeps the event loop free."""
+    """Synchronous read; actions use `load_identity_card`, which keeps the event loop free.
+    Plain column queries (one per kind of record, each by an index), no ORM objects: the card is
+    read at every turn and the ORM's loading was most of its time."""
     now = now or datetime.now(timezone.utc)
+    C, S, R, B, T, In = m.Customer, m.Supply, m.Reading, m.Bill, m.Ticket, m.Interaction
     with session_scope() as session:
         c = session.execute(
-            select(m.Customer)
-            .where(m.Customer.customer_code == customer_code)
-            .options(
-                selectinload(m.Customer.supplies).selectinload(m.Supply.readings),
-                selectinload(m.Customer.bills).selectinload(m.Bill.supply),
-                selectinload(m.Customer.tickets),
-            )
-        ).scalar_one_or_none()
+            select(C.id, C.customer_code, C.first_name, C.last_name, C.language, C.persona, C.vip,
+                   C.email, C.phone, C.preferred_channel, C.paperless, C.direct_debit_iban)
+            .where(C.customer_code == customer_code)).one_or_none()
         if c is None:
             return None
+        supply_rows = session.execute(
+            select(S.id, S.supply_id, S.type, S.address, S.city, S.postcode, S.tariff,
+                   S.unit_price_eur, S.status, S.start_date, S.end_date)
+            .where(S.customer_id == c.id).order_by(S.id)).all()
+        readings: dict[int, list[ReadingView]] = {row.id: [] for row in supply_rows}
+        if supply_rows:
+            for r in session.execute(
+                    select(R.supply_pk, R.date, R.value, R.source)
+                    .where(R.supply_pk.in_(list(readings))).order_by(R.date, R.id)):
+                readings[r.supply_pk].append(ReadingView(r.date, r.value, r.source))
         supplies = tuple(
-            SupplyView(
-                s.supply_id, s.type, s.address, s.city, s.postcode, s.tariff, s.unit_price_eur,
-                s.status, s.start_date, s.end_date,
-                tuple(ReadingView(r.date, r.value, r.source)
-                      for r in sorted(s.readings, key=lambda r: (r.date, r.id))),
-            )
-            for s in sorted(c.supplies, key=lambda s: s.supply_id)
+            SupplyView(s.supply_id, s.type, s.address, s.city, s.postcode, s.tariff,
+                       s.unit_price_eur, s.status, s.start_date, s.end_date,
+                       tuple(readings[s.id]))
+            for s in sorted(supply_rows, key=lambda s: s.supply_id)
         )
-        bills = tuple(
-            BillView(b.number, b.supply.supply_id, b.supply.type, b.period_start, b.period_end,
-                     b.issue_date, b.due_date, b.amount_eur, b.status, b.estimated)
-            for b in sorted(c.bills, key=lambda b: (b.period_end, b.number), reverse=True)
-        )
-        tickets = tuple(
-            TicketView(t.ticket_id, t.kind, t.status, t.subject, t.channel, t.opened_at,
-                       t.updated_at, t.eta)
-            for t in sorted(c.tickets, key=lambda t: t.opened_at, reverse=True)
-        )
-        interactions = tuple(
-            InteractionView(i.at, i.channel, i.topic, i.outcome, i.summary, i.conversation_id)
-            for i in session.execute(
-                select(m.Interaction).where(m.Interaction.customer_id == c.id)
-                .order_by(m.Interaction.at.desc(), m.Interaction.id)
-                .limit(CARD_INTERACTIONS)).scalars()
-        )
-        postcodes = {s.postcode for s in c.supplies if s.status == "active"}
+        bill_rows = session.execute(
+            select(B.number, S.supply_id, S.type, B.period_start, B.period_end, B.issue_date,
+                   B.due_date, B.amount_eur, B.status, B.estimated)
+            .join(S, B.supply_pk == S.id).where(B.customer_id == c.id).order_by(B.id)).all()
+        bills = tuple(BillView(*b) for b in sorted(
+            bill_rows, key=lambda b: (b.period_end, b.number), reverse=True))
+        ticket_rows = session.execute(
+            select(T.ticket_id, T.kind, T.status, T.subject, T.channel, T.opened_at,
+                   T.updated_at, T.eta).where(T.customer_id == c.id).order_by(T.id)).all()
+        tickets = tuple(TicketView(*t) for t in sorted(
+            ticket_rows, key=lambda t: t.opened_at, reverse=True))
+        interactions = tuple(InteractionView(*i) for i in session.execute(
+            select(In.at, In.channel, In.topic, In.outcome, In.summary, In.conversation_id)
+            .where(In.customer_id == c.id).order_by(In.at.desc(), In.id)
+            .limit(CARD_INTERACTIONS)))
+        postcodes = {s.postcode for s in supply_rows if s.status == "active"}
         outages = tuple(outage_view(o) for o in active_outages(session, postcodes, now))
         return IdentityCard(
             c.customer_code, c.first_name, c.last_name, c.language, c.persona, c.vip, c.email,

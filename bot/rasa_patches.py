@@ -27,7 +27,8 @@ def apply() -> None:
                            f"found {rasa.__version__}: review the patches before upgrading")
     for patch in (validate_action_results_with_one_validator, sqlite_commits_without_fsync,
                   sqlite_stores_keep_their_connections, sql_tracker_store_streams_without_reading,
-                  sql_tracker_store_reads_only_the_events, events_find_their_class_once):
+                  sql_tracker_store_reads_only_the_events, events_find_their_class_once,
+                  endpoints_keep_their_connections):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -270,3 +271,48 @@ def events_find_their_class_once() -> None:
 
     Event.resolve_by_type = staticmethod(resolve_by_type)
     Event.__init_subclass__ = classmethod(__init_subclass__)
+
+
+# Seconds an idle connection to an endpoint is kept: under the action server's own limit (Sanic
+# closes an idle connection after 5 s), so a request never goes out on a connection the server
+# is closing.
+KEEPALIVE_SECONDS = 2.0
+
+
+def endpoints_keep_their_connections() -> None:
+    """`EndpointConfig.request` (every call to the action server) opens a new aiohttp session for
+    each request (a connector, a name lookup, a TCP connection, on both sides) and closes it
+    afterwards. One session per endpoint and event loop, created as Rasa creates it (headers,
+    basic auth, timeout), kept open, reuses its connections."""
+    import asyncio
+
+    import aiohttp
+    from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
+    from rasa.utils.endpoints import EndpointConfig
+
+    class _Kept:
+        """`async with` gives the kept session and leaves it open."""
+
+        def __init__(self, session: aiohttp.ClientSession) -> None:
+            self.session = session
+
+        async def __aenter__(self) -> aiohttp.ClientSession:
+            return self.session
+
+        async def __aexit__(self, *exc: Any) -> None:
+            return None
+
+    def session(self: EndpointConfig) -> _Kept:
+        loop = asyncio.get_running_loop()
+        kept = self.__dict__.get("_sportello_session")
+        if kept is None or kept[0] is not loop or kept[1].closed:
+            auth = (aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"])
+                    if self.basic_auth else None)
+            kept = (loop, aiohttp.ClientSession(
+                headers=self.headers, auth=auth,
+                timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS)))
+            self.__dict__["_sportello_session"] = kept
+        return _Kept(kept[1])
+
+    EndpointConfig.session = session

@@ -313,6 +313,39 @@ def test_events_find_the_same_class_as_rasas_walk_and_a_class_defined_later(acti
     assert Event.resolve_by_type("user") is UserUttered
 
 
+def test_calls_to_an_endpoint_reuse_one_connection(action):
+    """Three calls as Rasa makes them to the action server: one TCP connection, the headers and
+    token of the endpoint on each, the answers as before."""
+    from aiohttp import web
+
+    peers, seen = [], []
+
+    async def webhook(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername"))
+        seen.append((request.headers.get("Authorization"), request.query.get("token")))
+        return web.json_response({"events": [], "responses": [await request.json()]})
+
+    async def calls() -> list:
+        app = web.Application()
+        app.router.add_post("/webhook", webhook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook", token="t0k",
+                                  headers={"Authorization": "Bearer s3cret"})
+        try:
+            return [await endpoint.request(json={"n": n}, method="post") for n in range(3)]
+        finally:
+            await runner.cleanup()
+
+    answers = asyncio.run(calls())
+    assert [a["responses"] for a in answers] == [[{"n": 0}], [{"n": 1}], [{"n": 2}]]
+    assert len(set(peers)) == 1 and len(peers) == 3
+    assert seen == [("Bearer s3cret", "t0k")] * 3
+
+
 def test_another_rasa_version_is_refused(monkeypatch):
     monkeypatch.setattr(rasa, "__version__", "3.7.0")
     with pytest.raises(RuntimeError, match="written for Rasa 3.6.21"):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlu.farewell import FarewellDetector, closes_with_farewell
+from bot.nlu.farewell import FarewellDetector
+from bot.nlu.farewells import closes_with_farewell
 
 
 @pytest.mark.parametrize("text", [

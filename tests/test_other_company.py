@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlu.other_company import OtherCompanyGuard, names_other_company
+from bot.nlu.companies import names_other_company
+from bot.nlu.other_company import OtherCompanyGuard
 
 
 @pytest.mark.parametrize("text", [

@@ -26,13 +26,7 @@ from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlu.farewells import (  # noqa: F401  (closes_with_farewell: the tests import it here)
-    GREETINGS,
-    NOT_A_REQUEST,
-    WORDS_AFTER_GREETING,
-    closes_with_farewell,
-    opens_with_greeting,
-)
+from bot.nlu.farewells import NOT_A_REQUEST, closes_with_farewell, opens_with_greeting
 from bot.nlu.ranking import predict_in_front
 
 

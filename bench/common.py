@@ -127,6 +127,9 @@ def production_env(env: dict[str, str], redis_db: str = "8") -> list[str]:
                 "PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
                 "PG_PASSWORD": "", "RASA_TRACKER_DB": names[1], "RASA_EVENTS_DB": names[2],
                 "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": redis_db,
+                "RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_PORT": "5672", "RABBITMQ_USER": "guest",
+                "RABBITMQ_PASSWORD": "guest",
+                "RABBITMQ_EXCHANGE": _broker_name(names), "RABBITMQ_QUEUE": _broker_name(names),
                 "SOCKETIO_REDIS_CHANNEL": f"sportello-bench-{uuid.uuid4().hex[:8]}",
                 # real delivery configured (the benchmark sends no one-time code)
                 "SMTP_HOST": "127.0.0.1", "SMTP_SECURITY": "none",
@@ -134,6 +137,21 @@ def production_env(env: dict[str, str], redis_db: str = "8") -> list[str]:
                 "AC" + "0" * 32, "SMS_TWILIO_AUTH_TOKEN": uuid.uuid4().hex,
                 "SMS_FROM": "+14155550100"})
     return names
+
+
+def _broker_name(databases: list[str]) -> str:
+    return f"sportello-bench-{databases[2]}"
+
+
+def drop_production(databases: list[str]) -> None:
+    """What `production_env` created: its databases, its RabbitMQ exchange and queue."""
+    import asyncio
+
+    from bot import event_relay
+
+    name = _broker_name(databases)
+    asyncio.run(event_relay.drop(name, name))
+    drop_pg_databases(databases)
 
 
 def seed(env: dict[str, str]) -> None:

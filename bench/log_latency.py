@@ -26,7 +26,7 @@ import httpx
 from bench.common import (
     RAW,
     bench_env,
-    drop_pg_databases,
+    drop_production,
     machine,
     percentiles,
     production_env,
@@ -91,7 +91,7 @@ def run(customers: tuple[int, ...], profile: str = "embedded") -> dict:
                 return {"profile": profile, "runs": runs}
     finally:
         if databases:
-            drop_pg_databases(databases)
+            drop_production(databases)
 
 
 PROFILES = {"embedded": "embedded profile (SQLite)",

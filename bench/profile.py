@@ -35,7 +35,7 @@ from bench.common import (
     RAW,
     ROOT,
     bench_env,
-    drop_pg_databases,
+    drop_production,
     machine,
     machine_load,
     production_env,
@@ -211,7 +211,7 @@ def run(profile: str, customers: int, seconds: int, keep: Path | None = None) ->
                         shutil.copy(out, keep / f"{profile}-{name}.spy")
     finally:
         if databases:
-            drop_pg_databases(databases)
+            drop_production(databases)
         shutil.rmtree(work, ignore_errors=True)
     return result
 

@@ -27,7 +27,7 @@ from bench.common import (
     RESULTS,
     ROOT,
     bench_env,
-    drop_pg_databases,
+    drop_production,
     machine,
     production_env,
     seed,
@@ -119,7 +119,7 @@ def sportello_speed(profile: str, work: Path) -> dict:
                 memory = {name: round(peak_rss_mib(processes[name].proc.pid)) for name in ALL}
     finally:
         if databases:
-            drop_pg_databases(databases)
+            drop_production(databases)
     return {"runs": runs, "memory_mib": memory}
 
 

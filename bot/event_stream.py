@@ -3,7 +3,8 @@
 The one reader of that table for the processes that follow it: the desk (a few times a second,
 so that customers' messages reach the agent's screen without touching the Rasa server) and the
 log worker (`bot.log_worker`, which builds the conversation log from it). Neither imports
-the other."""
+the other. In the embedded profile Rasa's SQL broker writes the table; in production the log
+worker's relay writes the same rows from RabbitMQ (`bot.event_relay`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    text,
+)
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from bot.settings import get_settings
@@ -25,6 +37,15 @@ class StreamEvent:
     data: dict[str, Any]
 
 
+_METADATA = MetaData()
+# As rasa/core/brokers/sql.py defines it (SQLBrokerEvent).
+EVENTS = Table("events", _METADATA, Column("id", Integer, primary_key=True),
+               Column("sender_id", String(255)), Column("data", Text))
+# The keys of the messages the production relay has stored (bot.event_relay).
+RELAYED = Table("relayed_messages", _METADATA, Column("key", String(64), primary_key=True),
+                Column("relayed_at", DateTime(timezone=True), nullable=False, index=True))
+
+
 @lru_cache(maxsize=4)
 def _engine(url: str):
     connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
@@ -33,6 +54,16 @@ def _engine(url: str):
 
 def _url(url: str | None) -> str:
     return url or get_settings().events_database_url
+
+
+def engine(url: str | None = None) -> Engine:
+    """The event stream database's engine (the settings' by default)."""
+    return _engine(_url(url))
+
+
+def create_tables(url: str | None = None) -> None:
+    """The stream's tables, where they are missing (Rasa's SQL broker creates `events` itself)."""
+    _METADATA.create_all(engine(url))
 
 
 def latest_id(url: str | None = None) -> int:

@@ -6,13 +6,18 @@ while it catches up (on SQLite the database has one writer: a desk writing a cus
 cancellation must not queue behind the whole backlog), looks again every second, and every
 thirty seconds ends the idle sessions and refreshes the handover figures (`ingest.sweep`).
 
+In production it also relays Rasa's events from RabbitMQ into the event stream's table, in a
+thread of its own (`bot.event_relay`).
+
 One worker is enough for any number of desk processes; more than one is safe (the stream cursor
-moves in the same transaction as the records, locked on PostgreSQL), only useless. SIGTERM and
+moves in the same transaction as the records, locked on PostgreSQL; one relay at a time holds
+the queue, the others wait as standbys), only useless for the log. SIGTERM and
 Ctrl-C stop it between two batches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -21,7 +26,9 @@ import time
 from types import FrameType
 from typing import Callable
 
+from bot import event_relay
 from bot.analytics import ingest
+from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -71,6 +78,13 @@ def serve() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    relay = None
+    if get_settings().profile == "production":
+        relay = threading.Thread(target=asyncio.run, args=(event_relay.relay(stopping),),
+                                 name="event-relay", daemon=True)
+        relay.start()
     log.info("log worker: following Rasa's event stream")
     follow(stopping)
+    if relay is not None:
+        relay.join(timeout=5)
     log.info("log worker: stopped")

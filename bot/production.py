@@ -68,6 +68,18 @@ def _demo_problems() -> list[str]:
     return found
 
 
+def _loopback(host: str) -> bool:
+    """RabbitMQ itself accepts its default account only from this machine (`loopback_users`)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def problems(settings: Settings | None = None, check_database: bool = True) -> list[str]:
     """Everything that stops this configuration from running in production."""
     s = settings or get_settings()
@@ -75,6 +87,9 @@ def problems(settings: Settings | None = None, check_database: bool = True) -> l
     if s.demo:
         found.append("SPORTELLO_DEMO is on: the demo data, desk users and sign-in are for the "
                      "embedded profile only")
+    if s.rabbitmq_password == "guest" and not _loopback(s.rabbitmq_host):
+        found.append("RABBITMQ_PASSWORD is RabbitMQ's published default ('guest'): give the "
+                     "event broker a user of its own (RABBITMQ_USER, RABBITMQ_PASSWORD)")
     if "*" in s.cors_origins:
         found.append("CORS_ORIGINS may not be '*': list the site's origins")
     try:

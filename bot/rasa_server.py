@@ -18,8 +18,13 @@ SERVING_THREADS = {"TF_INTRA_OP_PARALLELISM_THREADS": "1", "TF_INTER_OP_PARALLEL
 def main() -> None:
     """Patch, then hand over to `rasa` with this process's arguments."""
     from bot import rasa_patches
+    from bot.event_relay import endpoint_variables
+    from bot.settings import get_settings
 
     for name, value in SERVING_THREADS.items():
+        os.environ.setdefault(name, value)
+    # endpoints.production.yml's event broker, from the settings unless the environment says
+    for name, value in endpoint_variables(get_settings()).items():
         os.environ.setdefault(name, value)
 
     rasa_patches.apply()

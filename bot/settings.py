@@ -76,12 +76,21 @@ class Settings(BaseSettings):
     pg_password: str = ""
     rasa_events_db: str = "rasa_events"
     rasa_tracker_db: str = "rasa"
-    # Where Rasa's SQL event broker writes (the desk and the conversation log read the event
-    # stream there) and where its SQL tracker store keeps the conversations (erasure and
+    # The event stream's table (the desk and the conversation log read it; Rasa's SQL event
+    # broker writes it in the embedded profile, the log worker's relay from RabbitMQ in
+    # production) and where Rasa's SQL tracker store keeps the conversations (erasure and
     # retention delete there too): these URLs when set, else the PostgreSQL databases above in
     # production, else SQLite files under var_dir.
     events_database_url: str = ""
     tracker_database_url: str = ""
+    # The production profile's RabbitMQ: Rasa's event broker publishes every event to the fanout
+    # exchange; the log worker consumes the durable queue bound to it (bot.event_relay).
+    rabbitmq_host: str = "127.0.0.1"
+    rabbitmq_port: int = 5672
+    rabbitmq_user: str = "guest"
+    rabbitmq_password: str = "guest"
+    rabbitmq_exchange: str = "sportello-events"
+    rabbitmq_queue: str = "sportello-log"
     # The Redis of the lock store (endpoints.production.yml), which also holds the rate limits:
     # `redis_url` when set, else these parts in production; none in the embedded profile.
     redis_host: str = "127.0.0.1"

@@ -6,6 +6,7 @@ platforms' stand-ins, short handover timeouts)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot import event_relay
 from bot.launcher import Launcher, Ports, endpoints_file, environment, free_port, services
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
@@ -217,6 +219,9 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
                     "PG_PASSWORD": "", "RASA_TRACKER_DB": tracker_db,
                     "RASA_EVENTS_DB": events_db,
                     "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7",
+                    # RabbitMQ: an exchange and a queue of this stack's own
+                    "RABBITMQ_EXCHANGE": f"sportello-test-{events_db}",
+                    "RABBITMQ_QUEUE": f"sportello-test-{events_db}",
                     # pub/sub ignores the database: a channel of this stack's own
                     "SOCKETIO_REDIS_CHANNEL": f"sportello-test-{uuid.uuid4().hex[:8]}",
                     # one-time codes really delivered: e-mail to the tests' SMTP server, SMS
@@ -261,6 +266,8 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
     finally:
         launcher.stop()
         db.get_engine.cache_clear()
+        if databases:
+            asyncio.run(event_relay.drop(env["RABBITMQ_EXCHANGE"], env["RABBITMQ_QUEUE"]))
         for name in databases:
             drop_pg_database(name)
         for k, v in saved.items():

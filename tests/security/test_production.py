@@ -73,6 +73,19 @@ def test_published_and_weak_secrets_are_refused(tmp_path, empty_db):
     assert "same value" in run_bot(shared, "check-production").stdout
 
 
+def test_rabbitmq_default_account_is_refused_beyond_this_machine(tmp_path, empty_db):
+    remote = production_env(tmp_path, empty_db, **strong(), RABBITMQ_HOST="rabbitmq.internal")
+    result = run_bot(remote, "check-production")
+    assert result.returncode == 1
+    assert "RABBITMQ_PASSWORD is RabbitMQ's published default" in result.stdout
+    own = production_env(tmp_path, empty_db, **strong(), RABBITMQ_HOST="rabbitmq.internal",
+                         RABBITMQ_USER="sportello", RABBITMQ_PASSWORD=secrets.token_urlsafe(24))
+    assert run_bot(own, "check-production").returncode == 0
+    # on this machine, RabbitMQ itself accepts the default account (its `loopback_users`)
+    local = production_env(tmp_path, empty_db, **strong(), RABBITMQ_HOST="127.0.0.1")
+    assert run_bot(local, "check-production").returncode == 0
+
+
 def test_a_proper_configuration_passes(tmp_path, empty_db):
     result = run_bot(production_env(tmp_path, empty_db, **strong()), "check-production")
     assert result.returncode == 0, result.stdout

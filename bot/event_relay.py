@@ -1,0 +1,170 @@
+"""The production event relay: RabbitMQ → the event stream's table, exactly once.
+
+In production Rasa's Pika event broker publishes every event to a RabbitMQ fanout exchange
+(endpoints.production.yml) instead of writing a database row in the middle of each turn. The log
+worker (`bot.log_worker`) consumes the durable queue bound to that exchange and stores each event
+in the event stream's table (`bot.event_stream`: the same table and rows Rasa's SQL broker writes
+in the embedded profile), which the desk and the conversation log follow unchanged.
+
+Nothing lost, nothing twice: a batch of messages is stored in one transaction together with each
+message's key (the SHA-256 of its body: Rasa's event, its sender and its timestamp), and
+acknowledged only after the commit. RabbitMQ keeps every message that was not acknowledged, so a
+worker stopped or killed at any point loses nothing; a message delivered again (the worker died
+between the commit and the acknowledgement) finds its key and is only acknowledged. While
+RabbitMQ is away the relay reconnects by itself (aio-pika's robust connection), and Rasa keeps
+the events it could not publish and publishes them once RabbitMQ is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from bot import event_stream
+from bot.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+# Messages per transaction, and how many RabbitMQ hands over before the first is acknowledged.
+BATCH = 200
+PREFETCH = 2 * BATCH
+# A redelivered message comes back within seconds (RabbitMQ requeues it when the connection
+# closes); its key is kept far longer than that.
+KEYS_KEPT = timedelta(days=1)
+RETRY_SECONDS = 2.0
+FORGET_EVERY = timedelta(hours=1)
+
+
+def endpoint_variables(settings: Settings) -> dict[str, str]:
+    """The variables endpoints.production.yml reads for the event broker."""
+    return {"RABBITMQ_HOST": settings.rabbitmq_host, "RABBITMQ_PORT": str(settings.rabbitmq_port),
+            "RABBITMQ_USER": settings.rabbitmq_user,
+            "RABBITMQ_PASSWORD": settings.rabbitmq_password,
+            "RABBITMQ_EXCHANGE": settings.rabbitmq_exchange,
+            "RABBITMQ_QUEUE": settings.rabbitmq_queue}
+
+
+def message_key(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def store(bodies: list[bytes], url: str | None = None) -> int:
+    """Store the events of `bodies` not stored before, in order, in one transaction; the number
+    of events stored. A body that is not a Rasa event is logged and skipped (acknowledged with
+    the rest: keeping it would block the queue forever)."""
+    engine = event_stream.engine(url)
+    now = datetime.now(timezone.utc)
+    keys = [message_key(b) for b in bodies]
+    with engine.begin() as c:
+        seen = set(c.execute(select(event_stream.RELAYED.c.key)
+                             .where(event_stream.RELAYED.c.key.in_(keys))).scalars())
+        rows, new_keys = [], []
+        for key, body in zip(keys, bodies):
+            if key in seen:
+                continue
+            seen.add(key)
+            new_keys.append({"key": key, "relayed_at": now})
+            event = _event(body)
+            if event is not None:
+                rows.append({"sender_id": str(event.get("sender_id") or ""),
+                             "data": body.decode("utf-8")})
+        if rows:
+            c.execute(insert(event_stream.EVENTS), rows)
+        if new_keys:
+            c.execute(insert(event_stream.RELAYED), new_keys)
+    return len(rows)
+
+
+def _event(body: bytes) -> dict[str, Any] | None:
+    try:
+        event = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        event = None
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        log.error("event relay: a message that is not a Rasa event was dropped (%d bytes)",
+                  len(body))
+        return None
+    return event
+
+
+def forget_old_keys(url: str | None = None, now: datetime | None = None) -> int:
+    """Delete the keys of messages relayed more than `KEYS_KEPT` ago; how many."""
+    cutoff = (now or datetime.now(timezone.utc)) - KEYS_KEPT
+    with event_stream.engine(url).begin() as c:
+        return c.execute(delete(event_stream.RELAYED)
+                         .where(event_stream.RELAYED.c.relayed_at < cutoff)).rowcount
+
+
+async def relay(stopping: threading.Event, settings: Settings | None = None) -> None:
+    """Consume the log's queue until `stopping` is set, reconnecting whenever RabbitMQ is away."""
+    s = settings or get_settings()
+    event_stream.create_tables(s.events_database_url)
+    while not stopping.is_set():
+        try:
+            await _consume(stopping, s)
+        except Exception as e:  # RabbitMQ away, or the database: try again
+            log.warning("event relay: %s; retrying in %.0f s", e or type(e).__name__,
+                        RETRY_SECONDS)
+            await asyncio.sleep(RETRY_SECONDS)
+
+
+async def _consume(stopping: threading.Event, s: Settings) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(host=s.rabbitmq_host, port=s.rabbitmq_port,
+                                        login=s.rabbitmq_user, password=s.rabbitmq_password,
+                                        timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=PREFETCH)
+        # declared as Rasa's Pika broker declares them (rasa/core/brokers/pika.py), so that
+        # whichever starts first, both agree
+        exchange = await channel.declare_exchange(s.rabbitmq_exchange,
+                                                  type=aio_pika.ExchangeType.FANOUT)
+        queue = await channel.declare_queue(s.rabbitmq_queue, durable=True)
+        await queue.bind(exchange, "")
+        arrived: asyncio.Queue = asyncio.Queue()
+        closed = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: closed.set())
+        # one consumer at a time keeps the stream in order; another worker waits as a standby
+        # (its consume is refused while this one holds the queue)
+        await queue.consume(arrived.put, no_ack=False, exclusive=True)
+        log.info("event relay: consuming %s", s.rabbitmq_queue)
+        forgotten = datetime.min.replace(tzinfo=timezone.utc)
+        while not stopping.is_set():
+            if closed.is_set():
+                raise ConnectionError("the connection to RabbitMQ was closed")
+            if datetime.now(timezone.utc) - forgotten > FORGET_EVERY:
+                await asyncio.to_thread(forget_old_keys, s.events_database_url)
+                forgotten = datetime.now(timezone.utc)
+            try:
+                first = await asyncio.wait_for(arrived.get(), timeout=0.5)
+            except asyncio.TimeoutError:
+                continue
+            batch = [first]
+            while len(batch) < BATCH and not arrived.empty():
+                batch.append(arrived.get_nowait())
+            await asyncio.to_thread(store, [m.body for m in batch], s.events_database_url)
+            # every message up to the last of the batch, on this channel
+            await batch[-1].ack(multiple=True)
+
+
+async def drop(exchange: str, queue: str, settings: Settings | None = None) -> None:
+    """Delete `queue` and `exchange` from the RabbitMQ of `settings`: for throwaway stacks
+    (tests, benchmarks), whose durable queue would otherwise outlive them."""
+    import aio_pika
+
+    s = settings or get_settings()
+    connection = await aio_pika.connect(host=s.rabbitmq_host, port=s.rabbitmq_port,
+                                        login=s.rabbitmq_user, password=s.rabbitmq_password,
+                                        timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+        await channel.exchange_delete(exchange)

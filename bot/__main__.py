@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from bot.settings import PROFILES
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -173,9 +176,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.profile:
+        os.environ["SPORTELLO_PROFILE"] = args.profile
     from bot.runner import run
+    from bot.settings import reset_settings
 
-    return run(with_shell=False)
+    reset_settings()
+    return run(with_shell=False, replicas=args.replicas)
 
 
 def _cmd_shell(args: argparse.Namespace) -> int:
@@ -320,8 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train the model if the data or config changed")
     p.add_argument("--force", action="store_true")
     p.set_defaults(fn=_cmd_train)
-    sub.add_parser("run", help="migrate, seed, train if needed, start the action server, Rasa, "
-                               "the desk, the site and the log worker").set_defaults(fn=_cmd_run)
+    p = sub.add_parser("run", help="migrate, seed, train if needed, start the action server, "
+                                   "Rasa, the desk, the site and the log worker")
+    p.add_argument("--profile", choices=PROFILES,
+                   help="instead of SPORTELLO_PROFILE")
+    p.add_argument("--replicas", type=int, default=0,
+                   help="production: this many Rasa servers and action servers behind HAProxy")
+    p.set_defaults(fn=_cmd_run)
     sub.add_parser("shell", help="like run, then talk to the bot in the terminal").set_defaults(
         fn=_cmd_shell)
     sub.add_parser("sync-log", help="bring the review console's conversation log up to date "

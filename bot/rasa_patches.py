@@ -165,7 +165,8 @@ def sql_tracker_store_streams_without_reading() -> None:
     is the number of events `retrieve` read with the same query, and no query is needed. The
     same events reach the event broker and the table, in the same order. With the SQL event
     broker, a save's events are published in one transaction instead of one each (the same
-    rows, each as `SQLEventBroker.publish` writes it)."""
+    rows, each as `SQLEventBroker.publish` writes it); with another broker (RabbitMQ in
+    production) the save waits until the broker has them (`_published`)."""
     import itertools
 
     from rasa.core.brokers.sql import SQLEventBroker
@@ -197,6 +198,7 @@ def sql_tracker_store_streams_without_reading() -> None:
             _publish_in_one_transaction(self.event_broker, new_events, tracker.sender_id)
         else:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+            await _published(self.event_broker)
         tracker.__dict__[_COUNTED] = stored  # for `_additional_events`, next in `save`
 
     def _additional_events(self: SQLTrackerStore, session: Any,
@@ -215,6 +217,24 @@ def sql_tracker_store_streams_without_reading() -> None:
 # were stored when `retrieve` built it, and the count `stream_events` took for `save`.
 _READ = "_sportello_events_read"
 _COUNTED = "_sportello_events_counted"
+
+
+# How long a save waits for the broker to confirm its events (RabbitMQ away: the events stay in
+# Rasa's memory and are published when it is back; the turn goes on).
+PUBLISH_WAIT_SECONDS = 5.0
+
+
+async def _published(broker: Any) -> None:
+    """Rasa's Pika broker publishes each event in a background task and returns at once; under
+    load the tasks fall behind the turns, and a process that dies loses every event still
+    waiting in its memory although the tracker store has them. Saving a turn after RabbitMQ
+    has confirmed its events (at most `PUBLISH_WAIT_SECONDS`) bounds that to the turn in flight
+    (`SQLTrackerStore.save` publishes, then stores)."""
+    import asyncio
+
+    pending = list(getattr(broker, "_background_tasks", ()))
+    if pending:
+        await asyncio.wait(pending, timeout=PUBLISH_WAIT_SECONDS)
 
 
 def _publish_in_one_transaction(broker: Any, events: list[Any], sender_id: str) -> None:

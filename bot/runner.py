@@ -12,12 +12,26 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from bot.launcher import ALL, Launcher, endpoints_file, environment, services
+from bot.launcher import (
+    ALL,
+    Launcher,
+    Ports,
+    endpoints_file,
+    environment,
+    replicated_services,
+    services,
+)
 from bot.settings import ROOT, get_settings
 
 TRAINING_INPUTS = ("config.yml", "domain", "data")
 NAMES = {"actions": "action server", "rasa": "Rasa server", "desk": "agent desk",
-         "site": "demo site", "worker": "log worker"}
+         "site": "demo site", "worker": "log worker", "balancer": "load balancer (HAProxy)"}
+
+
+def label(name: str) -> str:
+    """'rasa-2' -> 'Rasa server 2'."""
+    base, _, number = name.partition("-")
+    return f"{NAMES[base]} {number}".strip()
 
 
 def fingerprint() -> str:
@@ -129,7 +143,9 @@ def banner() -> str:
     return "\n".join(lines)
 
 
-def run(with_shell: bool = False) -> int:
+def run(with_shell: bool = False, replicas: int = 0) -> int:
+    """Every process of the profile, one of each; with `replicas`, that many Rasa servers and
+    action servers behind HAProxy (production only)."""
     import logging
 
     from bot.crm.seed import is_empty, seed_demo
@@ -158,7 +174,14 @@ def run(with_shell: bool = False) -> int:
     model = ensure_model()
     env = rasa_env()
     which = ("actions",) if with_shell else ALL
-    started = services(model, which=which, log_dir=logs)
+    if replicas:
+        if s.profile != "production":
+            print("--replicas needs the production profile (--profile production): the "
+                  "embedded one keeps its stores in this machine's files", file=sys.stderr)
+            return 2
+        started = replicated_services(model, Ports.from_settings(), replicas, s.var_dir, logs)
+    else:
+        started = services(model, which=which, log_dir=logs)
     launcher = Launcher(env, started)
     echo = ErrorEcho({service.name: service.log for service in started})
 
@@ -167,10 +190,11 @@ def run(with_shell: bool = False) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        step(f"starting {', '.join(NAMES[name] for name in which)} (logs: {logs}/)")
+        step(f"starting {', '.join(label(service.name) for service in started)} "
+             f"(logs: {logs}/)")
         echo.start()
         launcher.start(on_up=lambda service, seconds: print(
-            f"  {NAMES[service.name]} ready ({seconds:.0f} s)", flush=True))
+            f"  {label(service.name)} ready ({seconds:.0f} s)", flush=True))
         if with_shell:
             shell = subprocess.Popen(
                 [sys.executable, "-m", "rasa", "shell", "--model", str(model),
@@ -181,7 +205,7 @@ def run(with_shell: bool = False) -> int:
             time.sleep(0.5)
         stopped = [s for s in started if s.proc is not None and s.proc.poll() is not None]
         for service in stopped:
-            print(f"{NAMES[service.name]} stopped unexpectedly; the end of {service.log}:\n"
+            print(f"{label(service.name)} stopped unexpectedly; the end of {service.log}:\n"
                   f"{service.log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
         print("a process stopped unexpectedly; stopping the rest", file=sys.stderr)
         return 1

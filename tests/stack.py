@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,15 @@ import httpx
 import pytest
 
 from bot import event_relay
-from bot.launcher import Launcher, Ports, endpoints_file, environment, free_port, services
+from bot.launcher import (
+    Launcher,
+    Ports,
+    endpoints_file,
+    environment,
+    free_port,
+    replicated_services,
+    services,
+)
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,13 +187,22 @@ def mailbox():
 
 @pytest.fixture(scope="session", params=["embedded", "production"])
 def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
+    var_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    with running_stack(request.param, model_path, var_dir, platform_api, mailbox) as running:
+        yield running
+
+
+@contextmanager
+def running_stack(profile: str, model_path: Path, var_dir: Path, platform_api, mailbox,
+                  replicas: int = 0, extra_env: dict | None = None):
+    """Every process of `profile` on the demo customers, on free ports; with `replicas`
+    (production), that many Rasa servers and action servers behind HAProxy
+    (bot.launcher.replicated_services), whose addresses are the stack's URLs."""
     from bot.crm.seed import seed_demo
     from bot.persistence import db
     from bot.persistence.db import migrate
     from bot.settings import reset_settings
 
-    profile = request.param
-    var_dir = tmp_path_factory.mktemp(f"stack-{profile}")
     ports = Ports.free()
     env = environment({
         "SPORTELLO_PROFILE": profile,
@@ -206,6 +224,7 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
         "RATE_LIMIT_WINDOW_SECONDS": "60",
         # several tests verify the same demo customers within the hour
         "OTP_SENDS_PER_HOUR": str(OTP_SENDS_PER_HOUR),
+        **(extra_env or {}),
     })
     databases = []
     if profile == "embedded":
@@ -258,7 +277,8 @@ def stack(request, model_path, tmp_path_factory, platform_api, mailbox):
 
     assert endpoints_file() == ("endpoints.production.yml" if profile == "production"
                                 else "endpoints.yml")
-    launcher = Launcher(env, services(model_path, ports, log_dir=var_dir))
+    launcher = Launcher(env, replicated_services(model_path, ports, replicas, var_dir, var_dir)
+                        if replicas else services(model_path, ports, log_dir=var_dir))
     try:
         launcher.start()
         yield Stack(profile, ports.url("rasa"), env["DATABASE_URL"], var_dir, env,

@@ -213,6 +213,48 @@ def test_the_sql_tracker_store_streams_each_new_event_once_without_reading_the_t
     assert len(stored.events) == len(tracker.events)
 
 
+def test_a_save_returns_once_rabbitmq_has_its_events(action, tmp_path):
+    """Rasa's Pika broker publishes in background tasks; with the patch the SQL tracker store's
+    save waits for them, so nothing of a saved turn waits in the process's memory (a process
+    killed after the save loses nothing from the event stream)."""
+    import uuid
+
+    import aio_pika
+    import rasa.shared.core.events  # noqa: F401 (loaded in a Rasa server; the broker uses it)
+    from rasa.core.brokers.pika import PikaEventBroker
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    name = f"sportello-test-patch-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> tuple[int, int, int]:
+        broker = PikaEventBroker("127.0.0.1", "guest", "guest", queues=[name],
+                                 exchange_name=name)
+        await broker.connect()
+        store = SQLTrackerStore(Domain.empty(), db=str(tmp_path / "t.db"), event_broker=broker)
+        tracker = DialogueStateTracker.from_events("c1", [UserUttered("ciao")])
+        for i in range(50):
+            tracker.update(ActionExecuted("utter_greet"))
+            tracker.update(UserUttered(f"ancora {i}"))
+        await store.save(tracker)
+        pending = len(broker._background_tasks)
+        connection = await aio_pika.connect(host="127.0.0.1", login="guest", password="guest")
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(name, durable=True, passive=True)
+            in_queue = queue.declaration_result.message_count
+            await channel.queue_delete(name)
+            await channel.exchange_delete(name)
+        await broker.close()
+        return pending, in_queue, len(tracker.events)
+
+    pending, in_queue, events = asyncio.run(scenario())
+    assert pending == 0
+    assert in_queue == events == 101
+
+
 @pytest.mark.parametrize("with_broker", [True, False])
 def test_a_turn_saves_without_counting_what_retrieve_read(action, tmp_path, monkeypatch,
                                                           with_broker):

@@ -114,6 +114,37 @@ def _in_order(expected: list[str], texts: list[str]) -> bool:
     return all(any(t == want for t in it) for want in expected)
 
 
+def wait_stream_complete(timeout: float = 60) -> None:
+    """Production: waits until the log worker's relay has stored in the event stream's table
+    every event Rasa's tracker store holds (Rasa saves a turn's events and publishes the same
+    events to RabbitMQ; bot.event_relay stores them a moment later). Embedded: Rasa's SQL broker
+    writes the table itself, nothing to wait for."""
+    from sqlalchemy import create_engine, text
+
+    from bot.settings import get_settings
+
+    s = get_settings()
+    if s.profile != "production":
+        return
+    count = text("SELECT COUNT(*) FROM events")
+    tracker = create_engine(s.tracker_database_url, future=True)
+    stream = create_engine(s.events_database_url, future=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with tracker.connect() as t, stream.connect() as e:
+                held, relayed = t.execute(count).scalar(), e.execute(count).scalar()
+            if relayed >= held:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the event stream has {relayed} of the tracker store's "
+                                     f"{held} events after {timeout}s")
+            time.sleep(0.1)
+    finally:
+        tracker.dispose()
+        stream.dispose()
+
+
 def wait_log_caught_up(timeout: float = 60) -> int:
     """Waits until the log worker has read Rasa's event stream up to its latest event now, and
     returns its cursor. The worker moves its cursor in the same transaction
@@ -126,8 +157,9 @@ def wait_log_caught_up(timeout: float = 60) -> int:
     from bot.analytics.models import StreamCursor
     from bot.persistence.db import session_scope
 
-    target = event_stream.latest_id()
     deadline = time.monotonic() + timeout
+    wait_stream_complete(timeout)
+    target = event_stream.latest_id()
     while True:
         with session_scope() as db:
             cursor = db.execute(select(StreamCursor.position)

@@ -15,7 +15,7 @@ train: setup
 
 test: setup lint
 	@scripts/services
-	@scripts/chromium
+	@scripts/debian-packages
 	.venv/bin/python -m pytest
 
 # The unit tier and the linter: no stack, no browser, no trained model

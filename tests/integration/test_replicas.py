@@ -6,6 +6,8 @@ Redis (lock store, socket.io) and RabbitMQ (event broker, relayed by the log wor
   anonymous, REST and socket.io) through the balancer: every message answered, in order,
   exactly once; no tracker with a doubled or interleaved turn; the conversation log holds every
   turn exactly once; both replicas served.
+- socket.io across replicas: an agent's reply pushed through one Rasa server reaches a browser
+  connected to the other.
 - A replica dies (`kill -9`) in the middle of the load: what was in flight on it, exactly, and
   that every conversation goes on, with its state, on the other one.
 """
@@ -209,6 +211,39 @@ def test_200_concurrent_conversations_through_the_balancer(layout):
     for i in range(1, REPLICAS + 1):
         assert served[f"rasa/rasa{i}"] - before.get(f"rasa/rasa{i}", 0) > 100, served
         assert served[f"actions/actions{i}"] - before.get(f"actions/actions{i}", 0) > 100, served
+
+
+def _push(rasa_url: str, conversation_id: str, text: str) -> None:
+    """An agent's reply as the desk sends it: a bot event to the conversation's latest
+    channel, through one given Rasa server."""
+    from tests.stack import RASA_TOKEN
+
+    r = httpx.post(f"{rasa_url}/conversations/{conversation_id}/tracker/events",
+                   params={"token": RASA_TOKEN, "output_channel": "latest",
+                           "execute_side_effects": "true"},
+                   json={"event": "bot", "text": text, "metadata": {"agent": "giulia"}},
+                   timeout=30)
+    r.raise_for_status()
+
+
+def test_a_message_pushed_through_one_replica_reaches_a_customer_on_the_other(layout):
+    """socket.io across replicas (python-socketio's Redis manager): a customer's browser is
+    connected to one Rasa server; an agent's reply pushed through the other reaches it."""
+    one, two = (layout.launcher[f"rasa-{i}"].health.rstrip("/") for i in (1, 2))
+    on_one, on_two = Customer(one), Customer(two)
+    try:
+        assert "assistente virtuale" in on_one.say("ciao")
+        assert "virtual assistant" in on_two.say("hello")
+        _push(two, on_one.session_id, "Buongiorno, sono Giulia (dal processo 2).")
+        on_one.wait_text("sono Giulia (dal processo 2)")
+        _push(one, on_two.session_id, "Hello, this is Giulia (from process 1).")
+        on_two.wait_text("this is Giulia (from process 1)")
+        # each customer got only their own conversation's messages
+        assert not any("process 1" in t for t in on_one.texts())
+        assert not any("processo 2" in t for t in on_two.texts())
+    finally:
+        on_one.close()
+        on_two.close()
 
 
 def test_a_replica_killed_in_the_middle_of_the_load(layout):

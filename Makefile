@@ -22,6 +22,7 @@ test: setup lint
 # (PostgreSQL and Redis are used, as by `make test`).
 check: setup lint
 	@scripts/services
+	@scripts/debian-packages
 	.venv/bin/python -m pytest -m "not integration and not model"
 
 LINT_PATHS ?= bot actions connectors bench migrations tests

@@ -104,6 +104,28 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker_alive(args: argparse.Namespace) -> int:
+    from bot.log_worker import alive
+
+    return 0 if alive() else 1
+
+
+def _cmd_rasa(args: argparse.Namespace) -> int:
+    """The Rasa server as the launcher starts it, in place of this process (a container's
+    command): the trained model of this checkout, never trained here."""
+    from bot.launcher import rasa_command
+    from bot.runner import model_path
+
+    model = model_path()
+    if not model.exists():
+        print(f"no trained model {model}: run `python -m bot train` first (the container "
+              "image trains it when it is built)", file=sys.stderr)
+        return 1
+    command = rasa_command(model)
+    os.execv(command[0], command)
+    return 1  # not reached
+
+
 def _cmd_actions(args: argparse.Namespace) -> int:
     from bot.action_server import serve
 
@@ -314,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run the log worker alone (builds the review console's "
                                   "conversation log from Rasa's event stream)").set_defaults(
         fn=_cmd_worker)
+    sub.add_parser("worker-alive", help="exit 0 if the log worker's loop went round in the last "
+                                        "two minutes (a liveness probe)").set_defaults(
+        fn=_cmd_worker_alive)
+    sub.add_parser("rasa", help="run the Rasa server alone with this checkout's trained model "
+                                "(as the launcher does)").set_defaults(fn=_cmd_rasa)
     p = sub.add_parser("actions", help="run the action server alone (private, token required)")
     p.add_argument("--port", type=int)
     p.set_defaults(fn=_cmd_actions)

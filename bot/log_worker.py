@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Callable
 
@@ -40,14 +41,43 @@ SWEEP_SECONDS = 30.0
 NICENESS = 10
 
 
+# The worker has no port: its liveness is this file's age (`python -m bot worker-alive`, a
+# container's exec probe), touched at every round of `follow`.
+HEARTBEAT = "worker.alive"
+ALIVE_SECONDS = 120.0
+
+
+def heartbeat_file() -> Path:
+    return get_settings().var_dir / HEARTBEAT
+
+
+def alive(now: float | None = None) -> bool:
+    """Whether the worker's loop went round in the last `ALIVE_SECONDS`."""
+    try:
+        age = (time.time() if now is None else now) - heartbeat_file().stat().st_mtime
+    except OSError:
+        return False
+    return age < ALIVE_SECONDS
+
+
+def _beat(path: Path) -> None:
+    try:
+        path.touch()
+    except OSError:  # the var folder is gone: the probe will say so
+        pass
+
+
 def follow(stopping: threading.Event, sync: Callable[[], int] = ingest.sync,
            sweep: Callable[[], int] = ingest.sweep) -> None:
     """Keep the log up to date until `stopping` is set; an error is logged and the log catches
     up on the next round."""
     last_sweep: float | None = None
+    beat = heartbeat_file()
     while not stopping.is_set():
+        _beat(beat)
         try:
             while sync() and not stopping.is_set():
+                _beat(beat)
                 stopping.wait(BATCH_PAUSE_SECONDS)
             if last_sweep is None or time.monotonic() - last_sweep >= SWEEP_SECONDS:
                 sweep()

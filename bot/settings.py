@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     # processes run on other machines, a public one only behind a load balancer).
     rasa_host: str = "127.0.0.1"
     action_server_host: str = "127.0.0.1"
+    desk_host: str = "127.0.0.1"
     site_url: str = "http://127.0.0.1:5007"
     # Origins allowed by CORS on the Rasa server (comma-separated; by default the site's);
     # never "*".

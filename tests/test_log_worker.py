@@ -104,3 +104,30 @@ def _turns(url: str, sender: str) -> int | None:
         return None
     finally:
         engine.dispose()
+
+
+def test_the_heartbeat_says_whether_the_loop_goes_round(monkeypatch, tmp_path):
+    """The worker has no port: its liveness probe (`python -m bot worker-alive`) reads the age
+    of the file each round of its loop touches."""
+    from bot.settings import reset_settings
+
+    monkeypatch.setenv("SPORTELLO_VAR_DIR", str(tmp_path))
+    reset_settings()
+    try:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        probe = [sys.executable, "-m", "bot", "worker-alive"]
+        assert not log_worker.alive()
+        assert subprocess.run(probe, cwd=ROOT, env=env).returncode == 1  # never started
+        stopping = threading.Event()
+
+        def sync() -> int:
+            stopping.set()
+            return 0
+
+        log_worker.follow(stopping, sync, lambda: 0)
+        assert log_worker.alive()
+        assert subprocess.run(probe, cwd=ROOT, env=env).returncode == 0
+        # a loop that stopped going round: dead once the file is older than the limit
+        assert not log_worker.alive(now=time.time() + log_worker.ALIVE_SECONDS + 1)
+    finally:
+        reset_settings()

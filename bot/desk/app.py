@@ -338,7 +338,8 @@ async def _live_lines(app: Sanic, h: Handover) -> list[dict]:
     return transcript([e for e in tracker.get("events", []) if (e.get("timestamp") or 0) >= start])
 
 
-def serve(host: str = "127.0.0.1", port: int | None = None) -> None:
+def serve(host: str | None = None, port: int | None = None) -> None:
+    """The desk, on DESK_HOST (loopback unless configured) and the port of DESK_URL."""
     from urllib.parse import urlparse
 
     from bot.logmask import install
@@ -350,4 +351,5 @@ def serve(host: str = "127.0.0.1", port: int | None = None) -> None:
     enforce("desk")
     port = port or urlparse(get_settings().desk_url).port or 5006
     app = create_app()
-    app.run(host=host, port=port, access_log=False, motd=False, workers=1)
+    app.run(host=host or get_settings().desk_host, port=port, access_log=False, motd=False,
+            workers=1)

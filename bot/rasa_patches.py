@@ -28,7 +28,7 @@ def apply() -> None:
     for patch in (validate_action_results_with_one_validator, sqlite_commits_without_fsync,
                   sqlite_stores_keep_their_connections, sql_tracker_store_streams_without_reading,
                   sql_tracker_store_reads_only_the_events, events_find_their_class_once,
-                  endpoints_keep_their_connections):
+                  endpoints_keep_their_connections, stores_reconnect_after_an_outage):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -119,6 +119,26 @@ def _pooled_sqlite_kwargs() -> dict[str, Any]:
 
     return {"poolclass": QueuePool, "pool_size": 5, "max_overflow": 10,
             "connect_args": {"check_same_thread": False}}
+
+
+def stores_reconnect_after_an_outage() -> None:
+    """After PostgreSQL was restarted, the connections Rasa's SQL tracker store keeps in its
+    pool are dead, and each fails one request before it is replaced: a customer's message
+    answered with the technical-problem reply although the database is back. The pool tests a
+    connection before lending it (`pool_pre_ping`, SQLAlchemy's own remedy). (Redis needs
+    nothing: redis-py replaces a pooled connection the server has closed.)"""
+    from rasa.core import tracker_store
+    from sqlalchemy.engine import make_url
+
+    previous = tracker_store.create_engine_kwargs
+
+    def create_engine_kwargs(url: Any) -> dict[str, Any]:
+        kwargs = previous(url)
+        if make_url(str(url)).get_backend_name() == "postgresql":
+            kwargs["pool_pre_ping"] = True
+        return kwargs
+
+    tracker_store.create_engine_kwargs = create_engine_kwargs
 
 
 def sqlite_stores_keep_their_connections() -> None:

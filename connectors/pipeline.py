@@ -48,6 +48,7 @@ from bot.persistence.db import run
 from connectors.guard import allowed, limit_size, mask
 from connectors.identity import safe_sender
 from connectors.options import Layout, OptionsOutput, choose
+from connectors.outage import guarded
 from connectors.text import normalise
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,9 @@ class MessagingInput(InputChannel):
             text, flags = normalise(await choose(self.CHANNEL, sender, message.text))
             metadata.update(flags)
         try:
-            await on_new_message(UserMessage(text, self.get_output_channel(), sender,
-                                             input_channel=self.CHANNEL,
-                                             metadata=metadata or None))
+            await guarded(on_new_message)(UserMessage(text, self.get_output_channel(), sender,
+                                                      input_channel=self.CHANNEL,
+                                                      metadata=metadata or None))
         except Exception:
             log.exception("%s: could not handle a message from %s", self.LABEL, mask(sender))
 

@@ -25,6 +25,7 @@ from sanic.request import Request
 
 from connectors.guard import limit_rate, limit_size
 from connectors.identity import identify, rest_sender
+from connectors.outage import guarded
 from connectors.text import normalise
 
 
@@ -51,7 +52,7 @@ class MetadataRestInput(RestInput):
 
         install()  # every Rasa process has the REST channel
         enforce("Rasa server")
-        bp = super().blueprint(on_new_message)
+        bp = super().blueprint(guarded(on_new_message))
         limit_size(bp)
 
         @bp.middleware("request")

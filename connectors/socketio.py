@@ -39,6 +39,7 @@ from bot import web_session
 from bot.ratelimit import allowed
 from bot.settings import get_settings
 from connectors.identity import identify
+from connectors.outage import guarded
 from connectors.text import normalise
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class RedisSocketIOInput(SocketIOInput):
             text, flags = normalise(data.get("message"))
             metadata.update(flags)
             output = SocketIOOutput(sio, self.bot_message_evt)
-            await on_new_message(UserMessage(text, output, sender_id,
+            await guarded(on_new_message)(UserMessage(text, output, sender_id,
                                              input_channel=self.name(), metadata=metadata))
 
         return bp

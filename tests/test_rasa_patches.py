@@ -255,6 +255,36 @@ def test_a_save_returns_once_rabbitmq_has_its_events(action, tmp_path):
     assert in_queue == events == 101
 
 
+def test_the_postgresql_tracker_store_survives_a_lost_connection(action):
+    """The tracker store's pooled connection dies (PostgreSQL restarted: here the server ends
+    it): the next read goes through on a new connection instead of failing a customer's
+    message."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    name = create_pg_database()
+    try:
+        store = SQLTrackerStore(Domain.empty(), dialect="postgresql", host="127.0.0.1",
+                                port=5432, db=name, username="postgres")
+        asyncio.run(store.save(DialogueStateTracker.from_events("c1", [UserUttered("ciao")])))
+        admin = create_engine("postgresql://postgres@127.0.0.1:5432/postgres",
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            ended = c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = :name"), {"name": name}).all()
+        admin.dispose()
+        assert ended and all(row[0] for row in ended)
+        tracker = asyncio.run(store.retrieve("c1"))  # OperationalError on the dead connection
+        assert tracker is not None and tracker.latest_message.text == "ciao"
+        store.engine.dispose()
+    finally:
+        drop_pg_database(name)
+
+
 @pytest.mark.parametrize("with_broker", [True, False])
 def test_a_turn_saves_without_counting_what_retrieve_read(action, tmp_path, monkeypatch,
                                                           with_broker):

@@ -108,7 +108,9 @@ async def relay(stopping: threading.Event, settings: Settings | None = None) -> 
     while not stopping.is_set():
         try:
             await _consume(stopping, s)
-        except Exception as e:  # RabbitMQ away, or the database: try again
+        # RabbitMQ away, or the database: try again (aio-pika cancels what waits on a channel
+        # that closes)
+        except (Exception, asyncio.CancelledError) as e:
             log.warning("event relay: %s; retrying in %.0f s", e or type(e).__name__,
                         RETRY_SECONDS)
             await asyncio.sleep(RETRY_SECONDS)
@@ -130,15 +132,13 @@ async def _consume(stopping: threading.Event, s: Settings) -> None:
         queue = await channel.declare_queue(s.rabbitmq_queue, durable=True)
         await queue.bind(exchange, "")
         arrived: asyncio.Queue = asyncio.Queue()
-        closed = asyncio.Event()
-        connection.close_callbacks.add(lambda *_: closed.set())
         # one consumer at a time keeps the stream in order; another worker waits as a standby
         # (its consume is refused while this one holds the queue)
         await queue.consume(arrived.put, no_ack=False, exclusive=True)
         log.info("event relay: consuming %s", s.rabbitmq_queue)
         forgotten = datetime.min.replace(tzinfo=timezone.utc)
         while not stopping.is_set():
-            if closed.is_set():
+            if connection.is_closed or channel.is_closed:
                 raise ConnectionError("the connection to RabbitMQ was closed")
             if datetime.now(timezone.utc) - forgotten > FORGET_EVERY:
                 await asyncio.to_thread(forget_old_keys, s.events_database_url)

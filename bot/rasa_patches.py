@@ -28,7 +28,8 @@ def apply() -> None:
     for patch in (validate_action_results_with_one_validator, sqlite_commits_without_fsync,
                   sqlite_stores_keep_their_connections, sql_tracker_store_streams_without_reading,
                   sql_tracker_store_reads_only_the_events, events_find_their_class_once,
-                  endpoints_keep_their_connections, stores_reconnect_after_an_outage):
+                  endpoints_keep_their_connections, stores_reconnect_after_an_outage,
+                  tracker_store_errors_are_not_hidden):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -119,6 +120,51 @@ def _pooled_sqlite_kwargs() -> dict[str, Any]:
 
     return {"poolclass": QueuePool, "pool_size": 5, "max_overflow": 10,
             "connect_args": {"check_same_thread": False}}
+
+
+def tracker_store_errors_are_not_hidden() -> None:
+    """Rasa wraps the tracker store in a `FailSafeTrackerStore`: when the database cannot be
+    read it answers the customer from a new, empty conversation (their identity, language and
+    open form lost) and, when it cannot be written, keeps the turn in this process's memory,
+    which the other Rasa servers never see and the log receives as a fresh session. Here the
+    error is logged as Rasa logs it and raised: the channel answers the technical-problem reply
+    (connectors/outage.py) and the customer sends the message again once the database is
+    back, to the conversation as it was."""
+    import logging
+
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    log = logging.getLogger("rasa.core.tracker_store")
+
+    def failed(self: FailSafeTrackerStore, what: str, error: Exception) -> None:
+        log.error(f"The {self._tracker_store.__class__.__name__} could not {what} a "
+                  f"conversation ({type(error).__name__}: {error}); the message is answered "
+                  "with the technical-problem reply.")
+
+    async def retrieve(self: FailSafeTrackerStore, sender_id: str) -> Any:
+        try:
+            return await self._tracker_store.retrieve(sender_id)
+        except Exception as e:
+            failed(self, "read", e)
+            raise
+
+    async def retrieve_full_tracker(self: FailSafeTrackerStore, sender_id: str) -> Any:
+        try:
+            return await self._tracker_store.retrieve_full_tracker(sender_id)
+        except Exception as e:
+            failed(self, "read", e)
+            raise
+
+    async def save(self: FailSafeTrackerStore, tracker: Any) -> None:
+        try:
+            await self._tracker_store.save(tracker)
+        except Exception as e:
+            failed(self, "save", e)
+            raise
+
+    FailSafeTrackerStore.retrieve = retrieve
+    FailSafeTrackerStore.retrieve_full_tracker = retrieve_full_tracker
+    FailSafeTrackerStore.save = save
 
 
 def stores_reconnect_after_an_outage() -> None:
@@ -217,6 +263,7 @@ def sql_tracker_store_streams_without_reading() -> None:
         if isinstance(self.event_broker, SQLEventBroker):
             _publish_in_one_transaction(self.event_broker, new_events, tracker.sender_id)
         else:
+            _publish_kept_events(self.event_broker)
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
             await _published(self.event_broker)
         tracker.__dict__[_COUNTED] = stored  # for `_additional_events`, next in `save`
@@ -242,6 +289,17 @@ _COUNTED = "_sportello_events_counted"
 # How long a save waits for the broker to confirm its events (RabbitMQ away: the events stay in
 # Rasa's memory and are published when it is back; the turn goes on).
 PUBLISH_WAIT_SECONDS = 5.0
+
+
+def _publish_kept_events(broker: Any) -> None:
+    """Rasa's Pika broker keeps the events it failed to publish while RabbitMQ was away and
+    publishes them again from aio-pika's reconnection callback; an event whose publication
+    failed around the reconnection stays kept (seen in tests/integration/test_replicas.py:
+    events missing from the log after RabbitMQ was back). Once the broker is connected, a save
+    publishes what is still kept first, in order, before its own events."""
+    kept = getattr(broker, "_unpublished_events", None)
+    if kept and broker.is_ready():
+        broker._publish_unpublished_messages()
 
 
 async def _published(broker: Any) -> None:

@@ -285,6 +285,31 @@ def test_the_postgresql_tracker_store_survives_a_lost_connection(action):
         drop_pg_database(name)
 
 
+def test_a_tracker_store_error_is_raised_not_answered_from_an_empty_conversation(action):
+    """Rasa's FailSafeTrackerStore would answer from a new empty tracker (and keep the turn in
+    memory): the error reaches the channel, which answers the technical-problem reply."""
+    from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    class Away(InMemoryTrackerStore):
+        async def retrieve(self, sender_id):
+            raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+        async def retrieve_full_tracker(self, sender_id):
+            return await self.retrieve(sender_id)
+
+        async def save(self, tracker):
+            raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("connection refused"))
+
+    store = FailSafeTrackerStore(Away(Domain.empty()))
+    for call in (store.retrieve("c1"), store.retrieve_full_tracker("c1"),
+                 store.save(DialogueStateTracker("c1", []))):
+        with pytest.raises(sqlalchemy.exc.OperationalError):
+            asyncio.run(call)
+    assert store._fallback_tracker_store is None  # nothing kept in this process's memory
+
+
 @pytest.mark.parametrize("with_broker", [True, False])
 def test_a_turn_saves_without_counting_what_retrieve_read(action, tmp_path, monkeypatch,
                                                           with_broker):

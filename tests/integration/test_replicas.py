@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -57,8 +58,8 @@ SCRIPTS = [
 def layout(model_path, tmp_path_factory, platform_api, mailbox):
     var_dir = tmp_path_factory.mktemp("replicas")
     extra = {"TICKET_LOCK_LIFETIME": str(LOCK_LIFETIME),
-             # the load sends up to 5 messages per customer; 200 customers share no sender
-             "RATE_LIMIT_MESSAGES": "50"}
+             # the rate limit is not the subject here (the outage tests' customers write fast)
+             "RATE_LIMIT_MESSAGES": "100000"}
     with running_stack("production", model_path, var_dir, platform_api, mailbox,
                        replicas=REPLICAS, extra_env=extra) as stack:
         balancer.wait_all_up(_stats(stack))
@@ -324,3 +325,144 @@ def test_a_replica_killed_in_the_middle_of_the_load(layout):
         assert time.monotonic() < deadline, "the restarted replica never came back"
         time.sleep(0.2)
     print(f"in flight on the killed replica: {len(in_flight)} message(s)")
+
+
+# ---- the engines blink ------------------------------------------------------------------------
+
+OUTAGE_SECONDS = 10
+PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
+
+
+def _pg(action: str) -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    extra = ["-m", "fast"] if action == "stop" else []
+    subprocess.run([*PG_CLUSTER, version, "main", action, *extra], check=True)
+
+
+def _redis(action: str) -> None:
+    if action == "stop":
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"],
+                       check=False, capture_output=True)
+    else:  # as scripts/services starts it
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
+                        "--port", "6379", "--save", "", "--appendonly", "no", "--dir",
+                        "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"], check=True)
+
+
+def _rabbitmq(action: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", "stop_app" if action == "stop" else "start_app"],
+                   check=True, capture_output=True)
+
+
+ENGINES = {"redis": (_redis, 6379), "postgresql": (_pg, 5432), "rabbitmq": (_rabbitmq, 5672)}
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_port(port: int, open_: bool, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while _port_open(port) != open_:
+        assert time.monotonic() < deadline, f"port {port} still {'closed' if open_ else 'open'}"
+        time.sleep(0.2)
+
+
+@dataclass
+class Turn:
+    sent_at: float
+    status: int
+    texts: list[str]
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_an_engine_away_for_ten_seconds(layout, engine):
+    """Redis, PostgreSQL or RabbitMQ stopped for ten seconds while customers talk, then started
+    again. A message that cannot be handled gets the technical-problem reply ("try again
+    shortly") at once, never a hang or an empty answer; every process recovers by itself (the
+    same processes run before and after); afterwards every customer is answered normally, and
+    the conversation log holds every turn the trackers hold, once (RabbitMQ: Rasa keeps the
+    events it could not publish and publishes them once it is back)."""
+    from connectors.outage import texts
+
+    problem = set(texts().values())
+    stop_start, port = ENGINES[engine]
+    pids = {name: s.proc.pid for name, s in layout.launcher.services.items()}
+    customers = _conversations(10, f"blink-{engine}")
+    url = f"{layout.rasa_url}/webhooks/rest/webhook"
+    turns: dict[str, list[Turn]] = {c.sender: [] for c in customers}
+    phase = {"restarted_at": None}
+
+    async def customer(client: httpx.AsyncClient, c: Conversation, done: asyncio.Event) -> None:
+        i = 0
+        while not done.is_set():
+            body: dict = {"sender": c.sender, "message": c.messages[i % len(c.messages)]}
+            if c.token:
+                body["metadata"] = {"customer_token": c.token}
+            sent = time.monotonic()
+            try:
+                r = await client.post(url, json=body)
+                answer = r.json()
+                status = r.status_code
+                said = [m.get("text") or "" for m in answer] if isinstance(answer, list) else []
+            except (httpx.HTTPError, ValueError):
+                status, said = 0, []
+            turns[c.sender].append(Turn(sent, status, said))
+            i += 1
+            await asyncio.sleep(0.2)  # the customer reads the reply
+
+    def recovered() -> bool:
+        """Every customer answered normally twice after the engine came back."""
+        back = phase["restarted_at"]
+        return back is not None and all(
+            sum(1 for t in ts if t.sent_at > back and t.status == 200 and t.texts
+                and not problem & set(t.texts)) >= 2 for ts in turns.values())
+
+    async def scenario() -> None:
+        done = asyncio.Event()
+        async with httpx.AsyncClient(timeout=60) as client:
+            load = [asyncio.create_task(customer(client, c, done)) for c in customers]
+            while sum(len(ts) for ts in turns.values()) < 20:  # talking normally
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(stop_start, "stop")
+            await asyncio.to_thread(_wait_port, port, False)
+            await asyncio.sleep(OUTAGE_SECONDS)  # the outage itself, not a wait for something
+            await asyncio.to_thread(stop_start, "start")
+            await asyncio.to_thread(_wait_port, port, True)
+            phase["restarted_at"] = time.monotonic()
+            deadline = time.monotonic() + 120
+            while not recovered() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            done.set()
+            await asyncio.gather(*load)
+
+    try:
+        asyncio.run(scenario())
+    finally:  # whatever happened, the engine runs again for the rest of the suite
+        if not _port_open(port):
+            stop_start("start")
+            _wait_port(port, True)
+
+    assert recovered(), {s: [(t.status, t.texts[:1]) for t in ts[-5:]] for s, ts in turns.items()}
+    everything = [t for ts in turns.values() for t in ts]
+    # never a hang (the client's 60 s), never an error status, never an empty answer
+    assert all(t.status == 200 for t in everything), {t.status for t in everything}
+    assert all(t.texts for t in everything)
+    told = sum(1 for t in everything if problem & set(t.texts))
+    if engine in ("redis", "postgresql"):  # the turns during the outage could not run
+        assert told > 0
+    else:  # RabbitMQ: Rasa goes on without it
+        assert told == 0
+    # the same processes, none restarted
+    assert {name: s.proc.pid for name, s in layout.launcher.services.items()} == pids
+    assert layout.launcher.running()
+    # the log holds every turn the trackers hold, once
+    wait_log_caught_up(timeout=120)
+    for c in customers:
+        stored = len(_turns(tracker_events(layout.rasa_url, c.sender)))
+        assert _log_turns(c.sender) == (stored, stored), (engine, c.sender)
+    print(f"{engine}: {told} message(s) answered with the technical-problem reply")

@@ -39,6 +39,7 @@ PREFETCH = 2 * BATCH
 KEYS_KEPT = timedelta(days=1)
 RETRY_SECONDS = 2.0
 FORGET_EVERY = timedelta(hours=1)
+HEARTBEAT_SECONDS = 5
 
 
 def endpoint_variables(settings: Settings) -> dict[str, str]:
@@ -119,23 +120,26 @@ async def relay(stopping: threading.Event, settings: Settings | None = None) -> 
 async def _consume(stopping: threading.Event, s: Settings) -> None:
     import aio_pika
 
+    # AMQP heartbeats: a connection RabbitMQ dropped is noticed within seconds even when no
+    # message comes
     connection = await aio_pika.connect(host=s.rabbitmq_host, port=s.rabbitmq_port,
                                         login=s.rabbitmq_user, password=s.rabbitmq_password,
-                                        timeout=10)
+                                        timeout=10, heartbeat=HEARTBEAT_SECONDS)
     async with connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=PREFETCH)
-        # declared as Rasa's Pika broker declares them (rasa/core/brokers/pika.py), so that
-        # whichever starts first, both agree
+        # declared as the Rasa server declares them (rasa/core/brokers/pika.py, the exchange
+        # made durable by bot/rasa_patches.py), so that whichever starts first, both agree
         exchange = await channel.declare_exchange(s.rabbitmq_exchange,
-                                                  type=aio_pika.ExchangeType.FANOUT)
+                                                  type=aio_pika.ExchangeType.FANOUT,
+                                                  durable=True)
         queue = await channel.declare_queue(s.rabbitmq_queue, durable=True)
         await queue.bind(exchange, "")
         arrived: asyncio.Queue = asyncio.Queue()
         # one consumer at a time keeps the stream in order; another worker waits as a standby
         # (its consume is refused while this one holds the queue)
         await queue.consume(arrived.put, no_ack=False, exclusive=True)
-        log.info("event relay: consuming %s", s.rabbitmq_queue)
+        log.warning("event relay: consuming %s", s.rabbitmq_queue)
         forgotten = datetime.min.replace(tzinfo=timezone.utc)
         while not stopping.is_set():
             if connection.is_closed or channel.is_closed:

@@ -29,7 +29,7 @@ def apply() -> None:
                   sqlite_stores_keep_their_connections, sql_tracker_store_streams_without_reading,
                   sql_tracker_store_reads_only_the_events, events_find_their_class_once,
                   endpoints_keep_their_connections, stores_reconnect_after_an_outage,
-                  tracker_store_errors_are_not_hidden):
+                  tracker_store_errors_are_not_hidden, pika_broker_keeps_what_was_cut_short):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -232,7 +232,9 @@ def sql_tracker_store_streams_without_reading() -> None:
     same events reach the event broker and the table, in the same order. With the SQL event
     broker, a save's events are published in one transaction instead of one each (the same
     rows, each as `SQLEventBroker.publish` writes it); with another broker (RabbitMQ in
-    production) the save waits until the broker has them (`_published`)."""
+    production) a save's events are published once they are stored (Rasa publishes first: a
+    save that fails, the database being away, left in the log a turn the conversation does
+    not have) and the save waits until the broker has them (`_published`)."""
     import itertools
 
     from rasa.core.brokers.sql import SQLEventBroker
@@ -262,11 +264,21 @@ def sql_tracker_store_streams_without_reading() -> None:
         new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
         if isinstance(self.event_broker, SQLEventBroker):
             _publish_in_one_transaction(self.event_broker, new_events, tracker.sender_id)
-        else:
-            _publish_kept_events(self.event_broker)
-            await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
-            await _published(self.event_broker)
+        else:  # published by `save` once they are stored
+            tracker.__dict__[_TO_PUBLISH] = new_events
         tracker.__dict__[_COUNTED] = stored  # for `_additional_events`, next in `save`
+
+    original_save = SQLTrackerStore.save
+
+    async def save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
+        try:
+            await original_save(self, tracker)
+        finally:
+            stored_events = tracker.__dict__.pop(_TO_PUBLISH, None)
+        if stored_events:
+            _publish_kept_events(self.event_broker)
+            await self._stream_new_events(self.event_broker, stored_events, tracker.sender_id)
+            await _published(self.event_broker)
 
     def _additional_events(self: SQLTrackerStore, session: Any,
                            tracker: DialogueStateTracker) -> Any:
@@ -277,6 +289,7 @@ def sql_tracker_store_streams_without_reading() -> None:
 
     SQLTrackerStore.retrieve = retrieve
     SQLTrackerStore.stream_events = stream_events
+    SQLTrackerStore.save = save
     SQLTrackerStore._additional_events = _additional_events
 
 
@@ -284,11 +297,67 @@ def sql_tracker_store_streams_without_reading() -> None:
 # were stored when `retrieve` built it, and the count `stream_events` took for `save`.
 _READ = "_sportello_events_read"
 _COUNTED = "_sportello_events_counted"
+_TO_PUBLISH = "_sportello_events_to_publish"
 
 
 # How long a save waits for the broker to confirm its events (RabbitMQ away: the events stay in
 # Rasa's memory and are published when it is back; the turn goes on).
 PUBLISH_WAIT_SECONDS = 5.0
+
+
+def pika_broker_keeps_what_was_cut_short() -> None:
+    """Rasa's Pika broker keeps an event whose publication raised an error, to publish it again
+    later; a publication cut short by the connection closing (aio-pika cancels what waits for
+    RabbitMQ's confirmation) ends with `CancelledError`, which its `except Exception` lets
+    through: the event was lost. It is kept like any failed one. The exchange is durable, and a
+    task publishes the kept events once RabbitMQ is back."""
+    import asyncio
+
+    from rasa.core.brokers.pika import PikaEventBroker
+
+    original = PikaEventBroker._publish
+
+    async def _publish(self: PikaEventBroker, event: dict, headers: Any = None) -> None:
+        try:
+            await original(self, event, headers)
+        except asyncio.CancelledError:
+            if self.should_keep_unpublished_messages:
+                self._unpublished_events.append(event)
+
+    PikaEventBroker._publish = _publish
+    original_connect = PikaEventBroker.connect
+
+    async def connect(self: PikaEventBroker) -> None:
+        """Rasa's connect, and a task that publishes what is kept once RabbitMQ is back, even
+        when no turn comes to do it (`_publish_kept_events`)."""
+        await original_connect(self)
+
+        async def publish_kept() -> None:
+            while True:
+                await asyncio.sleep(KEPT_EVENTS_EVERY_SECONDS)
+                _publish_kept_events(self)
+
+        self._sportello_kept = asyncio.get_running_loop().create_task(publish_kept())
+
+    PikaEventBroker.connect = connect
+
+    async def _set_up_exchange(self: PikaEventBroker, channel: Any) -> Any:
+        """Rasa's exchange, durable: a non-durable exchange disappears when RabbitMQ restarts
+        and with it the binding of the log's queue, so that the events published between
+        Rasa's reconnection and the queue's were routed nowhere (and confirmed)."""
+        import aio_pika
+
+        exchange = await channel.declare_exchange(
+            self.exchange_name, type=aio_pika.ExchangeType.FANOUT, durable=True)
+        await asyncio.gather(*[self._bind_queue(name, channel, exchange)
+                               for name in self.queues])
+        return exchange
+
+    PikaEventBroker._set_up_exchange = _set_up_exchange
+
+
+# How often a Rasa server tries to publish the events its broker kept while RabbitMQ was away.
+KEPT_EVENTS_EVERY_SECONDS = 1.0
 
 
 def _publish_kept_events(broker: Any) -> None:
@@ -305,9 +374,9 @@ def _publish_kept_events(broker: Any) -> None:
 async def _published(broker: Any) -> None:
     """Rasa's Pika broker publishes each event in a background task and returns at once; under
     load the tasks fall behind the turns, and a process that dies loses every event still
-    waiting in its memory although the tracker store has them. Saving a turn after RabbitMQ
-    has confirmed its events (at most `PUBLISH_WAIT_SECONDS`) bounds that to the turn in flight
-    (`SQLTrackerStore.save` publishes, then stores)."""
+    waiting in its memory although the tracker store has them. Answering a turn only once
+    RabbitMQ has confirmed its events (at most `PUBLISH_WAIT_SECONDS`) bounds that to the
+    turns in flight."""
     import asyncio
 
     pending = list(getattr(broker, "_background_tasks", ()))

@@ -21,7 +21,11 @@ from tests.conftest import create_pg_database, drop_pg_database, pg_url
 
 @pytest.fixture
 def relay_settings() -> Iterator[Settings]:
-    """A database of its own, an exchange and a queue of their own."""
+    """A database of its own, an exchange and a queue of their own; Rasa's broker as the Rasa
+    server runs it (bot/rasa_patches.py)."""
+    from bot import rasa_patches
+
+    rasa_patches.apply()
     name = create_pg_database()
     queue = f"sportello-test-relay-{uuid.uuid4().hex[:8]}"
     settings = Settings(profile="production", events_database_url=pg_url(name),

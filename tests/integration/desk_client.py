@@ -114,26 +114,33 @@ def _in_order(expected: list[str], texts: list[str]) -> bool:
     return all(any(t == want for t in it) for want in expected)
 
 
-def wait_stream_complete(timeout: float = 60) -> None:
+def wait_stream_complete(timeout: float = 60, senders: list[str] | None = None) -> None:
     """Production: waits until the log worker's relay has stored in the event stream's table
-    every event Rasa's tracker store holds (Rasa saves a turn's events and publishes the same
-    events to RabbitMQ; bot.event_relay stores them a moment later). Embedded: Rasa's SQL broker
-    writes the table itself, nothing to wait for."""
-    from sqlalchemy import create_engine, text
+    every event Rasa's tracker store holds (of `senders`, or of everyone): Rasa stores a turn's
+    events, then publishes the same events to RabbitMQ, and bot.event_relay stores them a moment
+    later. Embedded: Rasa's SQL broker writes the table itself, nothing to wait for."""
+    from sqlalchemy import bindparam, create_engine, text
 
     from bot.settings import get_settings
 
     s = get_settings()
     if s.profile != "production":
         return
-    count = text("SELECT COUNT(*) FROM events")
+    if senders is None:
+        count = text("SELECT COUNT(*) FROM events")
+        params: dict = {}
+    else:
+        count = text("SELECT COUNT(*) FROM events WHERE sender_id IN :senders").bindparams(
+            bindparam("senders", expanding=True))
+        params = {"senders": list(senders)}
     tracker = create_engine(s.tracker_database_url, future=True)
     stream = create_engine(s.events_database_url, future=True)
     try:
         deadline = time.monotonic() + timeout
         while True:
             with tracker.connect() as t, stream.connect() as e:
-                held, relayed = t.execute(count).scalar(), e.execute(count).scalar()
+                held = t.execute(count, params).scalar()
+                relayed = e.execute(count, params).scalar()
             if relayed >= held:
                 return
             if time.monotonic() > deadline:
@@ -145,9 +152,11 @@ def wait_stream_complete(timeout: float = 60) -> None:
         stream.dispose()
 
 
-def wait_log_caught_up(timeout: float = 60) -> int:
-    """Waits until the log worker has read Rasa's event stream up to its latest event now, and
-    returns its cursor. The worker moves its cursor in the same transaction
+def wait_log_caught_up(timeout: float = 60, complete: bool = True,
+                       senders: list[str] | None = None) -> int:
+    """Waits until the log worker has read Rasa's event stream up to its latest event now (and,
+    unless `complete` is False, until the stream holds every event the tracker store holds),
+    and returns its cursor. The worker moves its cursor in the same transaction
     as the records it writes (bot.analytics.ingest.sync), one batch after the other: once the
     cursor is there, every batch begun before that event was written is committed too."""
     from sqlalchemy import select
@@ -158,7 +167,8 @@ def wait_log_caught_up(timeout: float = 60) -> int:
     from bot.persistence.db import session_scope
 
     deadline = time.monotonic() + timeout
-    wait_stream_complete(timeout)
+    if complete:
+        wait_stream_complete(timeout, senders)
     target = event_stream.latest_id()
     while True:
         with session_scope() as db:

@@ -8,6 +8,8 @@ Redis (lock store, socket.io) and RabbitMQ (event broker, relayed by the log wor
   turn exactly once; both replicas served.
 - socket.io across replicas: an agent's reply pushed through one Rasa server reaches a browser
   connected to the other.
+- The log worker (`kill -9`) and the desk restart during the load: the log exact.
+- Redis, PostgreSQL, RabbitMQ each stopped for ten seconds during traffic.
 - A replica dies (`kill -9`) in the middle of the load: what was in flight on it, exactly, and
   that every conversation goes on, with its state, on the other one.
 """
@@ -136,6 +138,37 @@ def _turns(events: list[dict]) -> list[tuple[str, list[str]]]:
     return turns
 
 
+def _wait_relay_drained(stack, timeout: float = 120) -> None:
+    """The log worker's relay has taken everything RabbitMQ holds for it: the queue is empty and
+    the event stream's table no longer grows."""
+    import aio_pika
+    from sqlalchemy import create_engine, text
+
+    async def ready() -> int:
+        connection = await aio_pika.connect(host="127.0.0.1", login="guest", password="guest")
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(stack.env["RABBITMQ_QUEUE"], durable=True,
+                                                passive=True)
+            return queue.declaration_result.message_count
+
+    from bot.settings import get_settings
+
+    stream = create_engine(get_settings().events_database_url, future=True)
+    try:
+        deadline, last = time.monotonic() + timeout, -1
+        while True:
+            with stream.connect() as c:
+                rows = c.execute(text("SELECT COUNT(*) FROM events")).scalar()
+            if rows == last and asyncio.run(ready()) == 0:
+                return
+            assert time.monotonic() < deadline, "the relay did not drain RabbitMQ's queue"
+            last = rows
+            time.sleep(0.5)
+    finally:
+        stream.dispose()
+
+
 def _slots(rasa_url: str, sender: str) -> dict:
     from tests.stack import RASA_TOKEN
 
@@ -201,7 +234,7 @@ def test_200_concurrent_conversations_through_the_balancer(layout):
         assert all(said for _, said in turns), sender
 
     # the conversation log holds every turn exactly once
-    wait_log_caught_up(timeout=120)
+    wait_log_caught_up(timeout=120, senders=[c.sender for c in rest] + [s for s, _ in web_senders])
     for c in rest:
         assert _log_turns(c.sender) == (len(c.messages), len(c.messages)), c.sender
     for sender, messages in web_senders:
@@ -307,16 +340,20 @@ def test_a_replica_killed_in_the_middle_of_the_load(layout):
     statuses = {status for c in conversations for _, status in c.failures}
     assert statuses <= {502, 503, 0}, statuses
 
-    # The log holds what the trackers hold. A save publishes the turn's events and waits for
-    # RabbitMQ's confirmation before it stores them (bot/rasa_patches.py): a turn the dead
-    # process had published but not yet stored is in the log and not in the tracker (the
-    # customer got the 502 and sent the message again: the log shows both); never the reverse.
-    wait_log_caught_up(timeout=120)
+    # The log: a save stores a turn's events, then publishes them and answers once RabbitMQ
+    # has confirmed them (bot/rasa_patches.py). Every turn in the log is in its tracker, once
+    # (never a turn the conversation does not have). A turn the dead process had stored but
+    # whose events RabbitMQ had not yet confirmed is in the tracker and not in the log: counted
+    # and reported here, the one loss a `kill -9` can cause (see the README).
+    _wait_relay_drained(layout)
+    wait_log_caught_up(timeout=120, complete=False)
+    missing = 0
     for c in conversations:
         stored = len(_turns(tracker_events(layout.rasa_url, c.sender)))
         logged, lines = _log_turns(c.sender)
-        assert logged == lines, c.sender
-        assert stored <= logged <= stored + len(c.failures), (c.sender, stored, logged)
+        assert logged == lines <= stored, (c.sender, stored, logged)
+        missing += stored - logged
+    print(f"turns stored but not in the log after the kill: {missing}")
 
     # and the replica, started again, is back in the balancer
     layout.launcher.restart("rasa-1")
@@ -325,6 +362,35 @@ def test_a_replica_killed_in_the_middle_of_the_load(layout):
         assert time.monotonic() < deadline, "the restarted replica never came back"
         time.sleep(0.2)
     print(f"in flight on the killed replica: {len(in_flight)} message(s)")
+
+
+def test_the_log_worker_killed_and_the_desk_restarted_during_the_load(layout):
+    """`kill -9` of the log worker (relay and log) and a restart of the desk while 40 customers
+    talk: once the worker is started again, the log holds every turn of every conversation
+    exactly once (RabbitMQ gives back what the dead relay had not acknowledged, and the relay
+    recognises what it had already stored; the log's cursor moves with its records)."""
+    conversations = _conversations(40, "restart")
+    url = f"{layout.rasa_url}/webhooks/rest/webhook"
+    worker = layout.launcher["worker"]
+
+    async def scenario() -> None:
+        load = asyncio.create_task(_load(url, conversations))
+        total = sum(len(c.messages) for c in conversations)
+        while sum(len(c.replies) for c in conversations) < total // 3:
+            await asyncio.sleep(0.05)
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait()
+        await asyncio.to_thread(layout.launcher.restart, "desk")
+        worker.start(layout.env, append=True)
+        await load
+
+    asyncio.run(scenario())
+    assert layout.launcher.running()
+    for c in conversations:
+        assert not c.failures and len(c.replies) == len(c.messages), c.sender
+    wait_log_caught_up(timeout=120, senders=[c.sender for c in conversations])
+    for c in conversations:
+        assert _log_turns(c.sender) == (len(c.messages), len(c.messages)), c.sender
 
 
 # ---- the engines blink ------------------------------------------------------------------------
@@ -461,7 +527,7 @@ def test_an_engine_away_for_ten_seconds(layout, engine):
     assert {name: s.proc.pid for name, s in layout.launcher.services.items()} == pids
     assert layout.launcher.running()
     # the log holds every turn the trackers hold, once
-    wait_log_caught_up(timeout=120)
+    wait_log_caught_up(timeout=120, senders=[c.sender for c in customers])
     for c in customers:
         stored = len(_turns(tracker_events(layout.rasa_url, c.sender)))
         assert _log_turns(c.sender) == (stored, stored), (engine, c.sender)

@@ -108,6 +108,9 @@ def test_the_rasa_server_refuses_to_start_with_default_secrets(tmp_path, empty_d
     env.update({"PG_HOST": "127.0.0.1", "PG_PORT": "5432", "PG_USER": "postgres",
                 "PG_PASSWORD": "", "RASA_TRACKER_DB": "postgres", "RASA_EVENTS_DB": "postgres",
                 "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "7",
+                "RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_PORT": "5672", "RABBITMQ_USER": "guest",
+                "RABBITMQ_PASSWORD": "guest", "RABBITMQ_EXCHANGE": "sportello-test-refused",
+                "RABBITMQ_QUEUE": "sportello-test-refused",
                 "ACTION_SERVER_URL": "http://127.0.0.1:1/webhook"})
     with_channel_defaults(env)
     result = subprocess.run(

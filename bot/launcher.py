@@ -38,6 +38,9 @@ CHANNEL_VARIABLES = (
 QUIET = {"SQLALCHEMY_SILENCE_UBER_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
          "RASA_TELEMETRY_ENABLED": "false"}
 ALL = ("actions", "rasa", "desk", "site", "worker")
+# A replica that dies sooner than this after its start is not started again (a crash loop is a
+# configuration error to show, not to repeat).
+CRASH_LOOP_SECONDS = 30.0
 
 
 def with_channel_defaults(env: dict[str, str]) -> dict[str, str]:
@@ -148,8 +151,14 @@ class Service:
     log: Path | None = None
     cwd: Path = ROOT
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    started: float = field(default=0.0, repr=False)
+
+    def uptime(self) -> float:
+        """Seconds since the process was started."""
+        return time.monotonic() - self.started
 
     def start(self, env: dict[str, str], append: bool = False) -> subprocess.Popen:
+        self.started = time.monotonic()
         out: IO | None = open(self.log, "a" if append else "w") if self.log else None
         self.proc = subprocess.Popen(self.command, cwd=self.cwd, env=env, stdout=out,
                                      stderr=subprocess.STDOUT if out else None,
@@ -264,6 +273,26 @@ class Launcher:
 
     def running(self) -> bool:
         return all(p.poll() is None for p in self.processes)
+
+    def dead(self) -> list[Service]:
+        """The services whose process has exited."""
+        return [s for s in self.services.values()
+                if s.proc is not None and s.proc.poll() is not None]
+
+    def revive(self, replaceable: Callable[[str], bool]
+               ) -> tuple[list[Service], list[Service]]:
+        """Start again each exited service that `replaceable` accepts and that ran for at least
+        CRASH_LOOP_SECONDS (one that dies sooner is misconfigured, not unlucky), as a container
+        orchestrator restarts a replica: (the services started again, the dead ones left). Up
+        again once their health URL answers (a balancer's checks notice it), not waited for."""
+        revived, left = [], []
+        for service in self.dead():
+            if replaceable(service.name) and service.uptime() >= CRASH_LOOP_SECONDS:
+                service.start(self.env, append=True)
+                revived.append(service)
+            else:
+                left.append(service)
+        return revived, left
 
     def stop(self) -> None:
         """Stop every service, the last started first."""

@@ -16,6 +16,7 @@ from bot.launcher import (
     ALL,
     Launcher,
     Ports,
+    Service,
     endpoints_file,
     environment,
     replicated_services,
@@ -143,6 +144,26 @@ def banner() -> str:
     return "\n".join(lines)
 
 
+def is_replica(name: str) -> bool:
+    """A Rasa server or action server of the replicated layout (`rasa-1`, `actions-2`...)."""
+    kind, _, number = name.partition("-")
+    return kind in ("rasa", "actions") and number.isdigit()
+
+
+def supervise(launcher: Launcher, replicas: int = 0, poll: float = 0.5) -> list[Service]:
+    """Wait while the stack runs; the services that stopped, once one stopped for good. With
+    replicas, a dead Rasa server or action server is started again (the balancer sends its
+    customers to the others meanwhile); any other process stopping stops the stack."""
+    while True:
+        revived, dead = launcher.revive(is_replica) if replicas else ([], launcher.dead())
+        for service in revived:
+            print(f"{label(service.name)} stopped; started again (logs: {service.log})",
+                  flush=True)
+        if dead:
+            return dead
+        time.sleep(poll)
+
+
 def run(with_shell: bool = False, replicas: int = 0) -> int:
     """Every process of the profile, one of each; with `replicas`, that many Rasa servers and
     action servers behind HAProxy (production only)."""
@@ -201,9 +222,7 @@ def run(with_shell: bool = False, replicas: int = 0) -> int:
                  "--endpoints", endpoints_file()], cwd=ROOT, env=env)
             return shell.wait()
         print(banner(), flush=True)
-        while launcher.running():
-            time.sleep(0.5)
-        stopped = [s for s in started if s.proc is not None and s.proc.poll() is not None]
+        stopped = supervise(launcher, replicas)
         for service in stopped:
             print(f"{label(service.name)} stopped unexpectedly; the end of {service.log}:\n"
                   f"{service.log.read_text(errors='replace')[-2000:]}", file=sys.stderr)

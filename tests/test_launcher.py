@@ -52,3 +52,48 @@ def test_a_service_that_dies_while_starting_fails_with_its_log(tmp_path):
     with pytest.raises(RuntimeError, match=r"(?s)exited with code 3.*no database"):
         with Launcher(environment(), [dying]):
             pass
+
+
+def _sleeper(name: str, tmp_path) -> Service:
+    return Service(name, [sys.executable, "-c", "import time; time.sleep(600)"],
+                   log=tmp_path / f"{name}.log")
+
+
+def test_a_dead_replica_is_started_again_and_anything_else_stops_the_stack(tmp_path,
+                                                                         monkeypatch):
+    """`python -m bot run --replicas N` supervises its processes (bot.runner.supervise): a
+    Rasa server or action server killed with -9 is started again, as an orchestrator would;
+    the log worker dying ends the stack; a replica that dies right after its start is not
+    restarted in a loop."""
+    import signal
+
+    from bot import launcher as launcher_module
+    from bot.runner import is_replica, supervise
+
+    assert is_replica("rasa-2") and is_replica("actions-1")
+    assert not is_replica("rasa") and not is_replica("worker") and not is_replica("desk")
+    launcher = Launcher(environment(), [_sleeper(n, tmp_path)
+                                        for n in ("rasa-1", "rasa-2", "worker")])
+    monkeypatch.setattr(launcher_module, "CRASH_LOOP_SECONDS", 0.0)
+    with launcher:
+        first = launcher["rasa-1"].proc
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        os.killpg(launcher["worker"].proc.pid, signal.SIGKILL)
+        launcher["worker"].proc.wait()
+        stopped = supervise(launcher, replicas=2, poll=0.05)
+        assert [s.name for s in stopped] == ["worker"]
+        assert launcher["rasa-1"].proc is not first and launcher["rasa-1"].proc.poll() is None
+        assert launcher["rasa-2"].proc.poll() is None
+        # a replica that keeps dying at once is left dead, and ends the stack
+        monkeypatch.setattr(launcher_module, "CRASH_LOOP_SECONDS", 3600.0)
+        launcher.restart("worker")
+        os.killpg(launcher["rasa-2"].proc.pid, signal.SIGKILL)
+        launcher["rasa-2"].proc.wait()
+        assert [s.name for s in supervise(launcher, replicas=2, poll=0.05)] == ["rasa-2"]
+    # without replicas nothing is restarted
+    single = Launcher(environment(), [_sleeper("rasa", tmp_path)])
+    with single:
+        os.killpg(single["rasa"].proc.pid, signal.SIGKILL)
+        single["rasa"].proc.wait()
+        assert [s.name for s in supervise(single, poll=0.05)] == ["rasa"]

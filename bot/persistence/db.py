@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from bot.settings import ROOT, get_settings
 
@@ -109,7 +109,43 @@ def migrate(url: str | None = None) -> None:
     url = url or get_settings().database_url
     if url.startswith("sqlite"):
         make_engine(url).dispose()  # creates the folder of the file
-    command.upgrade(alembic_config(url), "head")
+    with _one_migration_at_a_time(url):
+        command.upgrade(alembic_config(url), "head")
+
+
+# The PostgreSQL advisory lock key of migrations (any constant shared by every process).
+MIGRATION_LOCK_KEY = 0x53504F52  # "SPOR"
+
+
+@contextmanager
+def _one_migration_at_a_time(url: str) -> Iterator[None]:
+    """Processes that start together (a desk and a log worker, replicas, a migration job) each
+    migrate: without a lock, two could both see a table missing and both create it (the second
+    fails). PostgreSQL: an advisory lock; SQLite: a lock file beside the database."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{path}.migrate-lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        return
+    engine = create_engine(url, future=True, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+            try:
+                yield
+            finally:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+    finally:
+        engine.dispose()
 
 
 def ensure_pg_database(url: str) -> None:

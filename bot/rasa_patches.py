@@ -231,15 +231,20 @@ def sql_tracker_store_streams_without_reading() -> None:
     is the number of events `retrieve` read with the same query, and no query is needed. The
     same events reach the event broker and the table, in the same order. With the SQL event
     broker, a save's events are published in one transaction instead of one each (the same
-    rows, each as `SQLEventBroker.publish` writes it); with another broker (RabbitMQ in
-    production) a save's events are published once they are stored (Rasa publishes first: a
-    save that fails, the database being away, left in the log a turn the conversation does
-    not have) and the save waits until the broker has them (`_published`)."""
+    rows, each as `SQLEventBroker.publish` writes it); with RabbitMQ (production) a save's
+    events go through an outbox stored in the same transaction as the events themselves
+    (`bot.event_outbox`: Rasa publishes first, from memory, so a save that failed left in the
+    log a turn the conversation does not have, and a process that died lost from the log turns
+    the conversation has); with another broker they are published once they are stored and
+    the save waits until the broker has them (`_published`)."""
     import itertools
 
+    from rasa.core.brokers.pika import PikaEventBroker
     from rasa.core.brokers.sql import SQLEventBroker
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot import event_outbox
 
     original_retrieve = SQLTrackerStore.retrieve
 
@@ -261,21 +266,30 @@ def sql_tracker_store_streams_without_reading() -> None:
         if self.event_broker is None:
             return None
         stored = _count(self, tracker)
-        new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
-        if isinstance(self.event_broker, SQLEventBroker):
-            _publish_in_one_transaction(self.event_broker, new_events, tracker.sender_id)
-        else:  # published by `save` once they are stored
-            tracker.__dict__[_TO_PUBLISH] = new_events
+        if isinstance(self.event_broker, PikaEventBroker):  # through the outbox, in `save`
+            tracker.__dict__[_OUTBOX] = True
+        else:
+            new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
+            if isinstance(self.event_broker, SQLEventBroker):
+                _publish_in_one_transaction(self.event_broker, new_events, tracker.sender_id)
+            else:  # published by `save` once they are stored
+                tracker.__dict__[_TO_PUBLISH] = new_events
         tracker.__dict__[_COUNTED] = stored  # for `_additional_events`, next in `save`
 
     original_save = SQLTrackerStore.save
 
     async def save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
+        if isinstance(self.event_broker, PikaEventBroker):
+            _start_outbox(self)
         try:
             await original_save(self, tracker)
         finally:
             stored_events = tracker.__dict__.pop(_TO_PUBLISH, None)
-        if stored_events:
+            through_outbox = tracker.__dict__.pop(_OUTBOX, None)
+        if through_outbox:
+            await event_outbox.publish_conversation(self.engine, self.event_broker,
+                                                    tracker.sender_id)
+        elif stored_events:
             _publish_kept_events(self.event_broker)
             await self._stream_new_events(self.event_broker, stored_events, tracker.sender_id)
             await _published(self.event_broker)
@@ -285,7 +299,10 @@ def sql_tracker_store_streams_without_reading() -> None:
         stored = tracker.__dict__.pop(_COUNTED, None)
         if stored is None:
             stored = _count(self, tracker)
-        return itertools.islice(tracker.events, stored, len(tracker.events))
+        events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
+        if tracker.__dict__.get(_OUTBOX):  # in the same transaction as the events themselves
+            event_outbox.add(session, tracker.sender_id, events)
+        return events
 
     SQLTrackerStore.retrieve = retrieve
     SQLTrackerStore.stream_events = stream_events
@@ -298,6 +315,20 @@ def sql_tracker_store_streams_without_reading() -> None:
 _READ = "_sportello_events_read"
 _COUNTED = "_sportello_events_counted"
 _TO_PUBLISH = "_sportello_events_to_publish"
+_OUTBOX = "_sportello_events_through_the_outbox"
+
+
+def _start_outbox(store: Any) -> None:
+    """Once per tracker store: its outbox table, and the task that sweeps what dead processes
+    (or a RabbitMQ outage) left in it (`bot.event_outbox`)."""
+    import asyncio
+
+    from bot import event_outbox
+
+    if getattr(store, "_sportello_sweeper", None) is None:
+        event_outbox.ensure_table(store.engine)
+        store._sportello_sweeper = asyncio.get_running_loop().create_task(
+            event_outbox.sweep_forever(store.engine, store.event_broker))
 
 
 # How long a save waits for the broker to confirm its events (RabbitMQ away: the events stay in

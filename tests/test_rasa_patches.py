@@ -4,6 +4,7 @@ without its repeated work."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import jsonschema
 import pytest
@@ -447,3 +448,74 @@ def test_another_rasa_version_is_refused(monkeypatch):
     monkeypatch.setattr(rasa, "__version__", "3.7.0")
     with pytest.raises(RuntimeError, match="written for Rasa 3.6.21"):
         rasa_patches.apply()
+
+
+def test_events_a_dead_process_stored_reach_rabbitmq_once_and_in_order(action, tmp_path,
+                                                                        monkeypatch):
+    """The outbox (bot/event_outbox.py): a Rasa server stores a turn and dies before RabbitMQ
+    has its events (here: its broker never connected, so nothing leaves its memory). The turn's
+    events are in the outbox, stored with the turn; the next turn of that conversation, on
+    another Rasa server, publishes them first, then its own; another conversation's leftovers
+    are published by the other server's sweep. Nothing stays in the outbox, nothing is lost."""
+    import uuid
+
+    import aio_pika
+    import rasa.shared.core.events  # noqa: F401 (loaded in a Rasa server; the broker uses it)
+    from rasa.core.brokers.pika import PikaEventBroker
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from sqlalchemy import func, select
+
+    from bot import event_outbox
+
+    name = f"sportello-test-outbox-{uuid.uuid4().hex[:8]}"
+    db = str(tmp_path / "tracker.db")
+
+    def outbox_rows() -> int:
+        engine = create_engine(f"sqlite:///{db}")
+        with engine.connect() as c:
+            n = c.execute(select(func.count()).select_from(event_outbox.OUTBOX)).scalar()
+        engine.dispose()
+        return n
+
+    async def scenario() -> tuple[int, list[tuple[str, str]], int]:
+        dead_broker = PikaEventBroker("127.0.0.1", "guest", "guest", queues=[name],
+                                      exchange_name=name)  # never connected: "dies" unsent
+        dying = SQLTrackerStore(Domain.empty(), db=db, event_broker=dead_broker)
+        for sender in ("a", "b"):
+            tracker = await dying.get_or_create_tracker(sender, append_action_listen=False)
+            tracker.update(UserUttered(f"{sender} 1"))
+            await dying.save(tracker)
+        dying._sportello_sweeper.cancel()
+        left = outbox_rows()
+
+        broker = PikaEventBroker("127.0.0.1", "guest", "guest", queues=[name],
+                                 exchange_name=name)
+        await broker.connect()
+        other = SQLTrackerStore(Domain.empty(), db=db, event_broker=broker)
+        tracker = await other.retrieve("a")
+        tracker.update(ActionExecuted("utter_greet"))
+        tracker.update(UserUttered("a 2"))
+        await other.save(tracker)  # conversation a: its leftover first, then its new turn
+        monkeypatch.setattr(event_outbox, "ORPHAN_SECONDS", 0.0)
+        await event_outbox.sweep(other.engine, broker)  # conversation b: swept
+        other._sportello_sweeper.cancel()
+
+        received = []
+        connection = await aio_pika.connect(host="127.0.0.1", login="guest", password="guest")
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(name, durable=True, passive=True)
+            while (message := await queue.get(no_ack=True, fail=False)) is not None:
+                body = json.loads(message.body)
+                received.append((body["sender_id"], body.get("text") or body.get("name")))
+            await channel.queue_delete(name)
+            await channel.exchange_delete(name)
+        await broker.close()
+        return left, received, outbox_rows()
+
+    left, received, after = asyncio.run(scenario())
+    assert left == 2
+    assert received == [("a", "a 1"), ("a", "utter_greet"), ("a", "a 2"), ("b", "b 1")]
+    assert after == 0

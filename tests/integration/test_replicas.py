@@ -169,18 +169,37 @@ def _wait_relay_drained(stack, timeout: float = 120) -> None:
         stream.dispose()
 
 
-def _missing_from_log(stack, conversations: list[Conversation]) -> int:
-    """Once the relay has drained RabbitMQ and the log caught up: every conversation's log
-    holds no turn twice and none its tracker lacks; the number of stored turns not in it."""
+def _wait_outbox_empty(timeout: float = 120) -> None:
+    """Every event the trackers hold was confirmed by RabbitMQ: the tracker store's outbox
+    (bot/event_outbox.py) is empty, including what a dead process left, swept by the others."""
+    from sqlalchemy import create_engine, func, select
+
+    from bot.event_outbox import OUTBOX
+    from bot.settings import get_settings
+
+    engine = create_engine(get_settings().tracker_database_url, future=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with engine.connect() as c:
+                left = c.execute(select(func.count()).select_from(OUTBOX)).scalar()
+            if left == 0:
+                return
+            assert time.monotonic() < deadline, f"{left} event(s) never left the outbox"
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
+def _log_holds_every_stored_turn(stack, conversations: list[Conversation]) -> None:
+    """Once the outbox is empty, the relay has drained RabbitMQ and the log caught up: every
+    conversation's log holds exactly the turns its tracker holds, each once."""
+    _wait_outbox_empty()
     _wait_relay_drained(stack)
-    wait_log_caught_up(timeout=120, complete=False)
-    missing = 0
+    wait_log_caught_up(timeout=120, senders=[c.sender for c in conversations])
     for c in conversations:
         stored = len(_turns(tracker_events(stack.rasa_url, c.sender)))
-        logged, lines = _log_turns(c.sender)
-        assert logged == lines <= stored, (c.sender, stored, logged)
-        missing += stored - logged
-    return missing
+        assert _log_turns(c.sender) == (stored, stored), (c.sender, stored)
 
 
 def _slots(rasa_url: str, sender: str) -> dict:
@@ -302,8 +321,8 @@ def test_a_replica_killed_in_the_middle_of_the_load(layout):
       asked to send it again and does (here: the same text, as a retry);
     - nothing of a turn cut short is in the tracker: Rasa stores a turn's events only at its end,
       so the tracker holds the message only if the dead process had finished it (then the retry
-      is a second message, answered again); the conversation log may also hold a turn the dead
-      process had published to RabbitMQ just before (see the end of the test);
+      is a second message, answered again); a turn it had stored reaches the conversation log
+      even if its events had not left the dead process (the outbox: see the end of the test);
     - the conversation's lock ticket held by the dead process expires after
       TICKET_LOCK_LIFETIME: that conversation's retry waits for it, the others are not slowed;
     - the balancer's health checks take the dead replica out within ~2 s; every new message goes
@@ -354,13 +373,10 @@ def test_a_replica_killed_in_the_middle_of_the_load(layout):
     statuses = {status for c in conversations for _, status in c.failures}
     assert statuses <= {502, 503, 0}, statuses
 
-    # The log: a save stores a turn's events, then publishes them and answers once RabbitMQ
-    # has confirmed them (bot/rasa_patches.py). Every turn in the log is in its tracker, once
-    # (never a turn the conversation does not have). A turn the dead process had stored but
-    # whose events RabbitMQ had not yet confirmed is in the tracker and not in the log: counted
-    # and reported here, the one loss a `kill -9` can cause (see the README).
-    missing = _missing_from_log(layout, conversations)
-    print(f"turns stored but not in the log after the kill: {missing}")
+    # The log: a turn's events are stored with their outbox rows in one transaction; a turn
+    # the dead process had stored but whose events RabbitMQ had not confirmed is published by
+    # the other replica (bot/event_outbox.py). The log holds exactly what the trackers hold.
+    _log_holds_every_stored_turn(layout, conversations)
 
     # and the replica, started again, is back in the balancer
     layout.launcher.restart("rasa-1")
@@ -458,9 +474,9 @@ def test_an_engine_away_for_ten_seconds(layout, engine):
     again. A message that cannot be handled gets the technical-problem reply ("try again
     shortly") at once, never a hang or an empty answer; every process recovers by itself (the
     same processes run before and after); afterwards every customer is answered normally, and
-    the conversation log holds every turn the trackers hold, once (RabbitMQ: Rasa keeps the
-    events it could not publish and publishes them once it is back; a few can still be missing,
-    counted: see the end)."""
+    the conversation log holds every turn the trackers hold, once (RabbitMQ: the events that
+    could not be published wait in the tracker store's outbox and are published once it is
+    back)."""
     from connectors.outage import texts
 
     problem = set(texts().values())
@@ -534,15 +550,7 @@ def test_an_engine_away_for_ten_seconds(layout, engine):
     # the same processes, none restarted
     assert {name: s.proc.pid for name, s in layout.launcher.services.items()} == pids
     assert layout.launcher.running()
-    if engine != "rabbitmq":  # the log holds every turn the trackers hold, once
-        wait_log_caught_up(timeout=120, senders=[c.sender for c in customers])
-        for c in customers:
-            stored = len(_turns(tracker_events(layout.rasa_url, c.sender)))
-            assert _log_turns(c.sender) == (stored, stored), (engine, c.sender)
-    else:
-        # Known gap (README): around a RabbitMQ restart a few events can still miss the log
-        # (0 to 36 of about a thousand in this session's runs). The log never holds a turn
-        # the trackers lack, nor one twice; the missing turns are counted and printed.
-        missing = _missing_from_log(layout, customers)
-        print(f"rabbitmq: turns stored but not in the log after the restart: {missing}")
+    # the log holds every turn the trackers hold, once (RabbitMQ: what could not be published
+    # waited in the tracker store's outbox)
+    _log_holds_every_stored_turn(layout, customers)
     print(f"{engine}: {told} message(s) answered with the technical-problem reply")

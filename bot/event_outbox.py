@@ -1,0 +1,156 @@
+"""The tracker store's outbox: the events a turn publishes to RabbitMQ, stored in the same
+transaction as the turn itself, and removed once RabbitMQ has confirmed them.
+
+Rasa's SQL tracker store stores a turn's events and its Pika broker publishes them from the
+process's memory: a Rasa server killed between the two (or RabbitMQ restarting while they are on
+their way) left turns in the conversations that the conversation log never received. With the
+outbox (wired in by `bot.rasa_patches.sql_tracker_store_uses_an_outbox`) a turn's events cannot
+be stored without their publication being stored too:
+
+- the turn's save writes each event's message body into `sportello_event_outbox` in the tracker
+  store's own transaction;
+- then the Rasa server publishes the conversation's outbox rows in order (its own, and any left
+  by a process that died) and deletes those RabbitMQ confirmed;
+- every Rasa server sweeps, every `SWEEP_EVERY_SECONDS`, the rows older than `ORPHAN_SECONDS`
+  (left by a dead process, or by a save while RabbitMQ was away).
+
+A body may be published twice (two replicas sweeping, a crash between the confirmation and the
+delete): the relay (`bot.event_relay`) recognises a body it stored already by its key, so the log
+still holds each event once. A conversation's events keep their order: each publisher sends
+them in the outbox's order, and the first copy of each is the one the log keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Iterable
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
+
+OUTBOX = Table(
+    "sportello_event_outbox", MetaData(),
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("sender_id", String(255), nullable=False, index=True),
+    Column("body", Text, nullable=False),
+    Column("created", Float, nullable=False))
+
+# A row this old was not removed by the process that stored it: it died, or RabbitMQ was away.
+# Above the time a save waits for RabbitMQ (PUBLISH_WAIT_SECONDS).
+ORPHAN_SECONDS = 8.0
+SWEEP_EVERY_SECONDS = 1.0
+SWEEP_BATCH = 500
+# How long publishing a conversation's rows may hold up its turn; what is left is swept later.
+PUBLISH_WAIT_SECONDS = 5.0
+
+
+def ensure_table(engine: Any) -> None:
+    """Create the outbox table in the tracker store's database (Rasa creates its own tables
+    the same way); two replicas starting together may race: the loser checks again."""
+    try:
+        OUTBOX.metadata.create_all(engine)
+    except DBAPIError:
+        OUTBOX.metadata.create_all(engine)
+
+
+def body(sender_id: str, event: dict) -> str:
+    """The message Rasa's tracker store publishes for an event (`_stream_new_events`) and Rasa's
+    Pika broker sends (`_message`): the same bytes, so the relay's key is the same too."""
+    return json.dumps({"sender_id": sender_id, **event})
+
+
+def add(session: Any, sender_id: str, events: Iterable[Any]) -> None:
+    """The outbox rows of `events` (Rasa events), in the caller's transaction."""
+    now = time.time()
+    rows = [{"sender_id": sender_id, "body": body(sender_id, e.as_dict()), "created": now}
+            for e in events]
+    if rows:
+        session.execute(insert(OUTBOX), rows)
+
+
+async def _publish(broker: Any, rows: list[tuple[int, str]]) -> list[int]:
+    """Publish `rows` in order, each confirmed by RabbitMQ before the next; the ids published.
+    Stops at the first failure (the rest are swept later, still in order)."""
+    import aio_pika
+
+    exchange = getattr(broker, "_exchange", None)
+    done: list[int] = []
+    if exchange is None or not broker.is_ready():
+        return done
+
+    async def publish_all() -> None:
+        for row_id, text in rows:
+            await exchange.publish(aio_pika.Message(
+                text.encode("utf-8"), app_id=broker.rasa_environment,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT), "")
+            done.append(row_id)
+
+    try:
+        await asyncio.wait_for(publish_all(), PUBLISH_WAIT_SECONDS)
+    except (Exception, asyncio.CancelledError) as error:  # aio-pika cancels on a closed channel
+        log.warning("events not published yet (%s): %d left in the outbox",
+                    type(error).__name__, len(rows) - len(done))
+    return done
+
+
+def _rows(engine: Any, query: Any) -> list[tuple[int, str]]:
+    with engine.connect() as connection:
+        return [(r.id, r.body) for r in connection.execute(query)]
+
+
+def _remove(engine: Any, ids: list[int]) -> None:
+    if ids:
+        with engine.begin() as connection:
+            connection.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(ids)))
+
+
+async def publish_conversation(engine: Any, broker: Any, sender_id: str) -> int:
+    """Publish every outbox row of one conversation, oldest first (a row left by a dead process
+    goes before this turn's); remove those confirmed; their number."""
+    rows = _rows(engine, select(OUTBOX.c.id, OUTBOX.c.body)
+                 .where(OUTBOX.c.sender_id == sender_id).order_by(OUTBOX.c.id))
+    done = await _publish(broker, rows)
+    _remove(engine, done)
+    return len(done)
+
+
+async def sweep(engine: Any, broker: Any) -> int:
+    """Publish the rows older than ORPHAN_SECONDS, oldest first; remove those confirmed."""
+    rows = _rows(engine, select(OUTBOX.c.id, OUTBOX.c.body)
+                 .where(OUTBOX.c.created < time.time() - ORPHAN_SECONDS)
+                 .order_by(OUTBOX.c.id).limit(SWEEP_BATCH))
+    if not rows:
+        return 0
+    done = await _publish(broker, rows)
+    _remove(engine, done)
+    if done:
+        log.info("published %d event(s) left in the outbox", len(done))
+    return len(done)
+
+
+async def sweep_forever(engine: Any, broker: Any) -> None:
+    """`sweep` every SWEEP_EVERY_SECONDS, for the life of the Rasa server."""
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_SECONDS)
+        try:
+            await sweep(engine, broker)
+        except Exception:  # the database away: the next sweep tries again
+            log.warning("outbox sweep failed; trying again", exc_info=True)

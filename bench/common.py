@@ -11,11 +11,13 @@ import os
 import platform
 import statistics
 import tempfile
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import httpx
 import yaml
 
 from bot.launcher import Launcher, Ports, environment, services
@@ -70,6 +72,42 @@ def percentiles(values: list[float]) -> dict:
     q = statistics.quantiles(values, n=100, method="inclusive")
     return {"messages": len(values), "p50_ms": round(q[49] * 1000),
             "p95_ms": round(q[94] * 1000), "max_ms": round(values[-1] * 1000)}
+
+
+async def customer(client: httpx.AsyncClient, url: str, turns: list[str], name: str,
+                   token: str | None, latencies: list[float], conversations: int) -> None:
+    """One simulated customer: `conversations` conversations of `turns` over REST, each
+    message after the previous reply, each timed end to end into `latencies`."""
+    for c in range(conversations):
+        sender = f"{name}-{c}"
+        for text in turns:
+            body: dict = {"sender": sender, "message": text}
+            if token:
+                body["metadata"] = {"customer_token": token}
+            start = time.perf_counter()
+            r = await client.post(url, json=body)
+            r.raise_for_status()
+            latencies.append(time.perf_counter() - start)
+
+
+async def load(url: str, turns: list[str], n: int, tokens: list[str | None],
+               conversations: int) -> dict:
+    """`n` customers at once (after one warm-up conversation, not measured): turns, seconds,
+    turns per second, p50/p95/p99 in ms."""
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=n + 5)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        await customer(client, url, turns, f"warm-{n}", tokens[0], [], 1)
+        start = time.perf_counter()
+        await asyncio.gather(*(customer(client, url, turns, f"c{n}-{i}", tokens[i % len(tokens)],
+                                        latencies, conversations) for i in range(n)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"customers": n, "turns": len(latencies), "seconds": round(elapsed, 2),
+            "turns_per_second": round(len(latencies) / elapsed, 2),
+            "p50_ms": round(q[49] * 1000), "p95_ms": round(q[94] * 1000),
+            "p99_ms": round(q[98] * 1000)}
 
 
 def bench_env(var_dir: Path, ports: Ports, **overrides: str) -> dict[str, str]:

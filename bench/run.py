@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,14 +19,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
-
 from bench.common import (
     RAW,
     RESULTS,
     ROOT,
     bench_env,
     drop_production,
+    load,
     machine,
     production_env,
     seed,
@@ -67,37 +65,6 @@ def peak_rss_mib(pid: int) -> float:
     return total / 1024
 
 
-async def customer(client, url, turns, name, token, latencies, conversations):
-    for c in range(conversations):
-        sender = f"{name}-{c}"
-        for text in turns:
-            body = {"sender": sender, "message": text}
-            if token:
-                body["metadata"] = {"customer_token": token}
-            start = time.perf_counter()
-            r = await client.post(url, json=body)
-            r.raise_for_status()
-            latencies.append(time.perf_counter() - start)
-
-
-async def load(url: str, turns: list[str], n: int, tokens: list[str | None]) -> dict:
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=n + 5)
-    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
-        # warm-up conversation, not measured
-        await customer(client, url, turns, f"warm-{n}", tokens[0], [], 1)
-        start = time.perf_counter()
-        await asyncio.gather(*(customer(client, url, turns, f"c{n}-{i}", tokens[i % len(tokens)],
-                                        latencies, CONVERSATIONS_PER_CUSTOMER) for i in range(n)))
-        elapsed = time.perf_counter() - start
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"customers": n, "turns": len(latencies), "seconds": round(elapsed, 2),
-            "turns_per_second": round(len(latencies) / elapsed, 2),
-            "p50_ms": round(q[49] * 1000), "p95_ms": round(q[94] * 1000),
-            "p99_ms": round(q[98] * 1000)}
-
-
 def sportello_speed(profile: str, work: Path) -> dict:
     """The whole stack of one profile (every process, the log worker consuming the event stream
     as in use), loaded at each concurrency: turns, latency, each process's peak memory."""
@@ -115,7 +82,8 @@ def sportello_speed(profile: str, work: Path) -> dict:
             tokens = [make_customer_token(f"C{1000100 + i:07d}", 120) for i in range(50)]
             with stack(env, ports, ALL, work) as processes:
                 url = f"{ports.url('rasa')}/webhooks/rest/webhook"
-                runs = [asyncio.run(load(url, SPORTELLO_TURNS, n, tokens)) for n in CONCURRENCY]
+                runs = [asyncio.run(load(url, SPORTELLO_TURNS, n, tokens,
+                                         CONVERSATIONS_PER_CUSTOMER)) for n in CONCURRENCY]
                 memory = {name: round(peak_rss_mib(processes[name].proc.pid)) for name in ALL}
     finally:
         if databases:
@@ -142,7 +110,8 @@ def bench_speed() -> dict:
                        "http://127.0.0.1:16105/", work / "b-rasa.log", baseline)]
     with Launcher(env, starter) as b:
         url = "http://127.0.0.1:16105/webhooks/rest/webhook"
-        results["baseline"] = [asyncio.run(load(url, BASELINE_TURNS, n, [None]))
+        results["baseline"] = [asyncio.run(load(url, BASELINE_TURNS, n, [None],
+                                                    CONVERSATIONS_PER_CUSTOMER))
                                for n in CONCURRENCY]
         results["baseline_memory_mib"] = {"rasa_server": round(peak_rss_mib(b["rasa"].proc.pid)),
                                           "action_server": round(
@@ -321,10 +290,10 @@ def write_results(raw: dict) -> None:
                   "goes through Rasa's NLU and tracker store while the conversation is paused, "
                   "and 20 customers writing at the same instant queue behind each other.", ""]
     # these sections are written by their own modules (which never import this one)
-    from bench import console, conversations, hint3, log_latency, nlu_wild
+    from bench import console, conversations, hint3, log_latency, nlu_wild, replicas
 
     lines += console.section(raw) + log_latency.section(raw) + conversations.section(raw)
-    lines += nlu_wild.section(raw) + hint3.section(raw)
+    lines += nlu_wild.section(raw) + hint3.section(raw) + replicas.section(raw)
     RESULTS.write_text("\n".join(lines))
 
 

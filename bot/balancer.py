@@ -21,6 +21,10 @@ from bot.settings import ROOT
 
 CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 HEALTH_PATH = "/balancer-health"
+# Requests at once per Rasa server (REST and the HTTP API; socket.io's long-lived connections
+# are not counted against it); the rest wait in HAProxy's queue. More at once does not make a
+# turn faster: a Rasa server is one process on one core.
+RASA_MAXCONN = 32
 STATS_PATH = "/stats;csv"
 
 
@@ -54,7 +58,7 @@ def render(layout: Layout) -> str:
     return Template(CONFIG.read_text()).safe_substitute(
         public_bind=f"{h}:{layout.public}", actions_bind=f"{h}:{layout.actions}",
         desk_bind=f"{h}:{layout.desk}", stats_bind=f"{h}:{layout.stats}",
-        rasa_servers=_servers("rasa", layout.rasa_servers, h, "check"),
+        rasa_servers=_servers("rasa", layout.rasa_servers, h, f"check maxconn {RASA_MAXCONN}"),
         # the socket.io backend follows the health of the same servers
         rasa_socketio_servers=_servers("rasa", layout.rasa_servers, h,
                                        "track rasa/{name} cookie {name}"),
@@ -94,29 +98,32 @@ def command(config: Path) -> list[str]:
     return [haproxy(), "-f", str(config), "-db"]
 
 
-def sessions(stats_url: str) -> dict[str, int]:
-    """Requests each backend server has served so far ("rasa/rasa1": 12, ...), from HAProxy's
-    statistics (`stats_url`: http://host:port/stats;csv)."""
+def _column(stats_url: str, column: str) -> dict[str, str]:
+    """One column of HAProxy's statistics (`stats_url`: http://host:port/stats;csv) for each
+    backend server ("rasa/rasa1": ...)."""
     import csv
     import io
 
     import httpx
 
     rows = csv.DictReader(io.StringIO(httpx.get(stats_url, timeout=5).text.lstrip("# ")))
-    return {f"{r['pxname']}/{r['svname']}": int(r["stot"] or 0) for r in rows
+    return {f"{r['pxname']}/{r['svname']}": r[column] for r in rows
             if r["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+def sessions(stats_url: str) -> dict[str, int]:
+    """Requests each backend server has served so far ("rasa/rasa1": 12, ...)."""
+    return {k: int(v or 0) for k, v in _column(stats_url, "stot").items()}
+
+
+def open_sessions(stats_url: str) -> dict[str, int]:
+    """Connections open right now to each backend server (a socket.io websocket is one)."""
+    return {k: int(v or 0) for k, v in _column(stats_url, "scur").items()}
 
 
 def status(stats_url: str) -> dict[str, str]:
     """Each backend server's state as HAProxy's health checks see it ("UP", "DOWN", ...)."""
-    import csv
-    import io
-
-    import httpx
-
-    rows = csv.DictReader(io.StringIO(httpx.get(stats_url, timeout=5).text.lstrip("# ")))
-    return {f"{r['pxname']}/{r['svname']}": r["status"] for r in rows
-            if r["svname"] not in ("FRONTEND", "BACKEND")}
+    return _column(stats_url, "status")
 
 
 def wait_all_up(stats_url: str, timeout: float = 60) -> dict[str, str]:

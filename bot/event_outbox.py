@@ -59,6 +59,7 @@ ORPHAN_SECONDS = 8.0
 SWEEP_EVERY_SECONDS = 1.0
 SWEEP_BATCH = 500
 # How long publishing a conversation's rows may hold up its turn; what is left is swept later.
+# (A message that failed while a later one went through reaches the log after it.)
 PUBLISH_WAIT_SECONDS = 5.0
 
 
@@ -87,27 +88,29 @@ def add(session: Any, sender_id: str, events: Iterable[Any]) -> None:
 
 
 async def _publish(broker: Any, rows: list[tuple[int, str]]) -> list[int]:
-    """Publish `rows` in order, each confirmed by RabbitMQ before the next; the ids published.
-    Stops at the first failure (the rest are swept later, still in order)."""
+    """Publish `rows`, in order, and wait (at most PUBLISH_WAIT_SECONDS) for RabbitMQ's
+    confirmations; the ids confirmed. The messages go out one after the other on the broker's
+    channel (aiormq writes them in the order they are sent) and their confirmations are awaited
+    together: one at a time would cost a pass of a busy event loop per event."""
     import aio_pika
 
     exchange = getattr(broker, "_exchange", None)
-    done: list[int] = []
-    if exchange is None or not broker.is_ready():
-        return done
-
-    async def publish_all() -> None:
-        for row_id, text in rows:
-            await exchange.publish(aio_pika.Message(
-                text.encode("utf-8"), app_id=broker.rasa_environment,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT), "")
-            done.append(row_id)
-
-    try:
-        await asyncio.wait_for(publish_all(), PUBLISH_WAIT_SECONDS)
-    except (Exception, asyncio.CancelledError) as error:  # aio-pika cancels on a closed channel
+    if exchange is None or not broker.is_ready() or not rows:
+        return []
+    sent = [(row_id, asyncio.ensure_future(exchange.publish(aio_pika.Message(
+        text.encode("utf-8"), app_id=broker.rasa_environment,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT), ""))) for row_id, text in rows]
+    _, pending = await asyncio.wait([task for _, task in sent], timeout=PUBLISH_WAIT_SECONDS)
+    for task in pending:
+        task.cancel()
+    done = [row_id for row_id, task in sent
+            if task.done() and not task.cancelled() and task.exception() is None]
+    if len(done) < len(rows):
+        failed = next((t for _, t in sent if t.done() and not t.cancelled() and t.exception()),
+                      None)
         log.warning("events not published yet (%s): %d left in the outbox",
-                    type(error).__name__, len(rows) - len(done))
+                    type(failed.exception()).__name__ if failed else "no confirmation in time",
+                    len(rows) - len(done))
     return done
 
 

@@ -40,6 +40,7 @@ KEYS_KEPT = timedelta(days=1)
 RETRY_SECONDS = 2.0
 FORGET_EVERY = timedelta(hours=1)
 HEARTBEAT_SECONDS = 5
+RABBITMQ_TIMEOUT = 10.0
 
 
 def endpoint_variables(settings: Settings) -> dict[str, str]:
@@ -112,7 +113,7 @@ async def relay(stopping: threading.Event, settings: Settings | None = None) -> 
         # RabbitMQ away, or the database: try again (aio-pika cancels what waits on a channel
         # that closes)
         except (Exception, asyncio.CancelledError) as e:
-            log.warning("event relay: %s; retrying in %.0f s", e or type(e).__name__,
+            log.warning("event relay: %s; retrying in %.0f s", str(e) or type(e).__name__,
                         RETRY_SECONDS)
             await asyncio.sleep(RETRY_SECONDS)
 
@@ -125,38 +126,55 @@ async def _consume(stopping: threading.Event, s: Settings) -> None:
     connection = await aio_pika.connect(host=s.rabbitmq_host, port=s.rabbitmq_port,
                                         login=s.rabbitmq_user, password=s.rabbitmq_password,
                                         timeout=10, heartbeat=HEARTBEAT_SECONDS)
-    async with connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=PREFETCH)
-        # declared as the Rasa server declares them (rasa/core/brokers/pika.py, the exchange
-        # made durable by bot/rasa_patches.py), so that whichever starts first, both agree
-        exchange = await channel.declare_exchange(s.rabbitmq_exchange,
-                                                  type=aio_pika.ExchangeType.FANOUT,
-                                                  durable=True)
-        queue = await channel.declare_queue(s.rabbitmq_queue, durable=True)
-        await queue.bind(exchange, "")
-        arrived: asyncio.Queue = asyncio.Queue()
-        # one consumer at a time keeps the stream in order; another worker waits as a standby
-        # (its consume is refused while this one holds the queue)
-        await queue.consume(arrived.put, no_ack=False, exclusive=True)
-        log.warning("event relay: consuming %s", s.rabbitmq_queue)
-        forgotten = datetime.min.replace(tzinfo=timezone.utc)
-        while not stopping.is_set():
-            if connection.is_closed or channel.is_closed:
-                raise ConnectionError("the connection to RabbitMQ was closed")
-            if datetime.now(timezone.utc) - forgotten > FORGET_EVERY:
-                await asyncio.to_thread(forget_old_keys, s.events_database_url)
-                forgotten = datetime.now(timezone.utc)
-            try:
-                first = await asyncio.wait_for(arrived.get(), timeout=0.5)
-            except asyncio.TimeoutError:
-                continue
-            batch = [first]
-            while len(batch) < BATCH and not arrived.empty():
-                batch.append(arrived.get_nowait())
-            await asyncio.to_thread(store, [m.body for m in batch], s.events_database_url)
-            # every message up to the last of the batch, on this channel
-            await batch[-1].ack(multiple=True)
+    try:
+        await _relay_on(connection, stopping, s)
+    finally:
+        # closing a connection RabbitMQ dropped can wait for an answer that never comes
+        try:
+            await asyncio.wait_for(connection.close(), RABBITMQ_TIMEOUT)
+        except (Exception, asyncio.CancelledError):
+            pass
+
+
+async def _relay_on(connection: Any, stopping: threading.Event, s: Settings) -> None:
+    """Consume the log's queue on `connection` until `stopping` is set or the connection fails;
+    every call to RabbitMQ is bounded by RABBITMQ_TIMEOUT (a call on a connection that went
+    away mid-way could wait forever, and the relay with it)."""
+    import aio_pika
+
+    async def bounded(call: Any) -> Any:
+        return await asyncio.wait_for(call, RABBITMQ_TIMEOUT)
+
+    channel = await bounded(connection.channel())
+    await bounded(channel.set_qos(prefetch_count=PREFETCH))
+    # declared as the Rasa server declares them (rasa/core/brokers/pika.py, the exchange
+    # made durable by bot/rasa_patches.py), so that whichever starts first, both agree
+    exchange = await bounded(channel.declare_exchange(
+        s.rabbitmq_exchange, type=aio_pika.ExchangeType.FANOUT, durable=True))
+    queue = await bounded(channel.declare_queue(s.rabbitmq_queue, durable=True))
+    await bounded(queue.bind(exchange, ""))
+    arrived: asyncio.Queue = asyncio.Queue()
+    # one consumer at a time keeps the stream in order; another worker waits as a standby
+    # (its consume is refused while this one holds the queue)
+    await bounded(queue.consume(arrived.put, no_ack=False, exclusive=True))
+    log.warning("event relay: consuming %s", s.rabbitmq_queue)
+    forgotten = datetime.min.replace(tzinfo=timezone.utc)
+    while not stopping.is_set():
+        if connection.is_closed or channel.is_closed:
+            raise ConnectionError("the connection to RabbitMQ was closed")
+        if datetime.now(timezone.utc) - forgotten > FORGET_EVERY:
+            await asyncio.to_thread(forget_old_keys, s.events_database_url)
+            forgotten = datetime.now(timezone.utc)
+        try:
+            first = await asyncio.wait_for(arrived.get(), timeout=0.5)
+        except asyncio.TimeoutError:
+            continue
+        batch = [first]
+        while len(batch) < BATCH and not arrived.empty():
+            batch.append(arrived.get_nowait())
+        await asyncio.to_thread(store, [m.body for m in batch], s.events_database_url)
+        # every message up to the last of the batch, on this channel
+        await bounded(batch[-1].ack(multiple=True))
 
 
 async def drop(exchange: str, queue: str, settings: Settings | None = None) -> None:

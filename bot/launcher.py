@@ -198,17 +198,20 @@ def services(model: Path | None, ports: Ports | None = None, which: Iterable[str
 
 
 def replicated_services(model: Path, ports: Ports, replicas: int, config_dir: Path,
-                        log_dir: Path | None = None) -> list[Service]:
-    """The production layout on one machine: `replicas` action servers and Rasa servers on
-    ports of their own behind HAProxy (`bot.balancer`), which listens on `ports`' Rasa, action
-    server and desk ports, as the settings' URLs say; one desk (behind the balancer too), the
-    site and the log worker. Named actions-1.., rasa-1.., balancer, desk, site, worker."""
+                        log_dir: Path | None = None, desks: int | None = None) -> list[Service]:
+    """The production layout on one machine: `replicas` action servers and Rasa servers and
+    `desks` desks (as many as the replicas unless said) on ports of their own behind HAProxy
+    (`bot.balancer`), which listens on `ports`' Rasa, action server and desk ports, as the
+    settings' URLs say; the site and the log worker. Named actions-1.., rasa-1.., balancer,
+    desk-1.., site, worker."""
     from bot import balancer
 
-    own = {name: tuple(free_port() for _ in range(replicas)) for name in ("rasa", "actions")}
-    desk_port, stats_port = free_port(), free_port()
+    desks = desks or replicas
+    own = {name: tuple(free_port() for _ in range(count))
+           for name, count in (("rasa", replicas), ("actions", replicas), ("desk", desks))}
+    stats_port = free_port()
     config = balancer.write(balancer.Layout(ports.rasa, ports.actions, ports.desk, own["rasa"],
-                                            own["actions"], (desk_port,), stats_port),
+                                            own["actions"], own["desk"], stats_port),
                             config_dir / "haproxy.cfg")
     out = [Service(f"actions-{i}", action_command(port), f"http://127.0.0.1:{port}/health")
            for i, port in enumerate(own["actions"], 1)]
@@ -217,8 +220,9 @@ def replicated_services(model: Path, ports: Ports, replicas: int, config_dir: Pa
     # up once its health checks see a Rasa server and an action server
     out.append(Service("balancer", balancer.command(config),
                        f"{ports.url('rasa')}{balancer.HEALTH_PATH}"))
-    out += [Service("desk", desk_command(desk_port), f"http://127.0.0.1:{desk_port}/health"),
-            Service("site", site_command(ports.site), f"{ports.url('site')}/health"),
+    out += [Service(f"desk-{i}", desk_command(port), f"http://127.0.0.1:{port}/health")
+            for i, port in enumerate(own["desk"], 1)]
+    out += [Service("site", site_command(ports.site), f"{ports.url('site')}/health"),
             Service("worker", worker_command())]
     if log_dir is not None:
         for service in out:

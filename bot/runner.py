@@ -145,15 +145,16 @@ def banner() -> str:
 
 
 def is_replica(name: str) -> bool:
-    """A Rasa server or action server of the replicated layout (`rasa-1`, `actions-2`...)."""
+    """A Rasa server, action server or desk of the replicated layout (`rasa-1`, `desk-2`...)."""
     kind, _, number = name.partition("-")
-    return kind in ("rasa", "actions") and number.isdigit()
+    return kind in ("rasa", "actions", "desk") and number.isdigit()
 
 
 def supervise(launcher: Launcher, replicas: int = 0, poll: float = 0.5) -> list[Service]:
     """Wait while the stack runs; the services that stopped, once one stopped for good. With
-    replicas, a dead Rasa server or action server is started again (the balancer sends its
-    customers to the others meanwhile); any other process stopping stops the stack."""
+    replicas, a dead Rasa server, action server or desk is started again (the balancer sends
+    its customers and agents to the others meanwhile); any other process stopping stops the
+    stack."""
     while True:
         revived, dead = launcher.revive(is_replica) if replicas else ([], launcher.dead())
         for service in revived:

@@ -79,6 +79,7 @@ def test_the_manifests_run_the_tested_process_layout():
     replicated = {d["metadata"]["name"]: d["spec"]["replicas"] for d in _documents()
                   if d["kind"] == "Deployment"}
     assert replicated["sportello-rasa"] >= 2 and replicated["sportello-actions"] >= 2
+    assert replicated["sportello-desk"] >= 2  # as tests/integration/test_replicas.py runs it
 
 
 def test_the_manifests_and_the_image_set_only_real_settings():

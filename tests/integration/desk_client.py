@@ -4,6 +4,7 @@ the observable state they wait on (Rasa's tracker, the desk's conversation log).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import time
@@ -276,3 +277,44 @@ class Customer:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
+
+
+class DeskSocket:
+    """An agent's live WebSocket to the desk, read in a thread of its own."""
+
+    def __init__(self, desk_url: str, agent: Agent) -> None:
+        import websockets
+
+        self.messages: list[dict] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.opened = threading.Event()
+
+        async def listen():
+            async with websockets.connect(desk_url.replace("http", "ws", 1) + "/ws",
+                                          extra_headers=agent.headers) as ws:
+                self.ws = ws
+                self.opened.set()
+                async for raw in ws:
+                    self.messages.append(json.loads(raw))
+
+        self.task = asyncio.run_coroutine_threadsafe(listen(), self.loop)
+        self.wait_for(lambda m: m.get("type") == "hello")
+
+    def wait_for(self, predicate, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in list(self.messages):
+                if predicate(m):
+                    return m
+            if self.task.done():
+                self.task.result()  # raises what closed the socket
+            time.sleep(0.05)
+        raise AssertionError(f"not pushed in {timeout}s; got {self.messages}")
+
+    def close(self) -> None:
+        if self.opened.is_set():
+            asyncio.run_coroutine_threadsafe(self.ws.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -17,6 +17,7 @@ Redis (lock store, socket.io) and RabbitMQ (event broker, relayed by the log wor
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import signal
 import subprocess
@@ -28,7 +29,14 @@ import httpx
 import pytest
 
 from bot import balancer
-from tests.integration.desk_client import Customer, tracker_events, wait_log_caught_up
+from tests.integration.desk_client import (
+    Agent,
+    Customer,
+    DeskSocket,
+    password_for,
+    tracker_events,
+    wait_log_caught_up,
+)
 from tests.stack import running_stack
 
 pytestmark = pytest.mark.integration
@@ -313,6 +321,67 @@ def test_a_message_pushed_through_one_replica_reaches_a_customer_on_the_other(la
         on_two.close()
 
 
+def _desk_urls(stack) -> list[str]:
+    """Each desk process's own address (not the balancer's)."""
+    return [s.health.rsplit("/health", 1)[0] for name, s in stack.launcher.services.items()
+            if name.startswith("desk-")]
+
+
+def _on(agent: Agent, desk_url: str) -> Agent:
+    """The same signed-in agent (the same session cookie) talking to another desk process."""
+    other = copy.copy(agent)
+    other.url = desk_url
+    return other
+
+
+def test_two_desks_share_one_queue_and_one_conversation(layout):
+    """Two desk processes behind the balancer. An agent's page (its websocket) is on one desk
+    while the requests of the same session reach the other; another agent on the other desk.
+    The queue is the same on both, a conversation is claimed once, the customer's messages reach
+    the agent's page whatever desk and Rasa server they went through, the agent's replies and
+    the handing back reach the customer, and the handover's history is written once."""
+    from sqlalchemy import select, update
+
+    from bot.handover.models import DeskUser, Handover
+    from bot.persistence.db import session_scope
+
+    one, two = _desk_urls(layout)
+    sara = Agent(one, "sara", password_for(layout.desk_url, "sara"))
+    giulia = Agent(two, "giulia", password_for(layout.desk_url, "giulia"))
+    page = DeskSocket(one, sara)
+    customer = Customer(layout.rasa_url)
+    try:
+        sara.presence("online")
+        giulia.presence("online")
+        customer.say("voglio parlare con una persona")
+        row = giulia.wait_in_queue(customer.session_id)
+        assert sara.wait_in_queue(customer.session_id)["id"] == row["id"]
+        # Sara claims through the second desk; Giulia, through the first, is too late
+        assert _on(sara, two).post(f"/api/handovers/{row['id']}/claim").status_code == 200
+        assert _on(giulia, one).post(f"/api/handovers/{row['id']}/claim").status_code == 409
+        # the customer's message reaches Sara's page on the first desk
+        customer.say("sono ancora qui, mi serve aiuto con la bolletta", wait_for_reply=False)
+        pushed = page.wait_for(lambda m: m.get("type") == "message"
+                               and m.get("handover_id") == row["id"]
+                               and "bolletta" in (m.get("text") or ""))
+        assert pushed["who"] == "customer"
+        # her reply through the first desk, the handing back through the second
+        assert sara.post(f"/api/handovers/{row['id']}/messages",
+                         {"text": "Buongiorno, sono Sara: vediamo insieme."}).status_code == 200
+        customer.wait_text("sono Sara")
+        assert _on(sara, two).post(f"/api/handovers/{row['id']}/handback").status_code == 200
+        customer.wait_text("di nuovo l'assistente virtuale")
+        with session_scope() as db:
+            h = db.execute(select(Handover).where(Handover.id == row["id"])).scalar_one()
+            assert h.state == "closed" and h.outcome == "handed_back"
+            assert [t.state for t in h.transitions] == ["queued", "assigned", "closed"]
+    finally:
+        page.close()
+        customer.close()
+        with session_scope() as db:
+            db.execute(update(DeskUser).values(presence="offline"))
+
+
 def test_a_replica_killed_in_the_middle_of_the_load(layout):
     """`kill -9` of one Rasa server while 60 customers talk. What happens, exactly:
 
@@ -387,6 +456,48 @@ def test_a_replica_killed_in_the_middle_of_the_load(layout):
     print(f"in flight on the killed replica: {len(in_flight)} message(s)")
 
 
+def test_a_browser_whose_replica_dies_goes_on_through_the_other(layout):
+    """The demo page's chat widget (rasa-webchat in headless Chromium) holds its socket.io
+    connection through the balancer to one Rasa server, which is then killed (`kill -9`). The
+    widget reconnects by itself through the balancer to the other replica (the stickiness
+    cookie names a dead server: HAProxy sends it elsewhere), to the same conversation, and the
+    customer's next message is answered there, with the conversation's state."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.integration.test_web import BOT, CHROMIUM, send, session_id
+
+    stats = _stats(layout)
+    victim = None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox"])
+        try:
+            page = browser.new_context().new_page()
+            page.goto(f"{layout.site_url}/en")
+            expect(page.locator(BOT).first).to_contain_text("virtual assistant",
+                                                            timeout=30_000)
+            sid = session_id(page)
+            on = [name for name, n in balancer.open_sessions(stats).items()
+                  if name.startswith("rasa_socketio/") and n > 0]
+            assert len(on) == 1, on
+            victim = layout.launcher[on[0].split("/")[1].replace("rasa", "rasa-")]
+            os.kill(victim.proc.pid, signal.SIGKILL)
+            victim.proc.wait(10)
+            answered = page.locator(BOT).count()
+            send(page, "what can you do?")
+            expect(page.locator(BOT).nth(answered)).to_be_visible(timeout=60_000)
+            assert session_id(page) == sid
+            texts = [e.get("text") for e in tracker_events(layout.rasa_url, sid)
+                     if e["event"] == "user"]
+            assert texts[-1] == "what can you do?", texts
+            assert _slots(layout.rasa_url, sid)["language"] == "en"
+        finally:
+            browser.close()
+            if victim is not None:  # the replica back for the tests that follow
+                layout.launcher.restart(victim.name)
+                balancer.wait_all_up(stats)
+
+
 def test_the_log_worker_killed_and_the_desk_restarted_during_the_load(layout):
     """`kill -9` of the log worker (relay and log) and a restart of the desk while 40 customers
     talk: once the worker is started again, the log holds every turn of every conversation
@@ -403,7 +514,7 @@ def test_the_log_worker_killed_and_the_desk_restarted_during_the_load(layout):
             await asyncio.sleep(0.05)
         os.kill(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait()
-        await asyncio.to_thread(layout.launcher.restart, "desk")
+        await asyncio.to_thread(layout.launcher.restart, "desk-1")
         worker.start(layout.env, append=True)
         await load
 

@@ -14,12 +14,9 @@ desk, demo site):
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import json
 import re
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -30,7 +27,7 @@ from sqlalchemy import select, update
 
 from bot.handover.models import OPEN_STATES, DeskUser, Handover
 from bot.persistence.db import session_scope
-from tests.integration.desk_client import Agent
+from tests.integration.desk_client import Agent, DeskSocket
 
 pytestmark = pytest.mark.integration
 
@@ -171,47 +168,6 @@ def test_an_agent_cannot_read_or_write_a_handover_that_ended_or_went_to_someone_
     service.requeue(second, "test: taken away")
     _refused(sara.get(f"/api/handovers/{second}"))
     _refused(sara.post(f"/api/handovers/{second}/messages", {"text": late}))
-
-
-class DeskSocket:
-    """An agent's live WebSocket to the desk, read in a thread of its own."""
-
-    def __init__(self, desk_url: str, agent: Agent) -> None:
-        import websockets
-
-        self.messages: list[dict] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.opened = threading.Event()
-
-        async def listen():
-            async with websockets.connect(desk_url.replace("http", "ws", 1) + "/ws",
-                                          extra_headers=agent.headers) as ws:
-                self.ws = ws
-                self.opened.set()
-                async for raw in ws:
-                    self.messages.append(json.loads(raw))
-
-        self.task = asyncio.run_coroutine_threadsafe(listen(), self.loop)
-        self.wait_for(lambda m: m.get("type") == "hello")
-
-    def wait_for(self, predicate, timeout: float = 20) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for m in list(self.messages):
-                if predicate(m):
-                    return m
-            if self.task.done():
-                self.task.result()  # raises what closed the socket
-            time.sleep(0.05)
-        raise AssertionError(f"not pushed in {timeout}s; got {self.messages}")
-
-    def close(self) -> None:
-        if self.opened.is_set():
-            asyncio.run_coroutine_threadsafe(self.ws.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 def test_the_desk_stops_pushing_a_conversation_once_its_handover_ended(desk):

@@ -11,8 +11,8 @@ message's key (the SHA-256 of its body: Rasa's event, its sender and its timesta
 acknowledged only after the commit. RabbitMQ keeps every message that was not acknowledged, so a
 worker stopped or killed at any point loses nothing; a message delivered again (the worker died
 between the commit and the acknowledgement) finds its key and is only acknowledged. While
-RabbitMQ is away the relay reconnects by itself (aio-pika's robust connection), and Rasa keeps
-the events it could not publish and publishes them once RabbitMQ is back.
+RabbitMQ is away the relay reconnects by itself, and the Rasa servers keep the events they could
+not publish in the tracker store's outbox (`bot.event_outbox`) until RabbitMQ is back.
 """
 
 from __future__ import annotations

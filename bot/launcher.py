@@ -41,6 +41,10 @@ ALL = ("actions", "rasa", "desk", "site", "worker")
 # A replica that dies sooner than this after its start is not started again (a crash loop is a
 # configuration error to show, not to repeat).
 CRASH_LOOP_SECONDS = 30.0
+# nor one that died MAX_RESTARTS times within RESTART_WINDOW_SECONDS (it dies after its start:
+# out of memory, a service it needs refused...)
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 600.0
 
 
 def with_channel_defaults(env: dict[str, str]) -> dict[str, str]:
@@ -152,6 +156,7 @@ class Service:
     cwd: Path = ROOT
     proc: subprocess.Popen | None = field(default=None, repr=False)
     started: float = field(default=0.0, repr=False)
+    restarts: list[float] = field(default_factory=list, repr=False)
 
     def uptime(self) -> float:
         """Seconds since the process was started."""
@@ -285,13 +290,18 @@ class Launcher:
 
     def revive(self, replaceable: Callable[[str], bool]
                ) -> tuple[list[Service], list[Service]]:
-        """Start again each exited service that `replaceable` accepts and that ran for at least
-        CRASH_LOOP_SECONDS (one that dies sooner is misconfigured, not unlucky), as a container
-        orchestrator restarts a replica: (the services started again, the dead ones left). Up
-        again once their health URL answers (a balancer's checks notice it), not waited for."""
+        """Start again each exited service that `replaceable` accepts, that ran for at least
+        CRASH_LOOP_SECONDS (one that dies sooner is misconfigured, not unlucky) and was not
+        restarted MAX_RESTARTS times lately, as a container orchestrator restarts a replica:
+        (the services started again, the dead ones left). Up again once their health URL
+        answers (a balancer's checks notice it), not waited for."""
         revived, left = [], []
+        now = time.monotonic()
         for service in self.dead():
-            if replaceable(service.name) and service.uptime() >= CRASH_LOOP_SECONDS:
+            recent = [t for t in service.restarts if now - t < RESTART_WINDOW_SECONDS]
+            if replaceable(service.name) and service.uptime() >= CRASH_LOOP_SECONDS \
+                    and len(recent) < MAX_RESTARTS:
+                service.restarts = [*recent, now]
                 service.start(self.env, append=True)
                 revived.append(service)
             else:

@@ -304,6 +304,22 @@ def sql_tracker_store_streams_without_reading() -> None:
             event_outbox.add(session, tracker.sender_id, events)
         return events
 
+    original_init = SQLTrackerStore.__init__
+
+    def __init__(self: SQLTrackerStore, *args: Any, **kwargs: Any) -> None:
+        """Rasa's, and with RabbitMQ the outbox's sweep from the start (a Rasa server that gets
+        no turn still publishes what a dead one left), when created in the server's loop."""
+        import asyncio
+
+        original_init(self, *args, **kwargs)
+        if isinstance(self.event_broker, PikaEventBroker):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # not in a loop: started by the first save
+                return
+            _start_outbox(self)
+
+    SQLTrackerStore.__init__ = __init__
     SQLTrackerStore.retrieve = retrieve
     SQLTrackerStore.stream_events = stream_events
     SQLTrackerStore.save = save

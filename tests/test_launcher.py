@@ -85,9 +85,16 @@ def test_a_dead_replica_is_started_again_and_anything_else_stops_the_stack(tmp_p
         assert [s.name for s in stopped] == ["worker"]
         assert launcher["rasa-1"].proc is not first and launcher["rasa-1"].proc.poll() is None
         assert launcher["rasa-2"].proc.poll() is None
-        # a replica that keeps dying at once is left dead, and ends the stack
-        monkeypatch.setattr(launcher_module, "CRASH_LOOP_SECONDS", 3600.0)
         launcher.restart("worker")
+        # one restarted MAX_RESTARTS times lately is left dead, and ends the stack
+        monkeypatch.setattr(launcher_module, "MAX_RESTARTS", 1)
+        os.killpg(launcher["rasa-1"].proc.pid, signal.SIGKILL)
+        launcher["rasa-1"].proc.wait()
+        assert [s.name for s in supervise(launcher, replicas=2, poll=0.05)] == ["rasa-1"]
+        launcher.restart("rasa-1")
+        # a replica that keeps dying at once is left dead, and ends the stack
+        monkeypatch.setattr(launcher_module, "MAX_RESTARTS", 5)
+        monkeypatch.setattr(launcher_module, "CRASH_LOOP_SECONDS", 3600.0)
         os.killpg(launcher["rasa-2"].proc.pid, signal.SIGKILL)
         launcher["rasa-2"].proc.wait()
         assert [s.name for s in supervise(launcher, replicas=2, poll=0.05)] == ["rasa-2"]

@@ -214,10 +214,18 @@ def test_the_sql_tracker_store_streams_each_new_event_once_without_reading_the_t
     assert len(stored.events) == len(tracker.events)
 
 
+def outbox_rows(store) -> int:
+    from sqlalchemy import func, select
+
+    from bot import event_outbox
+
+    with store.engine.connect() as c:
+        return c.execute(select(func.count()).select_from(event_outbox.OUTBOX)).scalar()
+
+
 def test_a_save_returns_once_rabbitmq_has_its_events(action, tmp_path):
-    """Rasa's Pika broker publishes in background tasks; with the patch the SQL tracker store's
-    save waits for them, so nothing of a saved turn waits in the process's memory (a process
-    killed after the save loses nothing from the event stream)."""
+    """With RabbitMQ, the SQL tracker store's save returns once RabbitMQ has confirmed the
+    turn's events: nothing waits in the process's memory nor in the outbox."""
     import uuid
 
     import aio_pika
@@ -240,7 +248,7 @@ def test_a_save_returns_once_rabbitmq_has_its_events(action, tmp_path):
             tracker.update(ActionExecuted("utter_greet"))
             tracker.update(UserUttered(f"ancora {i}"))
         await store.save(tracker)
-        pending = len(broker._background_tasks)
+        pending = len(broker._background_tasks) + outbox_rows(store)
         connection = await aio_pika.connect(host="127.0.0.1", login="guest", password="guest")
         async with connection:
             channel = await connection.channel()
@@ -519,3 +527,44 @@ def test_events_a_dead_process_stored_reach_rabbitmq_once_and_in_order(action, t
     assert left == 2
     assert received == [("a", "a 1"), ("a", "utter_greet"), ("a", "a 2"), ("b", "b 1")]
     assert after == 0
+
+
+def test_the_outbox_sends_the_bytes_rasa_would_and_a_message_nobody_took_stays(action, tmp_path):
+    """The relay recognises a message sent twice by its bytes: the outbox's body is the one
+    Rasa's own publication would send. A message RabbitMQ could route to no queue comes back
+    (Basic.Return, not an error): it stays in the outbox."""
+    import uuid
+
+    import rasa.shared.core.events  # noqa: F401 (loaded in a Rasa server; the broker uses it)
+    from rasa.core.brokers.pika import PikaEventBroker
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+
+    from bot import event_outbox
+
+    event = UserUttered("è già la terza volta €", intent={"name": "greet", "confidence": 0.9})
+    rasa_body = {"sender_id": "c1"}
+    rasa_body.update(event.as_dict())  # as Rasa's _stream_new_events builds it
+
+    name = f"sportello-test-unrouted-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> int:
+        lonely = PikaEventBroker("127.0.0.1", "guest", "guest", queues=[name],
+                                 exchange_name=name)
+        assert event_outbox.body("c1", event.as_dict()).encode() == \
+            lonely._message(rasa_body, None).body
+        await lonely.connect()
+        channel = await lonely._connection.channel()
+        await channel.queue_delete(name)  # the exchange is bound to no queue any more
+        store = SQLTrackerStore(Domain.empty(), db=str(tmp_path / "t.db"), event_broker=lonely)
+        tracker = await store.get_or_create_tracker("c1", append_action_listen=False)
+        tracker.update(UserUttered("ciao"))
+        await store.save(tracker)
+        left = outbox_rows(store)
+        store._sportello_sweeper.cancel()
+        await channel.exchange_delete(name)
+        await lonely.close()
+        return left
+
+    assert asyncio.run(scenario()) == 1

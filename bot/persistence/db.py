@@ -136,7 +136,8 @@ def _one_migration_at_a_time(url: str) -> Iterator[None]:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         return
-    engine = create_engine(url, future=True, poolclass=NullPool)
+    # autocommit: the lock's session is not left idle in a transaction for the migration
+    engine = create_engine(url, future=True, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")

@@ -15,7 +15,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import httpx
 import yaml
@@ -64,6 +64,17 @@ def write_section(title: str, lines: list[str]) -> None:
         end = text.find("\n## ", start + len(title))
         text = text[:start] + new + ("\n" + text[end + 1:] if end != -1 else "")
     RESULTS.write_text(text.rstrip("\n") + "\n")
+
+
+def record(key: str, result: dict, title: str, section: Callable[[dict], list[str]]) -> None:
+    """Keep one benchmark's `result` (with its "date") under `key` in bench/results.json and
+    rewrite its section of RESULTS.md (`title`, rendered by `section` from all the results)."""
+    raw = json.loads(RAW.read_text()) if RAW.exists() else {}
+    raw[key] = result
+    raw.setdefault("dates", {})[key] = result["date"]
+    RAW.write_text(json.dumps(raw, indent=2))
+    write_section(title, section(raw))
+    print("\n".join(section(raw)))
 
 
 def percentiles(values: list[float]) -> dict:

@@ -12,7 +12,6 @@ in bench/results.json (key "log") and their own section of bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,16 +23,15 @@ from pathlib import Path
 import httpx
 
 from bench.common import (
-    RAW,
     bench_env,
     drop_production,
     machine,
     percentiles,
     production_env,
+    record,
     seed,
     settings_of,
     stack,
-    write_section,
 )
 from bot.launcher import Ports, free_port
 
@@ -132,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(),
               "profiles": [run(customers, p) for p in profiles]}
-    raw = json.loads(RAW.read_text()) if RAW.exists() else {}
-    raw["log"] = result
-    raw.setdefault("dates", {})["log"] = result["date"]
-    RAW.write_text(json.dumps(raw, indent=2))
-    write_section(TITLE, section(raw))
-    print("\n".join(section(raw)))
+    record("log", result, TITLE, section)
     return 0
 
 

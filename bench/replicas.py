@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import signal
@@ -33,7 +32,6 @@ from pathlib import Path
 import httpx
 
 from bench.common import (
-    RAW,
     ROOT,
     bench_env,
     drop_production,
@@ -41,9 +39,9 @@ from bench.common import (
     machine,
     machine_load,
     production_env,
+    record,
     seed,
     settings_of,
-    write_section,
 )
 from bot import balancer
 from bot.launcher import Ports
@@ -292,12 +290,7 @@ def main(argv: list[str] | None = None) -> int:
               "machine": machine(),
               "layouts": [run_layout(n, work, kill=n == max(counts) and n > 1)
                           for n in counts]}
-    raw = json.loads(RAW.read_text()) if RAW.exists() else {}
-    raw["replicas"] = result
-    raw.setdefault("dates", {})["replicas"] = result["date"]
-    RAW.write_text(json.dumps(raw, indent=2))
-    write_section(TITLE, section(raw))
-    print("\n".join(section(raw)))
+    record("replicas", result, TITLE, section)
     return 0
 
 

@@ -62,6 +62,7 @@ NOT_PORTABLE = ("bot.nlu.vocabulary_guard.VocabularyGuard",
                 "bot.nlu.frustration_detector.FrustrationDetector",
                 "RegexFeaturizer", "RegexEntityExtractor", "EntitySynonymMapper")
 FIRST_SEED = 42
+CLASSIFIER = "bot.nlu.linear_classifier.LinearIntentClassifier"
 # FallbackClassifier settings simulated on the same predictions (threshold, ambiguity)
 FALLBACK_THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 FALLBACK_AMBIGUITY = (0.0, 0.05, 0.1)
@@ -161,7 +162,7 @@ def portable_config(config: dict, seed: int) -> dict:
     config["language"] = "en"
     config["pipeline"] = [c for c in config["pipeline"] if c["name"] not in NOT_PORTABLE]
     for component in config["pipeline"]:
-        if component["name"] == "DIETClassifier":
+        if component["name"] in ("DIETClassifier", CLASSIFIER):
             component["random_seed"] = seed
     return {k: v for k, v in config.items() if k in ("recipe", "language", "pipeline")}
 

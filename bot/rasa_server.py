@@ -1,8 +1,9 @@
 """`python -m bot.rasa_server run ...`: Rasa's own command line (the same arguments as `rasa`),
 with bot/rasa_patches.py applied first. The launcher starts the Rasa server through it.
 
-TensorFlow runs each prediction (DIET, TED: one message, a few milliseconds) on one thread
-unless the environment says otherwise: splitting such small operations across threads costs more
+TensorFlow runs each prediction (of a TensorFlow model such as DIET or TED, which the project's
+pipeline no longer has: one message, a few milliseconds) on one thread unless the environment
+says otherwise: splitting such small operations across threads costs more
 than it saves, and on a busy machine the threads wait for each other (bench/profile.py: about a
 tenth of the Rasa server's CPU per turn). Training (`rasa train`) keeps TensorFlow's defaults.
 """

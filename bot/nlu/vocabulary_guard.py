@@ -1,6 +1,7 @@
 """VocabularyGuard: sends gibberish and other languages to the NLU fallback.
 
-DIET is confidently wrong on text made of words it has never seen ("zxqv blorp fnord" is a
+A classifier trained on our examples can be confidently wrong on text made of words it has never
+seen (DIET, the classifier before bot.nlu.linear_classifier, took "zxqv blorp fnord" for a
 "report_outage" at 0.89). This component remembers the words of the training data and, when
 too few of a message's words are known (allowing one typo per word), predicts `nlu_fallback`
 in front of the classifier's ranking, which stays available to whoever wants it.

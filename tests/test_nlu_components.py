@@ -1,0 +1,94 @@
+"""The NLU's own components, trained by Rasa on a small data set: the pretrained sentence
+encoder (bot.nlu.sentence_encoder) and the linear intent classifier (bot.nlu.linear_classifier)
+that replaced DIET. The trained model's figures on held-out sets are in tests/test_nlu.py and
+bench/nlu_wild.py; here: what each component gives, that a model survives being saved and
+loaded, and that the encoder knows words the examples never used, in both languages."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.nlu.sentence_encoder import DIMENSIONS, encode
+
+NLU = """version: "3.1"
+nlu:
+- intent: check_bill
+  examples: |
+    - quanto devo pagare?
+    - a quanto ammonta la mia bolletta?
+    - how much do I owe?
+    - what is my bill amount?
+- intent: report_outage
+  examples: |
+    - non ho la corrente
+    - è saltata la luce in casa
+    - my power is out
+    - there is no electricity at home
+- intent: greet
+  examples: |
+    - ciao
+    - buongiorno
+    - hello
+    - good morning
+"""
+
+CONFIG = """recipe: default.v1
+language: it
+assistant_id: test
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: CountVectorsFeaturizer
+  - name: CountVectorsFeaturizer
+    analyzer: char_wb
+    min_ngram: 2
+    max_ngram: 4
+  - name: bot.nlu.sentence_encoder.SentenceEncoderFeaturizer
+  - name: bot.nlu.linear_classifier.LinearIntentClassifier
+policies: []
+"""
+
+
+def test_the_encoder_places_a_translation_nearer_than_another_topic():
+    vectors = encode(["quanto devo pagare per la bolletta?", "how much is my bill?",
+                      "non ho la corrente in casa", ""])
+    assert vectors.shape == (4, DIMENSIONS)
+    assert np.allclose(np.linalg.norm(vectors[:3], axis=1), 1.0, atol=1e-3)
+    assert not vectors[3].any()  # an empty text is not a sentence
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+@pytest.fixture(scope="module")
+def tiny_agent(tmp_path_factory):
+    from rasa.core.agent import Agent
+    from rasa.model_training import train_nlu
+
+    work = tmp_path_factory.mktemp("tiny-nlu")
+    (work / "nlu.yml").write_text(NLU)
+    (work / "config.yml").write_text(CONFIG)
+    model = train_nlu(str(work / "config.yml"), str(work / "nlu.yml"), str(work / "models"))
+    return Agent.load(model_path=model), Path(model)
+
+
+def _parse(agent, text: str) -> dict:
+    return asyncio.run(agent.parse_message(text))
+
+
+@pytest.mark.parametrize("text,intent", [
+    # words none of the examples has: the pretrained vector carries the meaning
+    ("la fattura di questo mese a quanto arriva?", "check_bill"),
+    ("blackout in my street since this morning", "report_outage"),
+    ("salve!", "greet"),
+])
+def test_a_saved_and_loaded_model_classifies_words_it_never_saw(tiny_agent, text, intent):
+    agent, model = tiny_agent
+    assert model.exists()
+    parsed = _parse(agent, text)
+    assert parsed["intent"]["name"] == intent, parsed["intent_ranking"]
+    ranking = parsed["intent_ranking"]
+    assert [r["name"] for r in ranking][0] == intent
+    assert len(ranking) == 3 and abs(sum(r["confidence"] for r in ranking) - 1.0) < 1e-6
+    assert ranking == sorted(ranking, key=lambda r: -r["confidence"])

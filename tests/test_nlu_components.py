@@ -92,3 +92,27 @@ def test_a_saved_and_loaded_model_classifies_words_it_never_saw(tiny_agent, text
     assert [r["name"] for r in ranking][0] == intent
     assert len(ranking) == 3 and abs(sum(r["confidence"] for r in ranking) - 1.0) < 1e-6
     assert ranking == sorted(ranking, key=lambda r: -r["confidence"])
+
+
+@pytest.mark.parametrize("text,tokens", [
+    ("Buongiorno, dobbiamo comunicare le letture", ["dobbiamo", "comunicare", "le", "letture"]),
+    ("hi, John here, quick one: what do I owe?",
+     ["John", "here", "quick", "one", "what", "do", "I", "owe"]),
+    ("Good  morning! my power is out", ["my", "power", "is", "out"]),
+    # a greeting alone, or with a name or two words, is the greeting
+    ("ciao", ["ciao"]),
+    ("ciao sono Maria", ["ciao", "sono", "Maria"]),
+    ("buongiorno a tutti", ["buongiorno", "a", "tutti"]),
+    # a word that only begins like a greeting is not one
+    ("hilarious bill today here", ["hilarious", "bill", "today", "here"]),
+])
+def test_the_tokenizer_leaves_out_the_greeting_a_request_opens_with(text, tokens):
+    from rasa.shared.nlu.constants import TEXT
+    from rasa.shared.nlu.training_data.message import Message
+
+    from bot.nlu.greeting_tokenizer import GreetingTokenizer
+
+    tokenizer = GreetingTokenizer(GreetingTokenizer.get_default_config())
+    message = Message(data={TEXT: text})
+    assert [t.text for t in tokenizer.tokenize(message, TEXT)] == tokens
+    assert message.get(TEXT) == text  # the text itself, for the entity extractors, is unchanged

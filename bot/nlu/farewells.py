@@ -43,6 +43,23 @@ def opens_with_greeting(text: Optional[Text]) -> bool:
     return False
 
 
+# "Buongiorno, dobbiamo comunicare le letture": a greeting, then a request of at least this
+# many words, which is what the classifier should read.
+WORDS_OF_A_REQUEST = WORDS_AFTER_GREETING + 1
+_OPENING_GREETING = re.compile(
+    r"^\W*(?:" + "|".join(sorted((re.escape(g).replace(r"\ ", r"\s+") for g in GREETINGS),
+                                 key=len, reverse=True)) + r")\b[\W_]*", re.IGNORECASE)
+
+
+def request_after_greeting(text: Optional[Text]) -> int:
+    """Where the request starts in a message that opens with a greeting and goes on with one
+    (the offset of the first character after the greeting); 0 when it does not."""
+    match = _OPENING_GREETING.match(text or "")
+    if not match or len(text[match.end():].split()) < WORDS_OF_A_REQUEST:
+        return 0
+    return match.end()
+
+
 def closes_with_farewell(text: Optional[Text]) -> bool:
     """Whether the message ends with a farewell after something else ("ok grazie, ciao"); a
     farewell alone is left to the classifier ("ciao" alone opens most conversations)."""

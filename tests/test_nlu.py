@@ -122,3 +122,14 @@ def test_training_data_per_language_and_skill(language):
     assert set(counts) == INTENTS
     for intent, n in counts.items():
         assert n >= (20 if intent in CONVERSATION else 40), (intent, n)
+
+
+@pytest.mark.parametrize("text", [" ", "???", "...", "😀"])
+def test_a_message_without_words_gets_an_intent_from_the_trained_model(agent, text):
+    """No token to count (the regex and count featurizers give nothing): the classifier reads
+    zeros for them instead of failing the whole turn."""
+    import asyncio
+
+    parsed = asyncio.run(agent.parse_message(text))
+    assert parsed["intent"]["name"]
+    assert parsed["intent_ranking"]

@@ -116,3 +116,4 @@ def test_the_tokenizer_leaves_out_the_greeting_a_request_opens_with(text, tokens
     message = Message(data={TEXT: text})
     assert [t.text for t in tokenizer.tokenize(message, TEXT)] == tokens
     assert message.get(TEXT) == text  # the text itself, for the entity extractors, is unchanged
+

@@ -102,16 +102,26 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(model_path, tmp_path)
             proc.kill()
 
 
-def test_the_model_is_trained_only_when_data_or_config_change(tmp_path, monkeypatch):
+def test_the_model_is_trained_only_when_data_config_or_nlu_components_change(tmp_path, monkeypatch):
     import shutil
 
     from bot import progress, runner
 
-    for name in ("config.yml", "domain", "data"):
+    for name in runner.TRAINING_INPUTS:
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
     monkeypatch.setattr(runner, "ROOT", tmp_path)
     first = runner.fingerprint()
+    assert runner.fingerprint() == first
+    # Python's bytecode cache is not an input; the NLU components' code is
+    (tmp_path / "bot" / "nlu" / "__pycache__").mkdir(exist_ok=True)
+    (tmp_path / "bot" / "nlu" / "__pycache__" / "x.cpython-310.pyc").write_bytes(b"\0")
+    assert runner.fingerprint() == first
+    component = tmp_path / "bot" / "nlu" / "linear_classifier.py"
+    original = component.read_text()
+    component.write_text(original + "\n# changed\n")
+    assert runner.fingerprint() != first
+    component.write_text(original)
     assert runner.fingerprint() == first
     (tmp_path / "models").mkdir()
     runner.model_path().write_bytes(b"model")

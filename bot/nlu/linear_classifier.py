@@ -77,12 +77,15 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         return cls(config, model_storage, resource)
 
     def _matrix(self, messages: List[Message], blocks: List[str],
-                tfidf: Dict[str, TfidfTransformer]) -> scipy.sparse.csr_matrix:
+                tfidf: Dict[str, TfidfTransformer],
+                widths: Dict[str, int]) -> scipy.sparse.csr_matrix:
+        """One row per message; a featurizer that gave a message nothing (a message of
+        whitespace or punctuation only has no tokens to count) contributes zeros."""
         columns = []
         per_message = [_sentence_blocks(m) for m in messages]
         for name in blocks:
             rows = [features.get(name) for features in per_message]
-            width = next(r.shape[-1] for r in rows if r is not None)
+            width = widths[name]
             block = scipy.sparse.vstack([
                 scipy.sparse.csr_matrix(r.reshape(1, -1)) if r is not None
                 else scipy.sparse.csr_matrix((1, width)) for r in rows]).tocsr()
@@ -98,17 +101,20 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             log.warning("LinearIntentClassifier needs examples of two intents at least; "
                         "it will predict nothing.")
             return self._resource
-        blocks = sorted(_sentence_blocks(examples[0]))
+        features = [_sentence_blocks(m) for m in examples]
+        # every featurizer's block, with a sample of it (its width, sparse or dense)
+        samples = {name: block for f in reversed(features) for name, block in f.items()}
+        blocks = sorted(samples)
+        widths = {name: samples[name].shape[-1] for name in blocks}
         tfidf: Dict[str, TfidfTransformer] = {}
         for name in blocks:
-            sample = _sentence_blocks(examples[0])[name]
-            if scipy.sparse.issparse(sample):  # counts: weighted by how telling a term is
-                counts = scipy.sparse.vstack([_sentence_blocks(m)[name] for m in examples])
+            if scipy.sparse.issparse(samples[name]):  # counts: weighted by how telling a term is
+                counts = self._matrix(examples, [name], {}, widths)
                 tfidf[name] = TfidfTransformer(sublinear_tf=True).fit(counts)
         clf = LogisticRegression(C=self.config["C"], class_weight=self.config["class_weight"],
                                  max_iter=5000, random_state=self.config["random_seed"])
-        clf.fit(self._matrix(examples, blocks, tfidf), labels)
-        self.model = {"blocks": blocks, "tfidf": tfidf, "clf": clf}
+        clf.fit(self._matrix(examples, blocks, tfidf, widths), labels)
+        self.model = {"blocks": blocks, "tfidf": tfidf, "widths": widths, "clf": clf}
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump(self.model, directory / MODEL_FILE)
         return self._resource
@@ -130,7 +136,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                             add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
                 continue
-            x = self._matrix([message], self.model["blocks"], self.model["tfidf"])
+            x = self._matrix([message], self.model["blocks"], self.model["tfidf"],
+                             self.model["widths"])
             clf = self.model["clf"]
             probabilities = clf.predict_proba(x)[0]
             order = np.argsort(probabilities)[::-1][: self.config["ranking_length"]]

@@ -47,6 +47,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from bot.persistence.reconnect import once_more
+
 log = logging.getLogger(__name__)
 
 OUTBOX = Table(
@@ -143,10 +145,10 @@ async def publish_conversation(engine: Any, broker: Any, sender_id: str) -> int:
     goes before this turn's); remove those confirmed; their number. Never raises: the turn is
     stored already, and what is not published now is swept later."""
     try:
-        rows = _rows(engine, select(OUTBOX.c.id, OUTBOX.c.body)
-                     .where(OUTBOX.c.sender_id == sender_id).order_by(OUTBOX.c.id))
+        rows = once_more(_rows, engine, select(OUTBOX.c.id, OUTBOX.c.body)
+                         .where(OUTBOX.c.sender_id == sender_id).order_by(OUTBOX.c.id))
         done = await _publish(broker, rows)
-        _remove(engine, done)
+        once_more(_remove, engine, done)
     except Exception:  # the database away right after the commit: the sweep publishes them
         log.warning("outbox: events of a stored turn left for the sweep", exc_info=True)
         return 0
@@ -189,13 +191,13 @@ async def settled(sender_id: str) -> None:
 
 async def sweep(engine: Any, broker: Any) -> int:
     """Publish the rows older than ORPHAN_SECONDS, oldest first; remove those confirmed."""
-    rows = _rows(engine, select(OUTBOX.c.id, OUTBOX.c.body)
-                 .where(OUTBOX.c.created < time.time() - ORPHAN_SECONDS)
-                 .order_by(OUTBOX.c.id).limit(SWEEP_BATCH))
+    rows = once_more(_rows, engine, select(OUTBOX.c.id, OUTBOX.c.body)
+                     .where(OUTBOX.c.created < time.time() - ORPHAN_SECONDS)
+                     .order_by(OUTBOX.c.id).limit(SWEEP_BATCH))
     if not rows:
         return 0
     done = await _publish(broker, rows)
-    _remove(engine, done)
+    once_more(_remove, engine, done)
     if done:
         log.info("published %d event(s) left in the outbox", len(done))
     return len(done)

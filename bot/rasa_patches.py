@@ -169,22 +169,31 @@ def tracker_store_errors_are_not_hidden() -> None:
 
 def stores_reconnect_after_an_outage() -> None:
     """After PostgreSQL was restarted, the connections Rasa's SQL tracker store keeps in its
-    pool are dead, and each fails one request before it is replaced: a customer's message
-    answered with the technical-problem reply although the database is back. The pool tests a
-    connection before lending it (`pool_pre_ping`, SQLAlchemy's own remedy). (Redis needs
-    nothing: redis-py replaces a pooled connection the server has closed.)"""
-    from rasa.core import tracker_store
-    from sqlalchemy.engine import make_url
+    pool are dead, and each would fail one request before it is replaced: a customer's message
+    answered with the technical-problem reply although the database is back. A read or save
+    that fails because its connection was lost is tried once more (SQLAlchemy's "optimistic"
+    disconnect handling: the error marks every connection of the pool made before it as
+    invalid, so the second try runs on a new one). A second try of a save is safe: the save
+    counts the events already stored again (`_count`), so a turn whose commit did reach the
+    database is not written twice; the outbox's reads and deletes do the same
+    (`bot.event_outbox`). This replaces testing every connection before lending it
+    (`pool_pre_ping`), a round trip to the database for each of the five checkouts of a turn
+    (`bot.persistence.reconnect`). (Redis needs nothing: redis-py replaces
+    a pooled connection the server has closed.)"""
+    from functools import wraps
 
-    previous = tracker_store.create_engine_kwargs
+    from rasa.core.tracker_store import SQLTrackerStore
 
-    def create_engine_kwargs(url: Any) -> dict[str, Any]:
-        kwargs = previous(url)
-        if make_url(str(url)).get_backend_name() == "postgresql":
-            kwargs["pool_pre_ping"] = True
-        return kwargs
+    from bot.persistence.reconnect import once_more_async
 
-    tracker_store.create_engine_kwargs = create_engine_kwargs
+    def retried(method: Any) -> Any:
+        @wraps(method)
+        async def call(self: Any, *args: Any) -> Any:
+            return await once_more_async(method, self, *args)
+        return call
+
+    for name in ("retrieve", "retrieve_full_tracker", "save"):
+        setattr(SQLTrackerStore, name, retried(getattr(SQLTrackerStore, name)))
 
 
 def sqlite_stores_keep_their_connections() -> None:

@@ -292,10 +292,10 @@ def test_a_save_returns_before_rabbitmq_confirms_and_every_event_gets_there(acti
     assert in_queue == events == 101
 
 
-def test_the_postgresql_tracker_store_survives_a_lost_connection(action):
-    """The tracker store's pooled connection dies (PostgreSQL restarted: here the server ends
-    it): the next read goes through on a new connection instead of failing a customer's
-    message."""
+def test_the_postgresql_tracker_store_survives_lost_connections(action):
+    """The tracker store's pooled connections die (PostgreSQL restarted: here the server ends
+    them): the next read and the next save go through on new connections instead of failing a
+    customer's message, and the save is stored once; no connection is tested before use."""
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import UserUttered
@@ -304,21 +304,74 @@ def test_the_postgresql_tracker_store_survives_a_lost_connection(action):
     from tests.conftest import create_pg_database, drop_pg_database
 
     name = create_pg_database()
-    try:
-        store = SQLTrackerStore(Domain.empty(), dialect="postgresql", host="127.0.0.1",
-                                port=5432, db=name, username="postgres")
-        asyncio.run(store.save(DialogueStateTracker.from_events("c1", [UserUttered("ciao")])))
-        admin = create_engine("postgresql://postgres@127.0.0.1:5432/postgres",
-                              isolation_level="AUTOCOMMIT")
+    admin = create_engine("postgresql://postgres@127.0.0.1:5432/postgres",
+                          isolation_level="AUTOCOMMIT")
+
+    def end_every_connection() -> None:
         with admin.connect() as c:
             ended = c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                    "WHERE datname = :name"), {"name": name}).all()
-        admin.dispose()
         assert ended and all(row[0] for row in ended)
+
+    try:
+        store = SQLTrackerStore(Domain.empty(), dialect="postgresql", host="127.0.0.1",
+                                port=5432, db=name, username="postgres")
+        assert store.engine.pool._pre_ping is False
+        asyncio.run(store.save(DialogueStateTracker.from_events("c1", [UserUttered("ciao")])))
+        held = [store.engine.connect() for _ in range(3)]  # the pool keeps three connections
+        for connection in held:
+            connection.close()
+        assert store.engine.pool.checkedin() == 3
+        end_every_connection()
         tracker = asyncio.run(store.retrieve("c1"))  # OperationalError on the dead connection
         assert tracker is not None and tracker.latest_message.text == "ciao"
+        end_every_connection()
+        tracker.update(UserUttered("grazie"))
+        asyncio.run(store.save(tracker))
+        assert [e.text for e in asyncio.run(store.retrieve("c1")).events
+                if isinstance(e, UserUttered)] == ["ciao", "grazie"]
         store.engine.dispose()
     finally:
+        admin.dispose()
+        drop_pg_database(name)
+
+
+def test_the_outbox_reads_and_deletes_survive_lost_connections():
+    """The outbox's own database calls after PostgreSQL ended the pool's connections: tried
+    once more on a new connection, not left for the sweep (which would publish them late)."""
+    from sqlalchemy import select
+
+    from bot import event_outbox
+    from bot.persistence.reconnect import once_more
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    name = create_pg_database()
+    engine = create_engine(f"postgresql://postgres@127.0.0.1:5432/{name}", future=True)
+    admin = create_engine("postgresql://postgres@127.0.0.1:5432/postgres",
+                          isolation_level="AUTOCOMMIT")
+
+    def end_every_connection() -> None:
+        with admin.connect() as c:
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = :name"), {"name": name})
+
+    query = select(event_outbox.OUTBOX.c.id, event_outbox.OUTBOX.c.body)
+    try:
+        event_outbox.ensure_table(engine)
+        with engine.begin() as c:
+            c.execute(event_outbox.OUTBOX.insert(), [
+                {"sender_id": "c1", "body": "{}", "created": 0.0}])
+        end_every_connection()
+        with pytest.raises(sqlalchemy.exc.OperationalError):  # without a second try
+            event_outbox._rows(engine, query)
+        end_every_connection()
+        [(row_id, _)] = once_more(event_outbox._rows, engine, query)
+        end_every_connection()
+        once_more(event_outbox._remove, engine, [row_id])
+        assert event_outbox._rows(engine, query) == []
+    finally:
+        engine.dispose()
+        admin.dispose()
         drop_pg_database(name)
 
 

@@ -497,3 +497,87 @@ def test_a_resolution_withdrawn_by_a_recontact_on_another_channel(database):
     assert k["resolution_counts"]["withdrawn"] == 2
     assert k["kpis"]["net_resolution_rate"] == 1 / 3
     assert k["kpis"]["resolution_rate"] == 1.0
+
+
+# ---- Part 3: the console (list filters, transcript flags) and the skills' marker -----------
+
+
+def test_the_console_filters_and_shows_silent_failures_and_tasks(database):
+    from bot.analytics import queries as q
+
+    ingest("silent", session(0) + [user("quanto devo pagare?", "check_bill", 1)])
+    ingest("error", session(0) + [
+        user("cambia email", "update_contact", 1), action("contact_form", 1.1),
+        bot("Problema tecnico", 1.2, "utter_technical_problem")])
+    ingest("fine", session(0) + [
+        user("la bolletta", "check_bill", 1), action("action_check_bill", 1.1),
+        bot("Hai una bolletta", 1.2, "utter_one_bill_due", **done("check_bill", "B2026-0000007")),
+        user("grazie", "thank_you", 2), bot("Prego", 2.1, "utter_you_are_welcome")])
+    ingest("chat", session(0) + [user("ciao", "greet", 1), bot("Ciao!", 1.1, "utter_greet")])
+
+    def senders(**args):
+        with session_scope() as db:
+            page = q.list_conversations(db, q.Filters.from_args(args))
+            ids = [r["id"] for r in page.rows]
+            return sorted(db.get(Conversation, i).sender_id for i in ids), page.rows
+
+    assert senders(failure="silent_turn")[0] == ["silent"]
+    assert senders(failure="error_reply")[0] == ["error"]
+    assert senders(failure="wrong_skill")[0] == []
+    assert senders(failure="any")[0] == ["error", "silent"]
+    assert senders(resolution="resolved")[0] == ["fine"]
+    assert senders(resolution="not_resolved")[0] == ["error", "silent"]
+    rows = {r["customer_code"] or "": r for r in senders()[1]}
+    assert sorted((r["resolution"] or "-", r["failures"]) for r in senders()[1]) == [
+        ("-", 0), ("not_resolved", 1), ("not_resolved", 1), ("resolved", 0)]
+    assert rows  # every conversation is listed
+    with pytest.raises(ValueError, match="failure: one of silent_turn, error_reply, wrong_skill"):
+        q.Filters.from_args({"failure": "loud"})
+    with pytest.raises(ValueError, match="resolution: one of resolved, not_resolved"):
+        q.Filters.from_args({"resolution": "maybe"})
+    assert q.options()["failures"] == ["silent_turn", "error_reply", "wrong_skill", "any"]
+    with session_scope() as db:
+        cid = db.execute(select(Conversation.id).where(Conversation.sender_id == "silent")
+                         ).scalar_one()
+        silent = q.get_conversation(db, cid)
+        cid = db.execute(select(Conversation.id).where(Conversation.sender_id == "fine")
+                         ).scalar_one()
+        fine = q.get_conversation(db, cid)
+    assert (silent["resolution"], silent["failures"]) == ("not_resolved", 1)
+    assert [(m["sender"], m["failure"]) for m in silent["messages"]] == [
+        ("customer", "silent_turn")]
+    assert [(t["skill"], t["outcome"], t["reason"]) for t in silent["tasks"]] == [
+        ("check_bill", "not_resolved", "silent_turn")]
+    assert [(t["skill"], t["outcome"], t["confirmed"], t["confirmed_by"], t["reference"])
+            for t in fine["tasks"]] == [("check_bill", "resolved", True, "thanks",
+                                         "B2026-0000007")]
+    assert [m["response"] for m in fine["messages"] if m["sender"] == "bot"] == [
+        "utter_one_bill_due", "utter_you_are_welcome"]
+
+
+def test_a_skill_marks_the_reply_that_did_its_job(demo_sqlite):
+    """The real actions put the marker on their reply (what the log reads back)."""
+    import asyncio
+
+    from rasa_sdk import Tracker
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.paperless import ActionActivateEbill
+    from bot.skills import TASK_MARKER
+
+    latest = {"text": "bolletta digitale", "intent": {"name": "activate_ebill",
+                                                  "confidence": 1.0},
+              "entities": [], "metadata": {}}
+    tracker = Tracker("conv-marker", {"customer_code": "C1000001", "verified": True}, latest,
+                      [{"event": "user", "text": latest["text"], "input_channel": "rest",
+                        "parse_data": latest}], False, None, {}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionActivateEbill().run(dispatcher, tracker, {}))
+    marked = [m for m in dispatcher.messages if TASK_MARKER in m]
+    assert marked == [dispatcher.messages[-1]]
+    assert marked[0][TASK_MARKER] == {"skill": "activate_ebill", "outcome": "resolved"}
+    # anonymous: asked to verify first, nothing marked
+    anonymous = Tracker("conv-anon", {}, latest, [], False, None, {}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionActivateEbill().run(dispatcher, anonymous, {}))
+    assert dispatcher.messages and not any(TASK_MARKER in m for m in dispatcher.messages)

@@ -581,3 +581,18 @@ def test_a_skill_marks_the_reply_that_did_its_job(demo_sqlite):
     dispatcher = CollectingDispatcher()
     asyncio.run(ActionActivateEbill().run(dispatcher, anonymous, {}))
     assert dispatcher.messages and not any(TASK_MARKER in m for m in dispatcher.messages)
+
+
+def test_retention_deletes_the_tasks_with_their_conversation(database):
+    from bot.analytics.lifecycle import purge
+
+    ingest("old", session(0) + [
+        user("la bolletta", "check_bill", 1), action("action_check_bill", 1.1),
+        bot("Hai una bolletta", 1.2, "utter_one_bill_due", **done("check_bill", "B2026-0000009"))])
+    with session_scope() as db:
+        assert db.execute(select(ConversationTask.reference)).scalars().all() == [
+            "B2026-0000009"]
+    purge(30, now=datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=60))
+    with session_scope() as db:
+        assert db.execute(select(ConversationTask)).first() is None
+        assert db.execute(select(Conversation)).first() is None

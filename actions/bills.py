@@ -15,12 +15,12 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import DomainSkillAction, language_of, record
+from actions.common import DomainSkillAction, done, language_of, record
 from actions.given_data import reading_beside_the_meter
-from actions.skills import SKILL_ACTIONS
 from bot import i18n
 from bot.crm.card import BillView, IdentityCard, SupplyView
 from bot.settings import get_settings
+from bot.skills import SKILL_ACTIONS
 
 BILL_INTENTS = ("check_bill", "explain_bill", "pay_bill")
 # How many bills an answer about an unknown period lists (newest first).
@@ -222,6 +222,11 @@ def _say_unknown_period(dispatcher: CollectingDispatcher, domain: Dict[Text, Any
         period=period_name(period, lang), bills=bill_list(domain, card, lang))
 
 
+def the_one(bills: Sequence[BillView]) -> Optional[str]:
+    """The bill number an answer was about, when it was about one bill."""
+    return bills[0].number if len(bills) == 1 else None
+
+
 def _forget_period() -> List[EventType]:
     return [SlotSet("bill_month", None), SlotSet("bill_number", None)]
 
@@ -256,7 +261,7 @@ class ActionCheckBill(DomainSkillAction):
                                          amount=i18n.money(last.amount_eur, lang))
             else:
                 dispatcher.utter_message(response="utter_no_bills_at_all")
-            await record(tracker, card, self.intent, "resolved")
+            await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
             return _forget_period()
         total = sum((b.amount_eur for b in due), Decimal(0))
         response = "utter_bills_due" if len(due) > 1 else "utter_one_bill_due"
@@ -265,7 +270,7 @@ class ActionCheckBill(DomainSkillAction):
         for bill in due:
             _bill_line(dispatcher, domain, bill, lang, today)
         dispatcher.utter_message(response="utter_offer_payment_link")
-        await record(tracker, card, self.intent, "resolved")
+        await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
         return _forget_period() + [SlotSet("offer", "pay_bill")]
 
     async def answer_period(self, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -279,7 +284,7 @@ class ActionCheckBill(DomainSkillAction):
         events = _forget_period()
         if not bills:
             _say_unknown_period(dispatcher, domain, card, period, lang)
-            await record(tracker, card, self.intent, "resolved")
+            await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
             return events
         for bill in bills:
             dispatcher.utter_message(response="utter_bill_of_period",
@@ -290,7 +295,8 @@ class ActionCheckBill(DomainSkillAction):
             events.append(SlotSet("offer", "pay_bill"))
             if len(unpaid) == 1:
                 events.append(SlotSet("bill_number", unpaid[0].number))
-        await record(tracker, card, self.intent, "resolved")
+        await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher,
+                     reference=the_one(bills))
         return events
 
 
@@ -312,7 +318,7 @@ class ActionExplainBill(DomainSkillAction):
             bills = select_bills(card.bills, period, supply_type)
             if not bills:
                 _say_unknown_period(dispatcher, domain, card, period, lang)
-                await record(tracker, card, self.intent, "resolved")
+                await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
                 return _forget_period()
         else:  # the latest bill (of the supply named, if any)
             bills = [next((b for b in card.bills if supply_type in (None, b.supply_type)),
@@ -321,7 +327,8 @@ class ActionExplainBill(DomainSkillAction):
         for bill in bills:
             if explain(dispatcher, domain, card, bill, lang):
                 offer = "submit_meter_reading"
-        await record(tracker, card, self.intent, "resolved")
+        await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher,
+                     reference=the_one(bills))
         return _forget_period() + [SlotSet("offer", offer)]
 
 
@@ -380,15 +387,16 @@ class ActionPayBill(DomainSkillAction):
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
         lang = language_of(tracker)
-        if card is None:
+        if card is None:  # how to pay, in general: what an anonymous customer can be told
             dispatcher.utter_message(response="utter_pay_options")
+            done(dispatcher, self.intent)
             return _forget_period()
         period = requested_period(tracker)
         if period:
             bills = select_bills(card.bills, period, requested_supply(tracker))
             if not bills:
                 _say_unknown_period(dispatcher, domain, card, period, lang)
-                await record(tracker, card, self.intent, "resolved")
+                await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
                 return _forget_period()
             for bill in bills:
                 if bill.open:
@@ -396,7 +404,8 @@ class ActionPayBill(DomainSkillAction):
                 else:
                     dispatcher.utter_message(response="utter_bill_already_paid",
                                              **bill_values(domain, bill, lang, i18n.today()))
-            await record(tracker, card, self.intent, "resolved")
+            await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher,
+                         reference=the_one(bills))
             return _forget_period()
         due = sorted(card.open_bills, key=lambda b: b.due_date)
         if not due:
@@ -405,7 +414,7 @@ class ActionPayBill(DomainSkillAction):
             _pay_link(dispatcher, domain, bill, lang)
         if not due:
             dispatcher.utter_message(response="utter_pay_options")
-        await record(tracker, card, self.intent, "resolved")
+        await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
         return _forget_period()
 
 

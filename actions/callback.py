@@ -121,5 +121,6 @@ class ActionCallbackSubmit(Action):
                            eta_days=1, conversation_id=tracker.sender_id)
         dispatcher.utter_message(response="utter_callback_opened", ticket_id=ticket.ticket_id,
                                  masked=mask_phone(phone), slot=slot)
-        await record(tracker, await load_identity_card(code), "request_callback", "resolved")
+        await record(tracker, await load_identity_card(code), "request_callback", "resolved",
+                     dispatcher=dispatcher, reference=ticket.ticket_id)
         return events

@@ -18,13 +18,13 @@ from actions.interruptions import (
     says_stop,
     slot_entities,
 )
-from actions.skills import SKILL_ACTIONS, intent_of_form, is_form
 from bot import i18n
 from bot.channels import MESSAGING, history_channel
 from bot.crm.card import IdentityCard, load_identity_card
 from bot.crm.service import issue_otp, record_interaction
 from bot.notify import DeliveryError
 from bot.persistence.db import run
+from bot.skills import SKILL_ACTIONS, intent_of_form, is_form, task_marker
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,23 @@ def latest_entity(tracker: Tracker, name: str) -> Optional[str]:
     return str(values[-1]) if values else None
 
 
+def done(dispatcher: CollectingDispatcher, skill: str, reference: Optional[str] = None) -> None:
+    """Mark the reply just given as the one that did `skill`'s job (bot.skills.task_marker):
+    the conversation log counts the task resolved from that reply's metadata."""
+    if dispatcher.messages:
+        dispatcher.messages[-1].update(task_marker(skill, reference))
+    else:  # every caller replies first: a task done without a word is a bug
+        log.warning("task %s done without a reply to mark", skill)
+
+
 async def record(tracker: Tracker, card: IdentityCard, topic: str, outcome: str,
-                 summary: str = "") -> None:
-    """Write this conversation's interaction to the customer history (never fails the reply)."""
+                 summary: str = "", *, dispatcher: Optional[CollectingDispatcher] = None,
+                 reference: Optional[str] = None) -> None:
+    """Write this conversation's interaction to the customer history (never fails the reply).
+    With `dispatcher`, a resolved task also marks the reply that did it (`done`); `reference`
+    is the ticket id or bill number it was about."""
+    if dispatcher is not None and outcome == "resolved":
+        done(dispatcher, topic, reference)
     try:
         await run(record_interaction, card.customer_code, channel_of(tracker), topic, outcome,
                   summary, tracker.sender_id)

@@ -107,5 +107,5 @@ class ActionComplaintSubmit(Action):
                            conversation_id=tracker.sender_id)
         dispatcher.utter_message(response="utter_complaint_opened", ticket_id=ticket.ticket_id)
         await record(tracker, await load_identity_card(code), "file_complaint", "resolved",
-                     text[:200])
+                     text[:200], dispatcher=dispatcher, reference=ticket.ticket_id)
         return cleared + [SlotSet("offer", "request_human")]

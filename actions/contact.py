@@ -52,7 +52,7 @@ async def store_contact(dispatcher: CollectingDispatcher, tracker: Tracker, kind
         await run(set_phone, code, value)
         dispatcher.utter_message(response="utter_phone_updated", masked=mask_phone(value))
     card = await load_identity_card(code)
-    await record(tracker, card, "update_contact", "resolved")
+    await record(tracker, card, "update_contact", "resolved", dispatcher=dispatcher)
 
 
 class ValidateContactForm(FormValidation):

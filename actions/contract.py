@@ -34,5 +34,5 @@ class ActionContractInfo(DomainSkillAction):
                                          end_date=i18n.day(s.end_date, lang), **params)
             else:
                 dispatcher.utter_message(response="utter_contract_line", **params)
-        await record(tracker, card, self.intent, "resolved")
+        await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
         return []

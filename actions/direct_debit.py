@@ -21,7 +21,8 @@ async def store_iban(dispatcher: CollectingDispatcher, tracker: Tracker, iban: s
     code = verified_customer(tracker)
     await run(set_iban, code, iban)
     dispatcher.utter_message(response="utter_direct_debit_done", masked=mask_iban(iban))
-    await record(tracker, await load_identity_card(code), "setup_direct_debit", "resolved")
+    await record(tracker, await load_identity_card(code), "setup_direct_debit", "resolved",
+                 dispatcher=dispatcher)
 
 
 class ActionAskIbanInput(Action):

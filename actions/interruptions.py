@@ -10,8 +10,8 @@ from typing import Any, Dict, Iterable, Optional, Set
 from rasa_sdk import Tracker
 
 from actions.rasa_nlu import parse
-from actions.skills import SKILL_ACTIONS
 from bot.nlu.farewells import NOT_A_REQUEST, closes_with_farewell
+from bot.skills import SKILL_ACTIONS
 from bot.stopwords import (
     is_stop_phrase,
     remainder_after,

@@ -202,5 +202,5 @@ class ActionMeterReadingSubmit(Action):
             response="utter_reading_stored", value=i18n.number(value, lang), unit=supply.unit,
             supply=i18n.supply(domain, supply.type, lang), supply_id=supply_id,
             consumption=i18n.number(result.consumption or 0, lang))
-        await record(tracker, card, "submit_meter_reading", "resolved")
+        await record(tracker, card, "submit_meter_reading", "resolved", dispatcher=dispatcher)
         return events

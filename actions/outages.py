@@ -53,14 +53,15 @@ class ActionReportOutage(DomainSkillAction):
                     response="utter_outage_known", supply=i18n.supply(domain, outage.type, lang),
                     postcode=postcode, description=outage.description,
                     expected_end=i18n.moment(outage.expected_end, lang))
-                await record(tracker, card, self.intent, "resolved")
+                await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
                 return []
         existing = [t for t in card.open_tickets if t.kind == "outage"]
         if existing:
             t = existing[0]
             dispatcher.utter_message(response="utter_outage_ticket_exists", ticket_id=t.ticket_id,
                                      status=i18n.status(domain, t.status, lang))
-            await record(tracker, card, self.intent, "resolved")
+            await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher,
+                         reference=t.ticket_id)
             return []
         supply = supplies[0]
         text = tracker.latest_message.get("text") or ""
@@ -72,5 +73,6 @@ class ActionReportOutage(DomainSkillAction):
                                  supply=i18n.supply(domain, supply.type, lang),
                                  address=f"{supply.address}, {supply.city}",
                                  eta=i18n.day(ticket.eta, lang))
-        await record(tracker, card, self.intent, "resolved")
+        await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher,
+                     reference=ticket.ticket_id)
         return [SlotSet("offer", None)]

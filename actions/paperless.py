@@ -25,11 +25,11 @@ class ActionActivateEbill(SkillAction):
                                      email=mask_email(card.email))
         elif not card.email:
             dispatcher.utter_message(response="utter_paperless_no_email")
-            await record(tracker, card, self.intent, "resolved")
+            await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
             return []
         else:
             await run(set_paperless, card.customer_code)
             dispatcher.utter_message(response="utter_paperless_activated",
                                      email=mask_email(card.email))
-        await record(tracker, card, self.intent, "resolved")
+        await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher)
         return []

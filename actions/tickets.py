@@ -105,9 +105,10 @@ class ActionTicketStatus(DomainSkillAction):
 
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      card: Optional[IdentityCard], domain: Dict[Text, Any]) -> List[EventType]:
-        tell_status(dispatcher, card, domain, language_of(tracker),
-                    latest_entity(tracker, "ticket_id"), named_kinds(tracker))
-        await record(tracker, card, self.intent, "resolved")
+        named = latest_entity(tracker, "ticket_id")
+        tell_status(dispatcher, card, domain, language_of(tracker), named, named_kinds(tracker))
+        await record(tracker, card, self.intent, "resolved", dispatcher=dispatcher,
+                     reference=named.upper() if named else None)
         return []
 
 
@@ -210,5 +211,5 @@ async def say_status_instead(dispatcher: CollectingDispatcher, tracker: Tracker,
     """For a form's submit action when the customer chose the status of the open ticket."""
     if card is not None:
         tell_status(dispatcher, card, domain, language_of(tracker), kinds=[kind])
-        await record(tracker, card, "ticket_status", "resolved")
+        await record(tracker, card, "ticket_status", "resolved", dispatcher=dispatcher)
     return [SlotSet(SIMILAR_CHOICE, None)]

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # conversations older than `retention_days` are deleted by `python -m bot purge` (0: never).
     conversation_idle_minutes: int = 30
     retention_days: int = 365
+    # A resolved task is withdrawn when the same customer comes back about the same skill,
+    # ticket or bill, on any channel, within this many days (bot.analytics.resolution).
+    resolution_recontact_days: int = Field(7, ge=1)
     # One-time codes (bot.notify): "outbox" keeps them in the outbox table (the embedded demo,
     # `python -m bot outbox`); "real" sends e-mails over SMTP and SMS through SMS_PROVIDER (the
     # production default, and the only choice there). No mode writes a code to a log.

@@ -121,6 +121,16 @@ def log(database):
     return database
 
 
+def no_tasks(conversations):
+    """The resolution KPIs of conversations without a task or a silent failure (this set's):
+    no task to resolve, and none of the conversations failed silently
+    (tests/test_resolution.py has the hand-checked set for these)."""
+    return {"tasks": 0, "resolution_rate": None, "confirmed_resolution_rate": None,
+            "assumed_resolution_rate": None, "net_resolution_rate": None,
+            "conversation_resolution_rate": None,
+            "silent_failure_rate": 0 / conversations if conversations else None}
+
+
 def _compute(start_end=CURRENT, filters=None, by=None):
     with session_scope() as db:
         return kpis.compute(db, *start_end, filters=filters, by=by)
@@ -142,7 +152,7 @@ def test_every_kpi_of_the_period(log):
     # handling: C2 200, C5 600, C7 300 (C11 never reached a person) -> [200, 300, 600], n = 3:
     #   p50 rank ceil(1.5) = 2 -> 300; p90 rank ceil(2.7) = 3 -> 600.
     assert r["kpis"] == {
-        "conversations": 11,
+        **no_tasks(11), "conversations": 11,
         "containment_rate": 4 / 11,
         "handover_rate": 5 / 11,
         "fallback_rate": 6 / 31,
@@ -207,7 +217,7 @@ def test_previous_period(log):
     # messages 3+2+4+3+2+2 = 16, fallbacks 3+2 = 5; CSAT 2 4 4 4: sum 14, average 3.5, 4/6.
     # wait [200], handling [100]: both percentiles are the only value.
     assert r["kpis"] == {
-        "conversations": 6, "containment_rate": 3 / 6, "handover_rate": 1 / 6,
+        **no_tasks(6), "conversations": 6, "containment_rate": 3 / 6, "handover_rate": 1 / 6,
         "fallback_rate": 5 / 16, "abandonment_rate": 2 / 6, "csat_average": 14 / 4,
         "csat_response_rate": 4 / 6, "wait_p50": 200, "wait_p90": 200,
         "handling_p50": 100, "handling_p90": 100}
@@ -268,18 +278,19 @@ def test_break_down_by_channel(log):
     # telegram C5 C10: handover C5, abandoned C10; messages 3+1 = 4, fallback 1; CSAT 3 (1/2);
     # wait [120], handling [600].
     assert _group_kpis(r) == {
-        "web": ("web", {"conversations": 6, "containment_rate": 3 / 6, "handover_rate": 3 / 6,
+        "web": ("web", {**no_tasks(6), "conversations": 6, "containment_rate": 3 / 6,
+                        "handover_rate": 3 / 6,
                         "fallback_rate": 3 / 20, "abandonment_rate": 0 / 6,
                         "csat_average": 12 / 3, "csat_response_rate": 3 / 6,
                         "wait_p50": 30, "wait_p90": 45, "handling_p50": 200,
                         "handling_p90": 300}),
-        "whatsapp": ("whatsapp", {"conversations": 3, "containment_rate": 1 / 3,
+        "whatsapp": ("whatsapp", {**no_tasks(3), "conversations": 3, "containment_rate": 1 / 3,
                                   "handover_rate": 1 / 3, "fallback_rate": 2 / 7,
                                   "abandonment_rate": 1 / 3, "csat_average": 4 / 1,
                                   "csat_response_rate": 1 / 3, "wait_p50": None,
                                   "wait_p90": None, "handling_p50": None,
                                   "handling_p90": None}),
-        "telegram": ("telegram", {"conversations": 2, "containment_rate": 0 / 2,
+        "telegram": ("telegram", {**no_tasks(2), "conversations": 2, "containment_rate": 0 / 2,
                                   "handover_rate": 1 / 2, "fallback_rate": 1 / 4,
                                   "abandonment_rate": 1 / 2, "csat_average": 3 / 1,
                                   "csat_response_rate": 1 / 2, "wait_p50": 120,
@@ -299,11 +310,13 @@ def test_break_down_by_language(log):
     # en: C4 C6 C10 = 3; contained C6, abandoned C4 C10; messages 2+2+1 = 5, fallbacks 1+1 = 2;
     # no rating (response 0/3), no handover.
     assert _group_kpis(r) == {
-        "it": ("it", {"conversations": 8, "containment_rate": 3 / 8, "handover_rate": 5 / 8,
+        "it": ("it", {**no_tasks(8), "conversations": 8, "containment_rate": 3 / 8,
+                      "handover_rate": 5 / 8,
                       "fallback_rate": 4 / 26, "abandonment_rate": 0 / 8,
                       "csat_average": 19 / 5, "csat_response_rate": 5 / 8, "wait_p50": 30,
                       "wait_p90": 120, "handling_p50": 300, "handling_p90": 600}),
-        "en": ("en", {"conversations": 3, "containment_rate": 1 / 3, "handover_rate": 0 / 3,
+        "en": ("en", {**no_tasks(3), "conversations": 3, "containment_rate": 1 / 3,
+                      "handover_rate": 0 / 3,
                       "fallback_rate": 2 / 5, "abandonment_rate": 2 / 3, "csat_average": None,
                       "csat_response_rate": 0 / 3, "wait_p50": None, "wait_p90": None,
                       "handling_p50": None, "handling_p90": None}),
@@ -323,25 +336,25 @@ def test_break_down_by_persona(log):
     # business C7: handover; messages 4, fb 1; no rating; wait [10], handling [300].
     none = {"wait_p50": None, "wait_p90": None, "handling_p50": None, "handling_p90": None}
     assert _group_kpis(r) == {
-        "family": ("family", {"conversations": 4, "containment_rate": 2 / 4,
+        "family": ("family", {**no_tasks(4), "conversations": 4, "containment_rate": 2 / 4,
                               "handover_rate": 2 / 4, "fallback_rate": 2 / 14,
                               "abandonment_rate": 0 / 4, "csat_average": 12 / 3,
                               "csat_response_rate": 3 / 4, "wait_p50": 30, "wait_p90": 30,
                               "handling_p50": 200, "handling_p90": 200}),
-        "digital": ("digital", {"conversations": 3, "containment_rate": 1 / 3,
+        "digital": ("digital", {**no_tasks(3), "conversations": 3, "containment_rate": 1 / 3,
                                 "handover_rate": 0 / 3, "fallback_rate": 3 / 6,
                                 "abandonment_rate": 2 / 3, "csat_average": 4 / 1,
                                 "csat_response_rate": 1 / 3, **none}),
-        "senior": ("senior", {"conversations": 2, "containment_rate": 0 / 2,
+        "senior": ("senior", {**no_tasks(2), "conversations": 2, "containment_rate": 0 / 2,
                               "handover_rate": 2 / 2, "fallback_rate": 0 / 5,
                               "abandonment_rate": 0 / 2, "csat_average": 3 / 1,
                               "csat_response_rate": 1 / 2, "wait_p50": 45, "wait_p90": 120,
                               "handling_p50": 600, "handling_p90": 600}),
-        None: ("anonymous", {"conversations": 1, "containment_rate": 1 / 1,
+        None: ("anonymous", {**no_tasks(1), "conversations": 1, "containment_rate": 1 / 1,
                              "handover_rate": 0 / 1, "fallback_rate": 0 / 2,
                              "abandonment_rate": 0 / 1, "csat_average": None,
                              "csat_response_rate": 0 / 1, **none}),
-        "business": ("business", {"conversations": 1, "containment_rate": 0 / 1,
+        "business": ("business", {**no_tasks(1), "conversations": 1, "containment_rate": 0 / 1,
                                   "handover_rate": 1 / 1, "fallback_rate": 1 / 4,
                                   "abandonment_rate": 0 / 1, "csat_average": None,
                                   "csat_response_rate": 0 / 1, "wait_p50": 10, "wait_p90": 10,
@@ -370,22 +383,26 @@ def test_break_down_by_journey_stage(log):
     # none: C10 abandoned; 1 message, 1 fallback.
     none = {"wait_p50": None, "wait_p90": None, "handling_p50": None, "handling_p90": None}
     assert {k: v[1] for k, v in _group_kpis(r).items()} == {
-        "self_care": {"conversations": 9, "containment_rate": 3 / 9, "handover_rate": 5 / 9,
+        "self_care": {**no_tasks(9), "conversations": 9, "containment_rate": 3 / 9,
+                      "handover_rate": 5 / 9,
                       "fallback_rate": 5 / 28, "abandonment_rate": 1 / 9,
                       "csat_average": 19 / 5, "csat_response_rate": 5 / 9, "wait_p50": 30,
                       "wait_p90": 120, "handling_p50": 300, "handling_p90": 600},
-        "conversation": {"conversations": 5, "containment_rate": 2 / 5, "handover_rate": 2 / 5,
+        "conversation": {**no_tasks(5), "conversations": 5, "containment_rate": 2 / 5,
+                         "handover_rate": 2 / 5,
                          "fallback_rate": 3 / 16, "abandonment_rate": 1 / 5,
                          "csat_average": 10 / 3, "csat_response_rate": 3 / 5, "wait_p50": 30,
                          "wait_p90": 120, "handling_p50": 200, "handling_p90": 600},
-        "feedback": {"conversations": 2, "containment_rate": 1 / 2, "handover_rate": 1 / 2,
+        "feedback": {**no_tasks(2), "conversations": 2, "containment_rate": 1 / 2,
+                     "handover_rate": 1 / 2,
                      "fallback_rate": 1 / 7, "abandonment_rate": 0 / 2, "csat_average": 5 / 1,
                      "csat_response_rate": 1 / 2, "wait_p50": 10, "wait_p90": 10,
                      "handling_p50": 300, "handling_p90": 300},
-        "information": {"conversations": 1, "containment_rate": 1 / 1, "handover_rate": 0 / 1,
+        "information": {**no_tasks(1), "conversations": 1, "containment_rate": 1 / 1,
+                        "handover_rate": 0 / 1,
                         "fallback_rate": 0 / 2, "abandonment_rate": 0 / 1,
                         "csat_average": None, "csat_response_rate": 0 / 1, **none},
-        None: {"conversations": 1, "containment_rate": 0 / 1, "handover_rate": 0 / 1,
+        None: {**no_tasks(1), "conversations": 1, "containment_rate": 0 / 1, "handover_rate": 0 / 1,
                "fallback_rate": 1 / 1, "abandonment_rate": 1 / 1, "csat_average": None,
                "csat_response_rate": 0 / 1, **none},
     }
@@ -397,7 +414,8 @@ def test_filters(log):
     # handling [200 300] -> 200, 300.
     r = _compute(filters={"channel": "web", "language": "it", "persona": ""})
     assert r["filters"] == {"channel": "web", "language": "it"}
-    assert r["kpis"] == {"conversations": 5, "containment_rate": 2 / 5, "handover_rate": 3 / 5,
+    assert r["kpis"] == {**no_tasks(5), "conversations": 5, "containment_rate": 2 / 5,
+                         "handover_rate": 3 / 5,
                          "fallback_rate": 3 / 18, "abandonment_rate": 0 / 5,
                          "csat_average": 12 / 3, "csat_response_rate": 3 / 5, "wait_p50": 30,
                          "wait_p90": 45, "handling_p50": 200, "handling_p90": 300}
@@ -413,7 +431,8 @@ def test_filters(log):
             for g in r["groups"]] == [("web", 3, 1 / 3), ("whatsapp", 1, 1 / 1)]
     # nothing matches: no rates, zero volume, empty lists
     r = _compute(filters={"persona": "business", "language": "en"})
-    assert r["kpis"] == {"conversations": 0, "containment_rate": None, "handover_rate": None,
+    assert r["kpis"] == {**no_tasks(0), "conversations": 0, "containment_rate": None,
+                         "handover_rate": None,
                          "fallback_rate": None, "abandonment_rate": None,
                          "csat_average": None, "csat_response_rate": None, "wait_p50": None,
                          "wait_p90": None, "handling_p50": None, "handling_p90": None}

@@ -33,6 +33,7 @@ from bot.analytics.models import (
     stage_of,
 )
 from bot.analytics.redact import Known, redact, redact_value
+from bot.analytics.tasks import TaskLog
 from bot.channels import logged_channel
 from bot.language import LANGUAGES
 from bot.persistence.db import session_scope
@@ -106,8 +107,9 @@ class LogBuilder:
     def _start(self, sender: str, ts: float, previous: _Open | None) -> _Open:
         when = _when(ts)
         conv = Conversation(sender_id=sender, session_start=float(ts), started_at=when,
-                            last_event_at=when, turns=0, fallbacks=0, outcome="contained",
-                            ended=False, handed_over=False, last_was_fallback=False,
+                            last_event_at=when, turns=0, fallbacks=0, failures=0,
+                            outcome="contained", ended=False, handed_over=False,
+                            last_was_fallback=False,
                             reviewed=False, channel="", language="it")
         if previous is not None:  # slots carried over to the new session (domain session_config)
             conv.language = previous.conv.language
@@ -155,11 +157,14 @@ class LogBuilder:
         if handler is not None:
             handler(state, event, when)
         conv.outcome = outcome_of(conv)
+        TaskLog(conv).refresh()
 
-    def _line(self, state: _Open, when: datetime, sender: str, text: str, **extra) -> None:
+    def _line(self, state: _Open, when: datetime, sender: str, text: str,
+              **extra) -> ConversationMessage:
         msg = ConversationMessage(at=when, sender=sender, text=text, handover=state.paused,
                                   fallback=extra.pop("fallback", False), **extra)
         state.conv.messages.append(msg)
+        return msg
 
     def _on_user(self, state: _Open, event: dict, when: datetime) -> None:
         conv = state.conv
@@ -173,13 +178,14 @@ class LogBuilder:
                                                                       e.get("value"))}
                     for e in parse.get("entities") or [] if e.get("entity")]
         fallback = intent == FALLBACK_INTENT
-        self._line(state, when, "customer", redact(event.get("text") or "", state.known),
-                   intent=intent or None,
-                   confidence=float(confidence) if confidence is not None else None,
-                   entities=json.dumps(entities, ensure_ascii=False) if entities else None,
-                   fallback=fallback)
+        line = self._line(state, when, "customer", redact(event.get("text") or "", state.known),
+                          intent=intent or None,
+                          confidence=float(confidence) if confidence is not None else None,
+                          entities=json.dumps(entities, ensure_ascii=False) if entities else None,
+                          fallback=fallback)
         if state.paused:  # said to a person: not a turn of the bot's
             return
+        TaskLog(conv).on_customer(line, intent, event.get("text") or "", when)
         conv.turns += 1
         conv.last_was_fallback = fallback
         if fallback:
@@ -199,10 +205,13 @@ class LogBuilder:
     def _on_bot(self, state: _Open, event: dict, when: datetime) -> None:
         metadata = event.get("metadata") or {}
         agent = metadata.get("agent")
-        self._line(state, when, "agent" if agent else "bot",
-                   redact(event.get("text") or "", state.known), agent=agent or None)
+        line = self._line(state, when, "agent" if agent else "bot",
+                          redact(event.get("text") or "", state.known), agent=agent or None)
+        if not agent:
+            TaskLog(state.conv).on_reply(line, metadata, when)
         if metadata.get("utter_action") in NO_AGENT_RESPONSES and not state.conv.handover_id:
             conv = state.conv
+            TaskLog(conv).on_handover(when)
             conv.handed_over = True
             conv.handover_state = "unavailable"
             conv.handover_reason = REASON_OF_ACTION.get(state.last_action, "request_human")
@@ -213,6 +222,7 @@ class LogBuilder:
             return
         state.last_action = name
         self._line(state, when, "action", name)
+        TaskLog(state.conv).on_action(name, when)
 
     def _on_slot(self, state: _Open, event: dict, when: datetime) -> None:
         conv, name, value = state.conv, event.get("name"), event.get("value")
@@ -232,11 +242,15 @@ class LogBuilder:
                 return
             if 1 <= rating <= 5:
                 conv.csat = rating
+                TaskLog(conv).on_rating(rating)
 
     def _on_active_loop(self, state: _Open, event: dict, when: datetime) -> None:
-        state.conv.active_loop = event.get("name") or None
+        name = event.get("name") or None
+        TaskLog(state.conv).on_form(state.conv.active_loop, name)
+        state.conv.active_loop = name
 
     def _on_pause(self, state: _Open, event: dict, when: datetime) -> None:
+        TaskLog(state.conv).on_handover(when)
         state.paused = True
         state.conv.handed_over = True
         state.conv.active_loop = None
@@ -263,6 +277,7 @@ def _finish(conv: Conversation, when: datetime) -> None:
     conv.ended = True
     conv.ended_at = when
     conv.outcome = outcome_of(conv)
+    TaskLog(conv).finish(when)
 
 
 def known_of(code: str | None) -> Known | None:

@@ -27,15 +27,33 @@ Definitions (the outcome of a conversation is `bot.analytics.ingest.outcome_of`)
   the period are ranked, so one unlucky conversation does not top the list; `request_human` is
   not ranked (a handover is what the customer asked for, not a failure).
 
-Break-downs (`by`): channel, language, persona (`None` = anonymous) or journey stage. A
+Resolution (`bot.analytics.resolution`; the tasks are those of the period's conversations):
+
+- tasks = the self-care tasks the bot attempted (`bot.analytics.tasks`);
+- resolution rate = resolved tasks / tasks; confirmed resolution rate = resolved tasks the
+  customer confirmed / tasks; assumed resolution rate = the other resolved tasks / tasks (the
+  two add up to the resolution rate);
+- net resolution rate = resolved tasks not withdrawn by a recontact within
+  `RESOLUTION_RECONTACT_DAYS` / tasks;
+- conversation resolution rate = conversations all of whose tasks were resolved /
+  conversations with a task;
+- silent failure rate = conversations with at least one silent failure (a customer message
+  left without a reply, an error reply, a wrong-skill reply) / conversations; `silent_failures`
+  counts the flagged lines per kind.
+
+Break-downs (`by`): channel, language, persona (`None` = anonymous), journey stage or skill. A
 conversation belongs to every stage of the intents it used, so stage groups can overlap; the
-conversations in which no intent was understood form the group `None`.
+conversations in which no intent was understood form the group `None`. Likewise a conversation
+belongs to the skill of every task it had (`None`: no task); the task figures of a skill group
+count that skill's tasks only, those of every other group all the tasks of its conversations.
 
 Period over period (`compare`): the previous period is the same number of days ending the day
 before `start`. `change` = value - previous value (percentage points for rates, seconds for
 times, points for CSAT); `worse` says the change went the wrong way for that KPI: containment,
 CSAT and CSAT response rate should go up; handover, fallback and abandonment rates, wait and
-handling times should go down; volume has no good direction and is never "worse". A KPI
+handling times should go down; resolution rates (but the assumed one) should go up, the
+silent failure rate down; volumes, and the assumed resolution rate (a share of the resolution
+rate: read it with the confirmed one), have no good direction and are never "worse". A KPI
 without a value in either period (no conversations, no ratings, no handovers) has no change
 and is not worse.
 """
@@ -50,11 +68,14 @@ from sqlalchemy import and_, case, func, null, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import ColumnElement
 
-from bot.analytics.models import STAGE_LABELS, Conversation, ConversationIntent
+from bot.analytics import resolution
+from bot.analytics.models import STAGE_LABELS, Conversation, ConversationIntent, ConversationTask
 from bot.analytics.queries.filters import Filters
 from bot.settings import local_zone
 
-BREAKDOWNS = ("channel", "language", "persona", "stage")
+FILTERS = ("channel", "language", "persona", "stage")
+BREAKDOWNS = FILTERS + ("skill",)
+OVERLAPPING = ("stage", "skill")  # break-downs whose groups share conversations
 MAX_DAYS = 366
 MIN_INTENT_CONVERSATIONS = 5
 NOT_FAILURES = {"request_human"}  # a handover is what these intents ask for
@@ -65,6 +86,13 @@ PERCENTILES = (50, 90)
 KPI_DEFINITIONS = (
     ("conversations", "Conversations", None),
     ("containment_rate", "Containment rate", "up"),
+    ("tasks", "Tasks", None),
+    ("resolution_rate", "Resolution rate", "up"),
+    ("confirmed_resolution_rate", "Resolution rate, confirmed", "up"),
+    ("assumed_resolution_rate", "Resolution rate, assumed", None),
+    ("net_resolution_rate", "Resolution rate, net of recontact", "up"),
+    ("conversation_resolution_rate", "Conversations resolved", "up"),
+    ("silent_failure_rate", "Silent failure rate", "down"),
     ("handover_rate", "Handover rate", "down"),
     ("fallback_rate", "Fallback rate", "down"),
     ("abandonment_rate", "Abandonment rate", "down"),
@@ -94,7 +122,7 @@ def check_filters(filters: dict | None) -> dict[str, str]:
     a message for the user."""
     given = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
     for name in given:
-        if name not in BREAKDOWNS:
+        if name not in FILTERS:
             raise ValueError(f"unknown filter {name!r}: channel, language, persona or stage")
     return Filters.from_args(given).to_args()
 
@@ -165,7 +193,30 @@ def _source(scope: _Scope, by: str | None):
                   .distinct().subquery("stages"))
         return (table.outerjoin(stages, stages.c.conversation_id == Conversation.id),
                 stages.c.stage)
+    if by == "skill":
+        started = aliased(Conversation, name="started")
+        t = ConversationTask
+        skills = (select(t.conversation_id, t.skill)
+                  .join(started, started.id == t.conversation_id)
+                  .where(started.started_at >= scope.lo, started.started_at < scope.hi)
+                  .distinct().subquery("skills"))
+        return (table.outerjoin(skills, skills.c.conversation_id == Conversation.id),
+                skills.c.skill)
     return table, getattr(Conversation, by)
+
+
+def _resolution(db: Session, scope: _Scope, by: str | None) -> dict[Any, dict[str, int]]:
+    """The counts behind the resolution KPIs, per group (`None` alone without a break-down)."""
+    source, group = _source(scope, by)
+    days = resolution.recontact_days()
+    if by == "skill":  # a skill's tasks only, not every task of its conversations
+        tasks = resolution.task_counts(db, scope.where, Conversation.__table__,
+                                       ConversationTask.skill, days)
+    else:
+        tasks = resolution.task_counts(db, scope.where, source, group, days)
+    conversations = resolution.conversation_counts(db, scope.where, source, group)
+    return {key: {**conversations.get(key, {}), **tasks.get(key, {})}
+            for key in list(conversations) + [k for k in tasks if k not in conversations]}
 
 
 COUNTS = ("conversations", "contained", "handover", "abandoned", "customer_messages",
@@ -296,13 +347,15 @@ def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _kpis(counts: dict[str, int] | None, wait: dict | None, handling: dict | None) -> dict:
+def _kpis(counts: dict[str, int] | None, wait: dict | None, handling: dict | None,
+          resolved: dict[str, int] | None = None) -> dict:
     counts = counts or {}
     n = counts.get("conversations", 0)
     wait, handling = wait or {}, handling or {}
     return {
         "conversations": n,
         "containment_rate": _rate(counts.get("contained", 0), n),
+        **resolution.rates(resolved),
         "handover_rate": _rate(counts.get("handover", 0), n),
         "fallback_rate": _rate(counts.get("fallback_messages", 0),
                                counts.get("customer_messages", 0)),
@@ -321,6 +374,8 @@ def group_label(by: str, key: Any) -> str:
         return STAGE_LABELS.get(key, key) if key else "no intent understood"
     if by == "persona":
         return key or "anonymous"
+    if by == "skill":
+        return key or "no task"
     if by == "channel":
         return key or "unknown"
     return key or "unknown"
@@ -341,6 +396,7 @@ def compute(db: Session, start: date, end: date, filters: dict | None = None,
 
     rows, tallies = _overview(db, scope, by)
     counts = _tally((r["outcome"], r["csat"], r["n"], r["turns"], r["fallbacks"]) for r in rows)
+    resolved = _resolution(db, scope, None).get(None)
     waits, handlings = _percentiles(db, scope, None)
     wait, handling = waits.get(None), handlings.get(None)
 
@@ -376,8 +432,12 @@ def compute(db: Session, start: date, end: date, filters: dict | None = None,
     result = {
         "from": start.isoformat(), "to": end.isoformat(), "days": (end - start).days + 1,
         "filters": filters, "by": by,
-        "kpis": _kpis(counts, wait, handling),
+        "kpis": _kpis(counts, wait, handling, resolved),
         "counts": counts,
+        "resolution_counts": {key: (resolved or {}).get(key, 0) for key in
+                              resolution.TASK_COUNTS + resolution.CONVERSATION_COUNTS},
+        "silent_failures": resolution.failure_counts(db, where),
+        "recontact_days": resolution.recontact_days(),
         "outcomes": {o: counts[o] for o in ("contained", "handover", "abandoned")},
         "volume_by_day": _volume_by_day(db, where, start, end),
         "volume_by_channel": channels,
@@ -391,10 +451,14 @@ def compute(db: Session, start: date, end: date, filters: dict | None = None,
         "groups": [],
     }
     if by:
-        per_group = _headline(db, scope, by) if by == "stage" else tallies
+        per_group = _headline(db, scope, by) if by in OVERLAPPING else tallies
         waits, handlings = _percentiles(db, scope, by)
+        resolved_groups = _resolution(db, scope, by)
+        for key in resolved_groups:  # a skill's tasks may be in no conversation of the group
+            per_group.setdefault(key, _tally(()))
         groups = [{"key": key, "label": group_label(by, key), "counts": g,
-                   "kpis": _kpis(g, waits.get(key), handlings.get(key))}
+                   "kpis": _kpis(g, waits.get(key), handlings.get(key),
+                                 resolved_groups.get(key))}
                   for key, g in per_group.items()]
         groups.sort(key=lambda g: (-g["counts"]["conversations"], g["label"]))
         result["groups"] = groups

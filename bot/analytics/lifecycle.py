@@ -70,6 +70,7 @@ from bot.analytics.models import (
     ConversationMessage,
     ConversationNote,
     ConversationTag,
+    ConversationTask,
     ErasureRecord,
     MessageAnnotation,
     StreamCursor,
@@ -280,7 +281,8 @@ def _delete_conversations(db: Session, where: ColumnElement) -> int:
         ConversationMessage.conversation_id.in_(ids)).scalar_subquery()
     db.execute(delete(MessageAnnotation).where(MessageAnnotation.message_id.in_(message_ids)),
                execution_options={"synchronize_session": False})
-    for model in (ConversationMessage, ConversationIntent, ConversationTag, ConversationNote):
+    for model in (ConversationMessage, ConversationIntent, ConversationTag, ConversationNote,
+                  ConversationTask):
         db.execute(delete(model).where(model.conversation_id.in_(ids)),
                    execution_options={"synchronize_session": False})
     return db.execute(delete(Conversation).where(where),

@@ -24,6 +24,14 @@ from sqlalchemy.orm import relationship
 from bot.persistence.types import Base, UTCDateTime, utcnow
 
 OUTCOMES = ("contained", "handover", "abandoned")
+# A self-care task's outcome, and a conversation's resolution (from its tasks).
+TASK_OUTCOMES = ("resolved", "not_resolved", "handed_over")
+# Why a task was not resolved, strongest first: a task keeps the strongest reason it met.
+NOT_RESOLVED_REASONS = ("wrong_skill", "error_reply", "silent_turn", "fallback_end",
+                        "form_abandoned", "form_cancelled", "unfinished")
+# Silent failures, flagged on a transcript line: a customer message the bot left without a
+# reply, an error reply, a customer message answered by the wrong skill.
+FAILURES = ("silent_turn", "error_reply", "wrong_skill")
 PREDEFINED_TAGS = ("misunderstood", "wrong answer", "missing skill", "great")
 
 # Journey stages of ../shared/intents.md: every intent maps to one stage.
@@ -62,6 +70,8 @@ class Conversation(Base):
     language = Column(String(2), nullable=False, default="it")
     persona = Column(String(16))
     outcome = Column(String(16), nullable=False, default="contained", index=True)
+    resolution = Column(String(16), index=True)  # from the tasks (None: no task)
+    failures = Column(Integer, nullable=False, default=0)  # lines flagged with a FAILURES kind
     ended = Column(Boolean, nullable=False, default=False)
     turns = Column(Integer, nullable=False, default=0)  # customer messages
     fallbacks = Column(Integer, nullable=False, default=0)  # messages the bot did not understand
@@ -90,6 +100,8 @@ class Conversation(Base):
                         order_by="ConversationTag.tag")
     notes = relationship("ConversationNote", cascade="all, delete-orphan", passive_deletes=True,
                          order_by="ConversationNote.id")
+    tasks = relationship("ConversationTask", cascade="all, delete-orphan", passive_deletes=True,
+                         order_by="ConversationTask.id")
 
 
 class ConversationMessage(Base):
@@ -109,6 +121,8 @@ class ConversationMessage(Base):
     agent = Column(String(100))  # the agent's display name, for agent messages
     fallback = Column(Boolean, nullable=False, default=False)
     handover = Column(Boolean, nullable=False, default=False)  # said while with a person
+    response = Column(String(64))  # the domain response a bot line came from (utter_action)
+    failure = Column(String(16), index=True)  # one of FAILURES, when the line shows one
 
     conversation = relationship("Conversation", back_populates="messages")
     annotation = relationship("MessageAnnotation", uselist=False, cascade="all, delete-orphan",
@@ -127,6 +141,32 @@ class ConversationIntent(Base):
     intent = Column(String(64), nullable=False)
     stage = Column(String(16), nullable=False)
     count = Column(Integer, nullable=False, default=1)
+
+
+class ConversationTask(Base):
+    """A self-care task the bot attempted in a conversation, and what became of it
+    (`bot.analytics.tasks`): `resolved` when the skill marked the reply that did its job,
+    `handed_over`, or `not_resolved` with the reason. Whether a later contact withdrew the
+    resolution is computed when asked (`bot.analytics.resolution`): it can arrive any time."""
+
+    __tablename__ = "conversation_tasks"
+    __table_args__ = (Index("ix_conversation_task_skill", "skill", "started_at"),
+                      Index("ix_conversation_task_reference", "reference"))
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"),
+                             nullable=False, index=True)
+    skill = Column(String(64), nullable=False)  # the skill intent (bot.skills.TASK_SKILLS)
+    started_at = Column(UTCDateTime, nullable=False)
+    ended_at = Column(UTCDateTime)  # when resolved, handed over, or given up
+    last_at = Column(UTCDateTime, nullable=False)  # the latest event that concerned it
+    outcome = Column(String(16), nullable=False, default="not_resolved")  # TASK_OUTCOMES
+    reason = Column(String(16))  # NOT_RESOLVED_REASONS, for a task not resolved
+    confirmed = Column(Boolean, nullable=False, default=False)
+    confirmed_by = Column(String(16))  # "thanks", "nothing_else" or "csat"
+    reference = Column(String(32))  # the ticket id or bill number, when known
+    turns = Column(Integer, nullable=False, default=0)  # customer messages after the request
+    replied = Column(Boolean, nullable=False, default=False)  # the bot said something since
 
 
 class ConversationTag(Base):

@@ -35,6 +35,24 @@ DEFINITIONS = {
                      "in the period (Europe/Rome days).",
     "containment_rate": "Share of conversations the bot handled alone: no handover, and not "
                         "abandoned.",
+    "tasks": "Self-care tasks the bot attempted in the period's conversations (a bill shown, a "
+             "reading stored, a ticket opened...).",
+    "resolution_rate": "Share of tasks resolved: the skill did its job and recorded it (not just "
+                       "no handover).",
+    "confirmed_resolution_rate": "Share of tasks resolved and confirmed by the customer: thanks, "
+                                 "nothing else after \"anything else?\", or a CSAT of 4 or 5.",
+    "assumed_resolution_rate": "Share of tasks resolved without a confirmation (confirmed + "
+                               "assumed = resolution rate); no good direction of its own.",
+    "net_resolution_rate": "Share of tasks resolved and not withdrawn: the same customer did not "
+                           "come back about the same skill, ticket or bill within the recontact "
+                           "window, on any channel (imported phone and e-mail contacts "
+                           "included). Anonymous customers are matched only within their own "
+                           "conversation id.",
+    "conversation_resolution_rate": "Share of the conversations with a task in which every task "
+                                    "was resolved.",
+    "silent_failure_rate": "Share of conversations with a silent failure: a customer message "
+                           "the bot left without a reply, an error reply, or a reply from "
+                           "another skill than the one asked for.",
     "handover_rate": "Share of conversations that reached a person's queue, or where the "
                      "customer asked for a person and was offered a callback or a ticket.",
     "fallback_rate": "Customer messages the bot did not understand (nlu_fallback) over all "
@@ -67,7 +85,7 @@ def parse(request: Request) -> tuple[date, date, dict[str, str], str | None]:
     start = _date(request, "from", end - timedelta(days=DEFAULT_DAYS - 1))
     kpis.check_period(start, end)
     filters = kpis.check_filters({name: (request.args.get(name) or "").strip()
-                                  for name in kpis.BREAKDOWNS})
+                                  for name in kpis.FILTERS})
     by = kpis.check_by((request.args.get("by") or "").strip() or None)
     return start, end, filters, by
 

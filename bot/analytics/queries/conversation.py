@@ -17,6 +17,7 @@ from bot.analytics.models import (
     ConversationMessage,
     ConversationNote,
     ConversationTag,
+    ConversationTask,
     MessageAnnotation,
 )
 
@@ -70,13 +71,19 @@ def get_conversation(db: Session, conversation_id: int) -> dict | None:
         "id", "customer_code", "channel", "language", "persona", "outcome", "ended", "turns",
         "fallbacks", "active_loop", "handed_over", "handover_reason", "handover_state",
         "handover_wait_seconds", "handover_handling_seconds", "csat", "csat_comment",
-        "reviewed")}
+        "reviewed", "resolution", "failures")}
     record.update(started_at=iso(conv.started_at), last_event_at=iso(conv.last_event_at),
                   ended_at=iso(conv.ended_at), reviewed_by=users.get(conv.reviewed_by))
     record["intents"] = [{"intent": i.intent, "stage": i.stage,
                           "stage_label": STAGE_LABELS.get(i.stage, i.stage), "count": i.count}
                          for i in intents]
     record["messages"] = [_message(m, a, users) for m, a in lines]
+    tasks = db.execute(select(ConversationTask).where(ConversationTask.conversation_id == conv.id)
+                       .order_by(ConversationTask.id)).scalars().all()
+    record["tasks"] = [{"skill": t.skill, "outcome": t.outcome, "reason": t.reason,
+                        "confirmed": bool(t.confirmed), "confirmed_by": t.confirmed_by,
+                        "reference": t.reference, "started_at": iso(t.started_at),
+                        "ended_at": iso(t.ended_at)} for t in tasks]
     record["tags"] = [{"tag": t.tag, "by": users.get(t.user_id), "at": iso(t.at)}
                       for t in tags]
     record["notes"] = [{"id": n.id, "author": n.author, "text": n.text, "at": iso(n.at)}
@@ -89,5 +96,6 @@ def _message(m: ConversationMessage, a: MessageAnnotation | None, users: dict) -
             "intent": m.intent, "confidence": m.confidence,
             "entities": json.loads(m.entities) if m.entities else [], "agent": m.agent,
             "fallback": bool(m.fallback), "handover": bool(m.handover),
+            "failure": m.failure, "response": m.response,
             "annotation": ({"intent": a.intent, "language": a.language,
                             "by": users.get(a.user_id), "at": iso(a.at)} if a else None)}

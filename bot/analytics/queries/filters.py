@@ -4,8 +4,8 @@
 of the KPI dashboard (`bot.desk.dashboard`, through `bot.analytics.kpis.check_filters`): a value
 is read from the query string by `Filters.from_args`, which refuses a bad one with a
 `ValueError` naming it (the desk answers 400 with that message). A channel, language, persona,
-stage or outcome must be one of the known values (`options()`, case ignored); dates are
-Europe/Rome calendar days written YYYY-MM-DD.
+stage, outcome, resolution or silent failure must be one of the known values (`options()`, case
+ignored); dates are Europe/Rome calendar days written YYYY-MM-DD.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ from datetime import date
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from bot.analytics.models import OUTCOMES, PREDEFINED_TAGS, STAGE_LABELS, STAGES
+from bot.analytics.models import (
+    FAILURES,
+    OUTCOMES,
+    PREDEFINED_TAGS,
+    STAGE_LABELS,
+    STAGES,
+    TASK_OUTCOMES,
+)
 from bot.channels import LOGGED
 from bot.crm import validation
 from bot.crm.models import PERSONAS
@@ -27,6 +34,8 @@ SORT_KEYS = ("started_at", "turns", "fallbacks", "csat", "outcome", "channel")
 MAX_TAG = 40
 MAX_QUERY = 200
 CUSTOMER_CODE = re.compile(validation.CUSTOMER_CODE)
+# The failure filter: one kind of silent failure, or any of them.
+ANY_FAILURE = "any"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -110,6 +119,8 @@ RULES: dict[str, Callable[[str, str], Any]] = {
     "reviewed": _yes_no,
     "customer_code": _customer_code,
     "q": _text(MAX_QUERY),
+    "resolution": one_of(lambda: TASK_OUTCOMES),
+    "failure": one_of(lambda: FAILURES + (ANY_FAILURE,)),
 }
 
 
@@ -130,6 +141,8 @@ class Filters:
     reviewed: bool | None = None
     customer_code: str | None = None
     q: str | None = None  # full-text search in the messages
+    resolution: str | None = None  # the conversation's resolution (from its tasks)
+    failure: str | None = None  # a line flagged with that silent failure ("any": any kind)
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> "Filters":
@@ -184,4 +197,5 @@ def options() -> dict:
     return {"channels": list(LOGGED), "languages": list(LANGUAGES), "personas": list(PERSONAS),
             "intents": list(domain_intents()), "outcomes": list(OUTCOMES),
             "stages": [{"value": s, "label": STAGE_LABELS[s]} for s in STAGES],
-            "tags": list(PREDEFINED_TAGS), "sort_keys": list(SORT_KEYS)}
+            "tags": list(PREDEFINED_TAGS), "sort_keys": list(SORT_KEYS),
+            "resolutions": list(TASK_OUTCOMES), "failures": list(FAILURES) + [ANY_FAILURE]}

@@ -11,9 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from bot.analytics.models import Conversation, ConversationIntent, ConversationTag
+from bot.analytics.models import (
+    Conversation,
+    ConversationIntent,
+    ConversationMessage,
+    ConversationTag,
+)
 from bot.analytics.queries.conversation import iso
-from bot.analytics.queries.filters import Filters, parse_sort
+from bot.analytics.queries.filters import ANY_FAILURE, Filters, parse_sort
 from bot.analytics.queries.search import search_condition
 from bot.settings import local_zone
 
@@ -46,7 +51,8 @@ def _conditions(db: Session, f: Filters) -> list:
         c.append(Conversation.started_at >= rome_day_start(f.date_from))
     if f.date_to:
         c.append(Conversation.started_at < rome_day_start(f.date_to + timedelta(days=1)))
-    for name in ("channel", "language", "persona", "outcome", "csat", "customer_code"):
+    for name in ("channel", "language", "persona", "outcome", "csat", "customer_code",
+                 "resolution"):
         value = getattr(f, name)
         if value is not None:
             c.append(getattr(Conversation, name) == value)
@@ -59,6 +65,11 @@ def _conditions(db: Session, f: Filters) -> list:
     if f.stage:
         c.append(Conversation.id.in_(select(ConversationIntent.conversation_id)
                                      .where(ConversationIntent.stage == f.stage)))
+    if f.failure == ANY_FAILURE:
+        c.append(Conversation.failures > 0)
+    elif f.failure:
+        c.append(Conversation.id.in_(select(ConversationMessage.conversation_id)
+                                     .where(ConversationMessage.failure == f.failure)))
     if f.tag:
         c.append(Conversation.id.in_(select(ConversationTag.conversation_id)
                                      .where(ConversationTag.tag == f.tag)))
@@ -84,7 +95,8 @@ LIST_COLUMNS = (Conversation.id, Conversation.started_at, Conversation.ended_at,
                 Conversation.turns, Conversation.fallbacks, Conversation.csat,
                 Conversation.csat_comment, Conversation.handed_over,
                 Conversation.handover_reason, Conversation.handover_state,
-                Conversation.reviewed, Conversation.ended)
+                Conversation.reviewed, Conversation.ended, Conversation.resolution,
+                Conversation.failures)
 
 
 def _list_row(r: RowMapping) -> dict:

@@ -7,6 +7,9 @@ const root = document.getElementById("console");
 const pageName = root.dataset.page;
 const role = root.dataset.role;
 const OUTCOME_LABELS = { contained: "contained", handover: "handed over", abandoned: "abandoned" };
+const RESOLUTION_LABELS = { resolved: "resolved", not_resolved: "not resolved", handed_over: "handed over" };
+const FAILURE_LABELS = { silent_turn: "no reply (silent turn)", error_reply: "error reply",
+                         wrong_skill: "answered by the wrong skill" };
 
 function showError(err) {
   document.getElementById("console-error").textContent = err ? String(err.message || err) : "";
@@ -27,6 +30,11 @@ function seconds(s) {
 
 function outcomeBadge(outcome) {
   return el("span", { class: "outcome " + outcome }, OUTCOME_LABELS[outcome] || outcome);
+}
+
+function resolutionBadge(resolution) {
+  if (!resolution) return el("span", { class: "muted small" }, "no task");
+  return el("span", { class: "resolution " + resolution }, RESOLUTION_LABELS[resolution] || resolution);
 }
 
 function csatCell(row) {
@@ -52,6 +60,8 @@ function renderRows(rows) {
       el("td", {}, customer),
       el("td", { class: "intents" }, r.intents.join(", ")),
       el("td", {}, outcomeBadge(r.outcome), r.handover_reason ? el("span", { class: "muted small" }, " " + r.handover_reason) : null),
+      el("td", { class: "resolution-cell" }, resolutionBadge(r.resolution),
+         r.failures ? el("span", { class: "failure-count", title: "silent failures" }, " ⚠ " + r.failures) : null),
       el("td", { class: "num" }, r.turns),
       el("td", { class: "num" }, r.fallbacks),
       el("td", {}, csatCell(r)),
@@ -169,6 +179,9 @@ function renderFacts(c) {
                           "handling " + seconds(c.handover_handling_seconds)].filter(Boolean).join(" · "));
   }
   if (c.active_loop) fact(dl, "Open form", c.active_loop);
+  dl.append(el("dt", {}, "Resolution"), el("dd", { id: "resolution" }, resolutionBadge(c.resolution)));
+  dl.append(el("dt", {}, "Tasks"), el("dd", { id: "tasks" }, ...(c.tasks.length ? c.tasks.map(taskItem) : ["—"])));
+  if (c.failures) fact(dl, "Silent failures", String(c.failures));
   dl.append(el("dt", {}, "Intents"),
             el("dd", { id: "intents" }, c.intents.map(i => i.intent + (i.count > 1 ? " ×" + i.count : "") + " (" + (i.stage_label || i.stage) + ")").join(", ") || "—"));
   const csat = document.getElementById("csat");
@@ -179,6 +192,14 @@ function renderFacts(c) {
     csat.append(el("span", { class: "muted" }, "No rating."));
   }
   if (c.csat_comment) csat.append(el("q", { id: "csat-comment" }, c.csat_comment));
+}
+
+function taskItem(t) {
+  const parts = [t.skill + ": " + (RESOLUTION_LABELS[t.outcome] || t.outcome)];
+  if (t.outcome === "resolved") parts.push(t.confirmed ? "confirmed (" + t.confirmed_by + ")" : "assumed");
+  if (t.reason) parts.push(t.reason.replace(/_/g, " "));
+  if (t.reference) parts.push(t.reference);
+  return el("div", { class: "task " + t.outcome, "data-skill": t.skill }, parts.join(" · "));
 }
 
 function annotationControl(m) {
@@ -206,6 +227,7 @@ function transcriptLine(m) {
   const classes = ["line", m.sender];
   if (m.handover) classes.push("handover");
   if (m.fallback) classes.push("fallback");
+  if (m.failure) classes.push("failure", m.failure);
   if (m.sender === "action") {
     return el("li", { class: classes.join(" "), "data-id": String(m.id) }, el("span", { class: "action-name" }, "⚙ " + m.text));
   }
@@ -215,6 +237,7 @@ function transcriptLine(m) {
   const who = m.sender === "customer" ? "Customer" : m.sender === "agent" ? "Agent" + (m.agent ? ": " + m.agent : "") : "Bot";
   const head = el("div", { class: "meta" }, el("strong", { class: "who" }, who), " ", el("time", {}, when(m.at)));
   if (m.handover) head.append(" ", el("span", { class: "handover-mark" }, "with a person"));
+  if (m.failure) head.append(" ", el("span", { class: "failure-mark", "data-failure": m.failure }, "⚠ " + (FAILURE_LABELS[m.failure] || m.failure)));
   const li = el("li", { class: classes.join(" "), "data-id": String(m.id) }, head, el("div", { class: "text" }, m.text));
   if (m.sender === "customer") {
     const nlu = el("div", { class: "nlu" });

@@ -7,12 +7,14 @@
   const charts = {};
   const FIELDS = ["from", "to", "channel", "language", "persona", "stage", "by"];
   const RATES = new Set(["containment_rate", "handover_rate", "fallback_rate", "abandonment_rate",
-    "csat_response_rate"]);
+    "csat_response_rate", "resolution_rate", "confirmed_resolution_rate", "assumed_resolution_rate",
+    "net_resolution_rate", "conversation_resolution_rate", "silent_failure_rate"]);
   const TIMES = new Set(["wait_p50", "wait_p90", "handling_p50", "handling_p90"]);
   const COLORS = { now: "#1f5fa8", before: "#a8b4c4", contained: "#2e8b57", handover: "#d97706",
-    abandoned: "#b00020", fallback: "#7c3aed" };
+    abandoned: "#b00020", fallback: "#7c3aed", resolved: "#0f766e", net: "#65a30d",
+    silent: "#be185d" };
   const BY_LABEL = { channel: "channel", language: "language", persona: "persona",
-    stage: "journey stage" };
+    stage: "journey stage", skill: "skill" };
   let current = null;  // the AbortController of the request in flight
 
   function el(tag, className, text) {
@@ -184,6 +186,9 @@
       bar("handover", rows.map((k) => pct(k.handover_rate)), COLORS.handover),
       bar("fallback (messages)", rows.map((k) => pct(k.fallback_rate)), COLORS.fallback),
       bar("abandonment", rows.map((k) => pct(k.abandonment_rate)), COLORS.abandoned),
+      bar("resolution (tasks)", rows.map((k) => pct(k.resolution_rate)), COLORS.resolved),
+      bar("resolution net of recontact", rows.map((k) => pct(k.net_resolution_rate)), COLORS.net),
+      bar("silent failures", rows.map((k) => pct(k.silent_failure_rate)), COLORS.silent),
     ], { scales: percentAxis("y") });
 
     // the table: every KPI per group, with its change against the previous period
@@ -230,6 +235,11 @@
       card.appendChild(el("div", "change", change(k.key, k.change)));
       cards.appendChild(card);
     }
+    const silent = data.current.silent_failures;
+    $("silent-failures").textContent = "Silent failures in the period: " + silent.silent_turn +
+      " customer messages without a reply, " + silent.error_reply + " error replies, " +
+      silent.wrong_skill + " answered by the wrong skill. Recontact window: " +
+      data.current.recontact_days + " days.";
     const worse = data.kpis.filter((k) => k.worse);
     const summary = $("worse-summary");
     summary.className = "worse-summary " + (worse.length ? "has-worse" : "no-worse");

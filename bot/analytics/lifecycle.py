@@ -72,6 +72,7 @@ from bot.analytics.models import (
     ConversationTag,
     ErasureRecord,
     MessageAnnotation,
+    MissingSkillMark,
     StreamCursor,
 )
 from bot.analytics.redact import redact
@@ -278,8 +279,9 @@ def _delete_conversations(db: Session, where: ColumnElement) -> int:
     ids = select(Conversation.id).where(where).scalar_subquery()
     message_ids = select(ConversationMessage.id).where(
         ConversationMessage.conversation_id.in_(ids)).scalar_subquery()
-    db.execute(delete(MessageAnnotation).where(MessageAnnotation.message_id.in_(message_ids)),
-               execution_options={"synchronize_session": False})
+    for model in (MessageAnnotation, MissingSkillMark):
+        db.execute(delete(model).where(model.message_id.in_(message_ids)),
+                   execution_options={"synchronize_session": False})
     for model in (ConversationMessage, ConversationIntent, ConversationTag, ConversationNote):
         db.execute(delete(model).where(model.conversation_id.in_(ids)),
                    execution_options={"synchronize_session": False})

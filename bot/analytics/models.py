@@ -24,7 +24,9 @@ from sqlalchemy.orm import relationship
 from bot.persistence.types import Base, UTCDateTime, utcnow
 
 OUTCOMES = ("contained", "handover", "abandoned")
-PREDEFINED_TAGS = ("misunderstood", "wrong answer", "missing skill", "great")
+MISUNDERSTOOD = "misunderstood"
+MISSING_SKILL = "missing skill"
+PREDEFINED_TAGS = (MISUNDERSTOOD, "wrong answer", MISSING_SKILL, "great")
 
 # Journey stages of ../shared/intents.md: every intent maps to one stage.
 STAGES = ("information", "self_care", "feedback", "conversation")
@@ -113,6 +115,8 @@ class ConversationMessage(Base):
     conversation = relationship("Conversation", back_populates="messages")
     annotation = relationship("MessageAnnotation", uselist=False, cascade="all, delete-orphan",
                               passive_deletes=True)
+    missing_skill = relationship("MissingSkillMark", uselist=False,
+                                 cascade="all, delete-orphan", passive_deletes=True)
 
 
 class ConversationIntent(Base):
@@ -164,6 +168,19 @@ class MessageAnnotation(Base):
                         nullable=False, unique=True)
     intent = Column(String(64), nullable=False)
     language = Column(String(2), nullable=False)
+    user_id = Column(Integer, ForeignKey("desk_users.id", ondelete="SET NULL"))
+    at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class MissingSkillMark(Base):
+    """A CX lead's verdict from Listen (`bot.analytics.topics`): this customer message asks for
+    something the assistant cannot do yet. A message has either this or an annotation."""
+
+    __tablename__ = "missing_skill_marks"
+
+    id = Column(Integer, primary_key=True)
+    message_id = Column(Integer, ForeignKey("conversation_messages.id", ondelete="CASCADE"),
+                        nullable=False, unique=True)
     user_id = Column(Integer, ForeignKey("desk_users.id", ondelete="SET NULL"))
     at = Column(UTCDateTime, nullable=False, default=utcnow)
 

@@ -262,3 +262,5 @@ def test_grouping_is_deterministic_and_leaves_wordless_texts_alone():
     assert len({a.labels[i] for i in (0, 1, 4)}) == 1
     assert grouping.normalise("Sono [NAME], 3 BOLLETTE") == "sono , bollette"
     assert grouping.group_texts([]).groups == 0
+    same = grouping.group_texts(["pannelli solari?", "Pannelli  solari?", "!!!"])
+    assert same.labels.tolist() == [0, 0, grouping.NO_GROUP]  # one distinct text is a group

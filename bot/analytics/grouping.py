@@ -79,7 +79,7 @@ def group_texts(texts: Sequence[str]) -> Grouping:
     labels = np.full(len(texts), NO_GROUP, dtype=int)
     centrality = np.zeros(len(texts))
     usable = np.array([any(ch.isalpha() for ch in k) for k in distinct], dtype=bool)
-    if usable.sum() < 2:
+    if not usable.any():
         return Grouping(labels, centrality)
     points, kept = _points(list(distinct[usable]))
     distinct_labels = np.full(len(distinct), NO_GROUP, dtype=int)

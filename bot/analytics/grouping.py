@@ -22,9 +22,17 @@ messages, and on the seeded set of `tests/test_topics.py`):
    distance merges sub-cluster centres closer than `MERGE_DISTANCE`; the number of groups
    follows from that distance. Agglomerative clustering alone needs memory quadratic in the
    distinct texts (tens of GiB at 100,000); DBSCAN with a cosine radius compares every pair;
-   Birch alone splits one theme across many sub-clusters. When Birch leaves more than
-   `MAX_SUBCLUSTERS` sub-clusters, their centres are compressed again with a wider radius
-   before the merge, which keeps the merge's memory bounded.
+   HDBSCAN is not in this scikit-learn (1.1); Birch alone splits one theme across many
+   sub-clusters. When Birch leaves more than `MAX_SUBCLUSTERS` sub-clusters, their centres are
+   compressed again with a wider radius before the merge, which keeps the merge's memory
+   bounded (about 400 MiB at 100,000 messages).
+
+The two distances were chosen by measurement. On 10,000 generated messages (24 themes, Birch
+radius 0.4), a merge distance of 0.6, 0.7, 0.75 and 0.8 gave a homogeneity of 0.99, 0.94, 0.84
+and 0.74 against the themes (the wider ones merge themes that share words); on the seeded set,
+at 0.7 one theme ("fotovoltaico" written six ways) splits in two, at 0.72 it does not. A Birch
+radius of 0.6 let two unrelated messages sharing a few short words ("avete ... per") into one
+sub-cluster, which no merge undoes; 0.4 does not.
 
 Everything is deterministic for the same texts in the same order (fixed random state), so the
 same messages give the same groups on every recomputation.

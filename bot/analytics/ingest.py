@@ -42,6 +42,7 @@ from bot.settings import get_settings
 log = logging.getLogger(__name__)
 SOURCE = "rasa-events"
 FALLBACK_INTENT = "nlu_fallback"
+OUT_OF_SCOPE_INTENT = "out_of_scope"
 # Rasa's and Sportello's bookkeeping actions, not worth a line in the transcript.
 QUIET_ACTIONS = {"action_listen", "action_session_start", "action_update_context"}
 # The bot could not find a person: the customer asked for one and was offered a callback or a

@@ -73,6 +73,7 @@ from bot.analytics.models import (
     ConversationTask,
     ErasureRecord,
     MessageAnnotation,
+    MissingSkillMark,
     StreamCursor,
 )
 from bot.analytics.redact import redact
@@ -279,8 +280,9 @@ def _delete_conversations(db: Session, where: ColumnElement) -> int:
     ids = select(Conversation.id).where(where).scalar_subquery()
     message_ids = select(ConversationMessage.id).where(
         ConversationMessage.conversation_id.in_(ids)).scalar_subquery()
-    db.execute(delete(MessageAnnotation).where(MessageAnnotation.message_id.in_(message_ids)),
-               execution_options={"synchronize_session": False})
+    for model in (MessageAnnotation, MissingSkillMark):
+        db.execute(delete(model).where(model.message_id.in_(message_ids)),
+                   execution_options={"synchronize_session": False})
     for model in (ConversationMessage, ConversationIntent, ConversationTag, ConversationNote,
                   ConversationTask):
         db.execute(delete(model).where(model.conversation_id.in_(ids)),

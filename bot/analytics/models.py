@@ -32,7 +32,9 @@ NOT_RESOLVED_REASONS = ("wrong_skill", "error_reply", "silent_turn", "fallback_e
 # Silent failures, flagged on a transcript line: a customer message the bot left without a
 # reply, an error reply, a customer message answered by the wrong skill.
 FAILURES = ("silent_turn", "error_reply", "wrong_skill")
-PREDEFINED_TAGS = ("misunderstood", "wrong answer", "missing skill", "great")
+MISUNDERSTOOD = "misunderstood"
+MISSING_SKILL = "missing skill"
+PREDEFINED_TAGS = (MISUNDERSTOOD, "wrong answer", MISSING_SKILL, "great")
 
 # Journey stages of ../shared/intents.md: every intent maps to one stage.
 STAGES = ("information", "self_care", "feedback", "conversation")
@@ -127,6 +129,8 @@ class ConversationMessage(Base):
     conversation = relationship("Conversation", back_populates="messages")
     annotation = relationship("MessageAnnotation", uselist=False, cascade="all, delete-orphan",
                               passive_deletes=True)
+    missing_skill = relationship("MissingSkillMark", uselist=False,
+                                 cascade="all, delete-orphan", passive_deletes=True)
 
 
 class ConversationIntent(Base):
@@ -204,6 +208,19 @@ class MessageAnnotation(Base):
                         nullable=False, unique=True)
     intent = Column(String(64), nullable=False)
     language = Column(String(2), nullable=False)
+    user_id = Column(Integer, ForeignKey("desk_users.id", ondelete="SET NULL"))
+    at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class MissingSkillMark(Base):
+    """A CX lead's verdict from Listen (`bot.analytics.topics`): this customer message asks for
+    something the assistant cannot do yet. A message has either this or an annotation."""
+
+    __tablename__ = "missing_skill_marks"
+
+    id = Column(Integer, primary_key=True)
+    message_id = Column(Integer, ForeignKey("conversation_messages.id", ondelete="CASCADE"),
+                        nullable=False, unique=True)
     user_id = Column(Integer, ForeignKey("desk_users.id", ondelete="SET NULL"))
     at = Column(UTCDateTime, nullable=False, default=utcnow)
 

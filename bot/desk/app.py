@@ -13,9 +13,10 @@ failures are counted per address and username (`bot.ratelimit`) and per account
 (`bot.desk.lockout`).
 
 This module holds the routes; the rest of the desk: `pages` (templates, cookies, security
-headers, the login decorator, shared with the review console's `console` and `dashboard`),
-`hub` (the open WebSockets), `live` (the background work: the event stream pushed to agents,
-customers' cancels, the handover timers), `rasa_api` (Rasa's HTTP API), `auth`, `lockout`.
+headers, the login decorator, shared with the review console's `console`, `dashboard` and
+`listen`), `hub` (the open WebSockets), `live` (the background work: the event stream pushed to
+agents, customers' cancels, the handover timers), `rasa_api` (Rasa's HTTP API), `auth`,
+`lockout`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from bot.desk import auth, lockout
 from bot.desk.console import console
 from bot.desk.dashboard import dashboard
 from bot.desk.hub import Hub
+from bot.desk.listen import listen
 from bot.desk.live import follow_stream, offline_later, watch_timeouts
 from bot.desk.pages import (
     HERE,
@@ -78,6 +80,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     app.static("/static", str(HERE / "static"), name="static")
     app.blueprint(console)  # the review console
     app.blueprint(dashboard)  # its KPIs
+    app.blueprint(listen)  # what customers ask that the bot cannot do yet
     hub = Hub()
     app.ctx.hub = hub
 

@@ -1,6 +1,6 @@
 """What every route of the desk app shares (the desk's own routes in `bot.desk.app`, the review
-console's in `bot.desk.console` and `bot.desk.dashboard`): the page templates, the cookies, the
-security headers of every response, and the login decorator.
+console's in `bot.desk.console`, `bot.desk.dashboard` and `bot.desk.listen`): the page
+templates, the cookies, the security headers of every response, and the login decorator.
 
 `login_required` lets through a signed-in desk user with one of the given roles
 (`request.ctx.login`) and, on every state-changing request, only with the session's CSRF token

@@ -1,16 +1,16 @@
 """task resolution: the self-care tasks of each conversation and their outcome, the
 conversation's resolution, and silent failures flagged on transcript lines
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
-Create Date: 2026-12-05 10:00:00
+Create Date: 2026-12-04 19:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 import bot.persistence.types
 
-revision = '0010'
+revision = '0008'
 down_revision = '0007'
 branch_labels = None
 depends_on = None

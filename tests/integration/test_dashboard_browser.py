@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import delete, select
 
+from bot.analytics.kpis import KPI_DEFINITIONS
 from bot.analytics.models import Conversation
 from bot.persistence.db import session_scope
 from tests.integration.desk_client import Agent, password_for
@@ -123,9 +124,11 @@ def test_cx_lead_sees_the_kpis_in_the_browser(stack, browser, token):
 
         # the KPI cards: every KPI, the worsened ones first, with the previous period
         cards = page.locator("#cards .card")
-        expect(cards).to_have_count(11)
-        flags = [cards.nth(i).get_attribute("data-worse") for i in range(11)]
+        expect(cards).to_have_count(len(KPI_DEFINITIONS))
+        flags = [cards.nth(i).get_attribute("data-worse") for i in range(len(KPI_DEFINITIONS))]
         assert flags == sorted(flags, reverse=True)  # "true" before "false"
+        for key in ("resolution_rate", "net_resolution_rate", "silent_failure_rate"):
+            expect(page.locator(f'#cards .card[data-key="{key}"]')).to_have_count(1)
         for key in ("containment_rate", "abandonment_rate"):
             card = page.locator(f'#cards .card[data-key="{key}"]')
             expect(card).to_have_attribute("data-worse", "true")

@@ -34,6 +34,7 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from bot import event_stream
 from bot.desk import auth, lockout
+from bot.desk.complaints import complaints
 from bot.desk.console import console
 from bot.desk.dashboard import dashboard
 from bot.desk.hub import Hub
@@ -78,6 +79,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     app.static("/static", str(HERE / "static"), name="static")
     app.blueprint(console)  # the review console
     app.blueprint(dashboard)  # its KPIs
+    app.blueprint(complaints)  # complaints against their regulatory deadlines
     hub = Hub()
     app.ctx.hub = hub
 

@@ -1,4 +1,5 @@
-"""Complaints: collect the complaint, open a ticket, offer a person.
+"""Complaints: collect the complaint, open a ticket with its regulatory deadline (the date is
+told to the customer, `bot.crm.complaint_clock`), offer a person.
 
 A complaint described in the request itself ("voglio fare un reclamo perché mi avete addebitato
 due volte...") is taken from it and not asked again; a complaint like one opened in the last
@@ -14,9 +15,10 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import FormValidation, channel_of, record, verified_customer
+from actions.common import FormValidation, channel_of, language_of, record, verified_customer
 from actions.interruptions import DIGRESSION_CONFIDENCE, is_question
 from actions.tickets import NEW, SIMILAR_CHOICE, STATUS, SimilarTicketCheck, say_status_instead
+from bot import i18n
 from bot.crm.card import load_identity_card
 from bot.crm.service import open_ticket
 from bot.persistence.db import run
@@ -103,9 +105,11 @@ class ActionComplaintSubmit(Action):
         if not code or not text:
             return cleared
         ticket = await run(open_ticket, code, "complaint", text[:120], channel_of(tracker),
-                           description=text, eta_days=30, skill="billing",
+                           description=text, skill="billing",
                            conversation_id=tracker.sender_id)
-        dispatcher.utter_message(response="utter_complaint_opened", ticket_id=ticket.ticket_id)
+        # the regulatory deadline of this kind of complaint (bot.crm.complaint_clock)
+        dispatcher.utter_message(response="utter_complaint_opened", ticket_id=ticket.ticket_id,
+                                 answer_by=i18n.day(ticket.answer_by, language_of(tracker)))
         await record(tracker, await load_identity_card(code), "file_complaint", "resolved",
                      text[:200], dispatcher=dispatcher, reference=ticket.ticket_id)
         return cleared + [SlotSet("offer", "request_human")]

@@ -1,4 +1,6 @@
-"""Tickets: the customer's open requests with status, last update and expected date.
+"""Tickets: the customer's open requests with status, last update and expected date; a
+complaint waiting for its answer with the days left to its regulatory deadline, or, once late,
+the automatic indemnity owed (`bot.crm.complaint_clock`).
 
 A customer who names a kind of request ("a che punto è il mio reclamo?", "has my callback been
 scheduled?") gets the open ones of that kind; a new complaint or callback while a similar one
@@ -58,13 +60,20 @@ def named_kinds(tracker: Tracker) -> List[str]:
 
 def say_tickets(dispatcher: CollectingDispatcher, header: str, tickets: Iterable[TicketView],
                 domain: DomainDict, lang: str) -> None:
-    """A header, then one line per ticket with status, last update and expected date."""
+    """A header, then one line per ticket with status, last update and expected date; an
+    unanswered complaint with its deadline instead (days left, or the indemnity owed)."""
     dispatcher.utter_message(response=header)
+    today = i18n.today()
     for t in tickets:
         params = dict(ticket_id=t.ticket_id, subject=t.subject,
                       status=i18n.status(domain, t.status, lang),
                       updated=i18n.moment(t.updated_at or t.opened_at, lang))
-        if t.eta:
+        clock = t.clock(today)
+        if clock is not None and not clock.answered:
+            answer = i18n.answer_note(domain, clock.last_day, clock.days_left, clock.indemnity,
+                                      lang)
+            dispatcher.utter_message(response="utter_complaint_line", answer=answer, **params)
+        elif t.eta:
             dispatcher.utter_message(response="utter_ticket_line_eta",
                                      eta=i18n.day(t.eta, lang), **params)
         else:

@@ -32,6 +32,7 @@ VOCABULARY: Dict[str, tuple] = {
     "status": ("open", "in_progress", "resolved", "closed"),
     "day": ("today", "yesterday", "on"),
     "due": ("paid", "in", "overdue"),
+    "answer": ("in", "today", "late"),  # an unanswered complaint's deadline (complaint_clock)
 }
 # Unknown keys of these groups are said with this key (a topic the history may hold).
 FALLBACK_KEYS = {"topic": "other"}
@@ -168,3 +169,16 @@ def due_note(domain: Mapping[str, Any], due: date, paid: bool, today: date,
     if left >= 0:
         return word(domain, "due", "in", language, due_date=day(due, language), days=left)
     return word(domain, "due", "overdue", language, due_date=day(due, language), days=-left)
+
+
+def answer_note(domain: Mapping[str, Any], last_day: date, days_left: int, indemnity: Decimal,
+                language: str | None) -> str:
+    """Where an unanswered complaint stands against its deadline (bot.crm.complaint_clock): the
+    date and the days left, the last day itself, or late with the indemnity owed so far."""
+    answer_by = day(last_day, language)
+    if days_left < 0:
+        return word(domain, "answer", "late", language, answer_by=answer_by,
+                    indemnity=money(indemnity, language))
+    if days_left == 0:
+        return word(domain, "answer", "today", language, answer_by=answer_by)
+    return word(domain, "answer", "in", language, answer_by=answer_by, days=days_left)

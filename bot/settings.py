@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Tuple
@@ -70,6 +71,14 @@ class Settings(BaseSettings):
     agent_reply_timeout_seconds: int = 180
     agent_max_chats: int = 3
     handover_default_handling_seconds: int = 300
+    # Written complaints (ARERA's TIQV, see the README's "Complaint clocks"): the calendar days
+    # a reasoned answer may take after the day the complaint arrived, per kind of complaint,
+    # and the automatic indemnity owed when it is late (twice the amount beyond twice the
+    # deadline, three times beyond three times).
+    complaint_answer_days: int = 30
+    complaint_billing_correction_days: int = 60
+    complaint_double_billing_days: int = 15
+    complaint_indemnity_eur: Decimal = Decimal("30")
     # The production profile's PostgreSQL server, for Rasa's databases below.
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
@@ -164,6 +173,19 @@ class Settings(BaseSettings):
     def _known_profile(cls, value: str) -> str:
         if value not in PROFILES:  # "prod" must not quietly mean the demo
             raise ValueError(f"SPORTELLO_PROFILE={value!r}: use one of {', '.join(PROFILES)}")
+        return value
+
+    @validator("complaint_answer_days", "complaint_billing_correction_days",
+               "complaint_double_billing_days")
+    def _a_deadline_is_days(cls, value: int, field: ModelField) -> int:
+        if value < 1:
+            raise ValueError(f"{field.name.upper()}: at least 1 day")
+        return value
+
+    @validator("complaint_indemnity_eur")
+    def _an_amount_in_cents(cls, value: Decimal) -> Decimal:
+        if value < 0 or value != value.quantize(Decimal("0.01")):
+            raise ValueError("COMPLAINT_INDEMNITY_EUR: euros, at most two decimals, not negative")
         return value
 
     @root_validator(skip_on_failure=True)

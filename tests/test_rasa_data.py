@@ -21,7 +21,8 @@ UNUSED = re.compile(r"The utterance '(utter_\w+)' is not used in any story or ru
 # Vocabulary responses (bot.i18n.VOCABULARY) are resolved by actions through these accessors of
 # bot.i18n; a group counts as used only when actions/ calls its accessor.
 VOCABULARY_ACCESSORS = {"channel": "channel", "topic": "topic", "supply": "supply",
-                        "status": "status", "day": "relative_day", "due": "due_note"}
+                        "status": "status", "day": "relative_day", "due": "due_note",
+                        "answer": "answer_note"}
 
 
 def domain_responses() -> set[str]:
@@ -110,7 +111,8 @@ def test_every_vocabulary_entry_resolves_in_both_languages():
             english = next(v["text"] for v in variations if v.get("condition") ==
                            [{"type": "slot", "name": "language", "value": "en"}])
             assert italian != english or group == "supply" and key == "gas", (group, key)
-            values = {"date": "1 marzo", "due_date": "1 marzo", "days": 3}
+            values = {"date": "1 marzo", "due_date": "1 marzo", "days": 3,
+                      "answer_by": "1 marzo", "indemnity": "30,00 €"}
             it = i18n.word(domain, group, key, "it", **values)
             en = i18n.word(domain, group, key, "en", **values)
             assert it == italian.format(**values) and en == english.format(**values)

@@ -158,7 +158,8 @@ def test_asking_about_a_complaint_gives_the_open_complaints_only(seeded):
     complaint = tickets(LAURA, "complaint")[0].ticket_id
     callback = open_ticket(LAURA, "callback", days_ago=1, eta_days=1)
     said = status(LAURA, "a che punto è il mio reclamo?", ["complaint"])
-    assert [s["response"] for s in said] == ["utter_open_complaints", "utter_ticket_line_eta"]
+    # an unanswered complaint says its deadline (tests/test_complaint_clock.py)
+    assert [s["response"] for s in said] == ["utter_open_complaints", "utter_complaint_line"]
     assert said[1]["ticket_id"] == complaint and callback not in str(said)
     said = status(LAURA, "has my callback been scheduled?", ["callback"], language="en")
     assert [s["response"] for s in said] == ["utter_open_callbacks", "utter_ticket_line_eta"]
@@ -171,7 +172,7 @@ def test_no_open_request_of_that_kind_says_so_and_lists_the_others(seeded):
     complaint = tickets(LAURA, "complaint")[0].ticket_id
     said = status(LAURA, "mi avete fissato la richiamata che ho chiesto ieri?", ["callback"])
     assert [s["response"] for s in said] == ["utter_no_open_callbacks",
-                                             "utter_other_open_tickets", "utter_ticket_line_eta"]
+                                             "utter_other_open_tickets", "utter_complaint_line"]
     assert said[2]["ticket_id"] == complaint
     said = status(MARIA, "any news on my complaint?", ["complaint"], language="en")
     assert [s["response"] for s in said] == ["utter_no_open_complaints"]

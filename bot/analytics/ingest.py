@@ -285,22 +285,25 @@ def known_of(code: str | None) -> Known | None:
     """The customer's own name, company and addresses, to be masked wherever they appear."""
     if not code:
         return None
-    from bot.crm.models import Customer, Supply
+    from bot.crm.models import Customer
 
     with session_scope() as db:
         c = db.execute(select(Customer).where(Customer.customer_code == code)
                        ).scalar_one_or_none()
-        if c is None:
-            return Known()
-        names = [f"{c.first_name} {c.last_name}", f"{c.last_name} {c.first_name}",
-                 c.first_name, c.last_name]
-        addresses = [s.address for s in db.execute(
-            select(Supply).where(Supply.customer_id == c.id)).scalars()]
-        values = [(v, label) for v, label in ((c.email, "[EMAIL]"), (c.phone, "[PHONE]"),
-                                              (c.tax_code, "[TAX_CODE]"),
-                                              (c.direct_debit_iban, "[IBAN]")) if v]
-        return Known(names=tuple(n for n in names if n), addresses=tuple(addresses),
-                     values=tuple(values))
+        return Known() if c is None else known_for(c)
+
+
+def known_for(c: Any) -> Known:
+    """What the history knows of customer `c` (a `bot.crm.models.Customer` in a session): its
+    names, supply addresses, e-mail, phone, tax code and IBAN."""
+    names = [f"{c.first_name} {c.last_name}", f"{c.last_name} {c.first_name}",
+             c.first_name, c.last_name]
+    addresses = [s.address for s in c.supplies]
+    values = [(v, label) for v, label in ((c.email, "[EMAIL]"), (c.phone, "[PHONE]"),
+                                          (c.tax_code, "[TAX_CODE]"),
+                                          (c.direct_debit_iban, "[IBAN]")) if v]
+    return Known(names=tuple(n for n in names if n), addresses=tuple(addresses),
+                 values=tuple(values))
 
 
 def refresh_handover(db: Session, conv: Conversation) -> None:

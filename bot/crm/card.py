@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.crm import models as m
+from bot.crm.complaint_clock import ComplaintClock, clock_of
 from bot.persistence.db import session_scope, writes
 
 # (conversation id, timestamp of its latest user message) of the action call being served
@@ -94,10 +95,20 @@ class TicketView:
     opened_at: datetime
     updated_at: datetime | None
     eta: date | None
+    complaint_kind: str | None = None
+    answer_due_at: datetime | None = None
+    answered_at: datetime | None = None
 
     @property
     def open(self) -> bool:
         return self.status in ("open", "in_progress")
+
+    def clock(self, today: date) -> ComplaintClock | None:
+        """A complaint's deadline on `today` (None for other tickets)."""
+        if self.kind != "complaint":
+            return None
+        return clock_of(self.complaint_kind, self.opened_at, self.answer_due_at,
+                        self.answered_at, today)
 
 
 @dataclass(frozen=True)
@@ -214,7 +225,8 @@ def read_identity_card(customer_code: str, now: datetime | None = None) -> Ident
             bill_rows, key=lambda b: (b.period_end, b.number), reverse=True))
         ticket_rows = session.execute(
             select(T.ticket_id, T.kind, T.status, T.subject, T.channel, T.opened_at,
-                   T.updated_at, T.eta).where(T.customer_id == c.id).order_by(T.id)).all()
+                   T.updated_at, T.eta, T.complaint_kind, T.answer_due_at, T.answered_at)
+            .where(T.customer_id == c.id).order_by(T.id)).all()
         tickets = tuple(TicketView(*t) for t in sorted(
             ticket_rows, key=lambda t: t.opened_at, reverse=True))
         interactions = tuple(InteractionView(*i) for i in session.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -14,10 +15,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    inspect,
     select,
 )
 from sqlalchemy.orm import Session, relationship
 
+from bot.crm import complaint_clock
 from bot.persistence.types import Base, Money, UTCDateTime, utcnow
 
 PERSONAS = ("family", "digital", "senior", "business")
@@ -27,6 +31,7 @@ READING_SOURCES = ("actual", "estimated", "self")
 BILL_STATUSES = ("paid", "unpaid", "overdue")
 TICKET_KINDS = ("outage", "complaint", "request", "callback")
 TICKET_STATUSES = ("open", "in_progress", "resolved", "closed")
+ANSWERED_STATUSES = ("resolved", "closed")  # a ticket in one of these has had its answer
 OUTCOMES = ("resolved", "handover", "abandoned")
 
 
@@ -184,7 +189,13 @@ class Bill(Base):
 
 
 class Ticket(Base):
+    """A customer's request, fault, callback or complaint. A complaint carries its clock
+    (`bot.crm.complaint_clock`): the kind of deadline, the instant the deadline ends, and when it
+    was answered (the first time its status became resolved or closed)."""
+
     __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_answer_due_at", "answer_due_at"),
+                      Index("ix_tickets_answered_at", "answered_at"))
 
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
@@ -202,8 +213,36 @@ class Ticket(Base):
     callback_slot = Column(String(100))
     skill = Column(String(32))
     conversation_id = Column(String(128))
+    complaint_kind = Column(String(20))  # complaint_clock.KINDS; complaints only
+    answer_due_at = Column(UTCDateTime)  # a complaint answered before this is on time
+    answered_at = Column(UTCDateTime)
 
     customer = relationship("Customer", back_populates="tickets")
+
+
+def stamp_clock(ticket: Ticket) -> None:
+    """Give a complaint its kind of deadline and its deadline (again when the moment it arrived
+    changes, never because the settings did), and any ticket the moment it was answered: the
+    first time its status is resolved or closed, at its last update (the CRM's moment of the
+    change) or now. Run on every insert and update of a ticket, whoever writes it (the bot, the
+    import, the demo seed)."""
+    if ticket.kind == "complaint" and ticket.opened_at is not None:
+        if ticket.complaint_kind is None:
+            ticket.complaint_kind = complaint_clock.kind_of(ticket.description or ticket.subject)
+        state = inspect(ticket)
+        moved = state.persistent and (state.attrs.opened_at.history.has_changes()
+                                      or state.attrs.complaint_kind.history.has_changes())
+        if ticket.answer_due_at is None or moved:
+            ticket.answer_due_at = complaint_clock.deadline_instant(
+                complaint_clock.last_day(ticket.opened_at, ticket.complaint_kind))
+    if ticket.status in ANSWERED_STATUSES and ticket.answered_at is None:
+        ticket.answered_at = ticket.updated_at or utcnow()
+
+
+@event.listens_for(Ticket, "before_insert")
+@event.listens_for(Ticket, "before_update")
+def _stamp_clock(_mapper: Any, _connection: Any, ticket: Ticket) -> None:
+    stamp_clock(ticket)
 
 
 class Interaction(Base):

@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.crm import models as m
+from bot.crm import complaint_clock, models as m
 from bot.masks import mask_email, mask_phone
 from bot.persistence import tables
 from bot.persistence.db import session_scope
@@ -325,12 +325,15 @@ def _next_ticket_id(s: Session, year: int) -> str:
 class TicketOpened:
     ticket_id: str
     eta: date | None
+    answer_by: date | None = None  # a complaint's last day to be answered (complaint_clock)
 
 
 def open_ticket(customer_code: str, kind: str, subject: str, channel: str, *,
                 description: str = "", eta_days: int | None = None,
                 callback_phone: str | None = None, callback_slot: str | None = None,
                 skill: str | None = None, conversation_id: str | None = None) -> TicketOpened:
+    """A new open ticket. A complaint gets its deadline now (the customer is told it); its
+    expected date is that deadline unless `eta_days` says otherwise."""
     now = _now()
     with session_scope() as s:
         customer = s.execute(
@@ -338,13 +341,18 @@ def open_ticket(customer_code: str, kind: str, subject: str, channel: str, *,
         ).scalar_one()
         ticket_id = _next_ticket_id(s, now.year)
         eta = (now + timedelta(days=eta_days)).date() if eta_days is not None else None
-        s.add(m.Ticket(
+        ticket = m.Ticket(
             customer_id=customer.id, ticket_id=ticket_id, kind=kind, status="open",
             subject=subject[:300], channel=channel, opened_at=now, updated_at=now, eta=eta,
             description=description[:4000], callback_phone=callback_phone,
             callback_slot=callback_slot, skill=skill, conversation_id=conversation_id,
-        ))
-        return TicketOpened(ticket_id, eta)
+        )
+        m.stamp_clock(ticket)
+        answer_by = (complaint_clock.day_of_deadline(ticket.answer_due_at)
+                     if ticket.answer_due_at else None)
+        ticket.eta = eta or answer_by
+        s.add(ticket)
+        return TicketOpened(ticket_id, ticket.eta, answer_by)
 
 
 # --- contact data, paperless, direct debit -------------------------------------------------

@@ -35,6 +35,7 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from bot import event_stream
 from bot.desk import auth, lockout
+from bot.desk.complaints import complaints
 from bot.desk.console import console
 from bot.desk.dashboard import dashboard
 from bot.desk.hub import Hub
@@ -81,6 +82,7 @@ def create_app(name: str = "sportello_desk") -> Sanic:
     app.blueprint(console)  # the review console
     app.blueprint(dashboard)  # its KPIs
     app.blueprint(listen)  # what customers ask that the bot cannot do yet
+    app.blueprint(complaints)  # complaints against their regulatory deadlines
     hub = Hub()
     app.ctx.hub = hub
 

@@ -5,7 +5,9 @@
 - `GET /console/api/kpis?from=YYYY-MM-DD&to=YYYY-MM-DD&channel=&language=&persona=&stage=&by=`:
   `bot.analytics.kpis.compare` for the period (Europe/Rome days, both included; by default the
   last 30 days up to today) and the previous period of the same length, plus the filters'
-  options and the KPI definitions. Bad input gets 400 with `{"error": "..."}`.
+  options and the KPI definitions, and the complaints answered on time in both periods
+  (`bot.analytics.complaints.compare`: the period only, whatever the filters). Bad input gets
+  400 with `{"error": "..."}`.
 - `GET /console/vendor/chart.umd.js`: Chart.js's UMD build, from `web/node_modules` (installed
   by the set-up with `npm ci` in `web/`, pinned in `web/package-lock.json`).
 """
@@ -16,7 +18,7 @@ from datetime import date, datetime, timedelta
 
 from sanic import Blueprint, Request, response
 
-from bot.analytics import kpis
+from bot.analytics import complaints, kpis
 from bot.analytics.models import STAGE_LABELS, STAGES
 from bot.analytics.queries.filters import parse_date
 from bot.crm.models import PERSONAS
@@ -68,6 +70,11 @@ DEFINITIONS = {
                     "nearest-rank.",
     "handling_p90": "90th percentile (nearest-rank) of the handling time.",
 }
+COMPLAINT_DEFINITION = (
+    "Written complaints answered in the period (the day their status first became resolved or "
+    "closed, Europe/Rome) before their regulatory deadline ended, over all complaints answered "
+    "in the period; indemnities: the automatic indemnities owed for the late ones. The "
+    "channel, language, persona and stage filters do not apply.")
 
 
 def today_in_rome() -> date:
@@ -94,11 +101,12 @@ def _report(start: date, end: date, filters: dict, by: str | None) -> dict:
     with session_scope() as db:
         result = kpis.compare(db, start, end, filters, by)
         channels = kpis.known_channels(db)
+        result["complaints"] = complaints.compare(db, start, end)
     result["options"] = {
         "channels": channels, "languages": list(LANGUAGES), "personas": list(PERSONAS),
         "stages": [{"key": s, "label": STAGE_LABELS[s]} for s in STAGES],
         "breakdowns": list(kpis.BREAKDOWNS)}
-    result["definitions"] = DEFINITIONS
+    result["definitions"] = {**DEFINITIONS, "complaints_on_time": COMPLAINT_DEFINITION}
     result["min_intent_conversations"] = kpis.MIN_INTENT_CONVERSATIONS
     return result
 

@@ -302,3 +302,61 @@ def test_who_may_use_the_console(stack, identified):
     # the masked log is unchanged by a reveal
     assert "Maria" not in admin.get(f"/console/api/conversations/{cid}").text
     assert admin.post("/console/api/conversations/999999/reveal").status_code == 404
+
+
+def test_complaints_by_time_left(stack):
+    """The complaint clocks page: the complaints waiting for an answer, the nearest deadline
+    first, the late ones flagged with the indemnity owed; CX leads only."""
+    from datetime import datetime, timedelta
+
+    from bot.crm import models as m
+    from bot.crm.service import open_ticket
+    from bot.settings import local_zone
+
+    def complaint(code: str, text: str, days_ago: int) -> str:
+        ticket_id = open_ticket(code, "complaint", text, "web", description=text).ticket_id
+        with session_scope() as db:  # arrived days ago: its deadline follows
+            row = db.execute(select(m.Ticket).where(m.Ticket.ticket_id == ticket_id)
+                             ).scalar_one()
+            row.opened_at = row.opened_at - timedelta(days=days_ago)
+        return ticket_id
+
+    created: list[str] = []
+    try:
+        created.append(complaint("C1000002", "Il tecnico non si è presentato", 40))  # 10 late
+        created.append(complaint("C1000002", "Mi avete addebitato due volte la bolletta, "
+                                             "scrivetemi a giuseppe.bianchi@example.it", 14))
+        created.append(complaint("C1000004", "The amount on my last bill is wrong", 1))
+        lead = Agent(stack.desk_url, "lucia")
+        r = lead.get("/console/api/complaints?per_page=500")
+        assert r.status_code == 200, r.text
+        data = r.json()
+        rows = {row["ticket_id"]: row for row in data["rows"] if row["ticket_id"] in created}
+        late, soon, fresh = (rows[t] for t in created)
+        assert [row["ticket_id"] for row in data["rows"] if row["ticket_id"] in created] == created
+        assert (late["late"], late["days_left"], late["indemnity_eur"], late["kind"]) == (
+            True, -10, "30.00", "general")
+        assert (soon["late"], soon["days_left"], soon["kind"]) == (False, 1, "double_billing")
+        assert (fresh["days_left"], fresh["kind"]) == (59, "billing_correction")
+        assert soon["subject"].endswith("[EMAIL]") and "giuseppe" not in r.text.lower()
+        today = datetime.now(local_zone()).date()
+        assert late["last_day"] == (today - timedelta(days=10)).isoformat()
+        everything = [row["days_left"] for row in data["rows"]]
+        assert everything == sorted(everything)  # the whole list by time left
+        assert data["late"] >= 1 and float(data["indemnity_owed_eur"]) >= 30
+        assert data["rules"]["days"] == {"general": 30, "billing_correction": 60,
+                                         "double_billing": 15}
+        page = lead.get("/console/complaints")
+        assert page.status_code == 200 and "Complaints waiting for an answer" in page.text
+        assert lead.get("/console/api/complaints?page=x").status_code == 400
+        # agents and strangers: refused
+        agent = Agent(stack.desk_url, "giulia")
+        assert agent.get("/console/api/complaints").status_code == 403
+        assert agent.get("/console/complaints").status_code == 403
+        assert httpx.get(f"{stack.desk_url}/console/api/complaints").status_code == 401
+        stranger = httpx.get(f"{stack.desk_url}/console/complaints", follow_redirects=False)
+        assert (stranger.status_code, stranger.headers.get("location")) == (302, "/login")
+    finally:
+        with session_scope() as db:
+            for ticket_id in created:
+                db.execute(m.Ticket.__table__.delete().where(m.Ticket.ticket_id == ticket_id))

@@ -314,3 +314,36 @@ def test_an_agent_cannot_open_the_console_in_the_browser(stack, browser):
         page.wait_for_url("**/desk")
     finally:
         context.close()
+
+
+def test_the_complaints_page_flags_the_late_ones(stack, browser):
+    """A complaint 40 days old (general: 10 days late) leads the list, flagged with its
+    indemnity; the dashboard shows the complaints answered on time."""
+    from bot.crm import models as m
+    from bot.crm.service import open_ticket
+
+    ticket_id = open_ticket("C1000002", "complaint", "Il tecnico non si è presentato", "web",
+                           description="Il tecnico non si è presentato").ticket_id
+    try:
+        with session_scope() as db:
+            row = db.query(m.Ticket).filter(m.Ticket.ticket_id == ticket_id).one()
+            row.opened_at = row.opened_at - timedelta(days=40)
+        context, page, errors = sign_in(browser, stack, "lucia",
+                                        password_for(stack.desk_url, "lucia"))
+        page.click("#nav-complaints")
+        page.wait_for_url("**/console/complaints")
+        loaded(page)
+        first = page.locator("#rows tr").first
+        expect(first).to_have_attribute("data-ticket", ticket_id)
+        expect(first).to_have_class("late")
+        expect(first.locator(".late-flag")).to_have_text("late by 10 days")
+        expect(first.locator(".indemnity")).to_have_text("€ 30.00")
+        expect(page.locator("#summary")).to_contain_text("past the deadline")
+        page.screenshot(path=str(ARTIFACTS / "console-complaints.png"), full_page=True)
+        page.click("#nav-dashboard")
+        expect(page.locator("#complaint-cards .card")).to_have_count(4)
+        assert not errors, errors
+        context.close()
+    finally:
+        with session_scope() as db:
+            db.execute(delete(m.Ticket).where(m.Ticket.ticket_id == ticket_id))

@@ -3,7 +3,7 @@ replies are checked against the database."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -12,6 +12,7 @@ from bot import i18n
 from bot.crm import models as m
 from bot.crm.card import read_identity_card
 from bot.persistence.db import session_scope
+from bot.settings import local_zone
 
 pytestmark = pytest.mark.integration
 
@@ -263,6 +264,10 @@ def test_complaint_opens_ticket_and_offers_a_person(stack, sender, token):
     ticket = last_ticket("C1000005")
     assert ticket.kind == "complaint" and ticket.ticket_id in reply and "persona" in reply
     assert "due volte" in ticket.description
+    # the date of the answer: ARERA's deadline for double billing, from today (Europe/Rome)
+    answer_by = datetime.now(local_zone()).date() + timedelta(days=15)
+    assert ticket.complaint_kind == "double_billing" and ticket.eta == answer_by
+    assert f"Le risponderemo per iscritto entro il giorno {i18n.day(answer_by, 'it')}" in reply
 
 
 def test_callback_with_phone_on_file(stack, sender, token):

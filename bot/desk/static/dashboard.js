@@ -248,6 +248,28 @@
       : "No KPI got worse than in the previous period.";
   }
 
+  // complaints answered on time (bot.analytics.complaints), this period against the previous
+  function drawComplaints(data) {
+    const box = $("complaint-cards");
+    clear(box);
+    const now = data.complaints.current, before = data.complaints.previous;
+    const rate = (r) => (r.on_time_rate === null ? "—" : (r.on_time_rate * 100).toFixed(1) + " %");
+    const figures = [
+      ["On time / answered", now.on_time + " / " + now.answered, before.on_time + " / " + before.answered],
+      ["On-time rate", rate(now), rate(before)],
+      ["Answered late", String(now.late), String(before.late)],
+      ["Indemnities owed", "€ " + now.indemnities_eur, "€ " + before.indemnities_eur],
+    ];
+    for (const [label, value, previous] of figures) {
+      const card = el("div", "card");
+      card.title = data.definitions.complaints_on_time || "";
+      card.appendChild(el("div", "label", label));
+      card.appendChild(el("div", "value", value));
+      card.appendChild(el("div", "previous", "previous period: " + previous));
+      box.appendChild(card);
+    }
+  }
+
   function drawDefinitions(data) {
     const dl = $("definitions");
     clear(dl);
@@ -255,6 +277,8 @@
       dl.appendChild(el("dt", null, k.label));
       dl.appendChild(el("dd", null, data.definitions[k.key] || ""));
     }
+    dl.appendChild(el("dt", null, "Complaints answered on time"));
+    dl.appendChild(el("dd", null, data.definitions.complaints_on_time || ""));
     dl.appendChild(el("dt", null, "Intents that fail most"));
     dl.appendChild(el("dd", null, "Share of an intent's conversations with at least one " +
       "fallback or a handover; only intents with at least " + data.min_intent_conversations +
@@ -286,6 +310,7 @@
     drawCards(data);
     drawBreakdown(data);
     drawCharts(data);
+    drawComplaints(data);
     drawDefinitions(data);
   }
 

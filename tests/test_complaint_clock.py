@@ -367,7 +367,7 @@ def test_the_status_of_a_complaint_says_the_days_left_or_the_indemnity_owed(seed
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_at_0007(request, monkeypatch, tmp_path):
+def database_before_the_clocks(request, monkeypatch, tmp_path):
     """A database migrated up to the revision before the complaint clocks."""
     from alembic import command
 
@@ -380,7 +380,7 @@ def database_at_0007(request, monkeypatch, tmp_path):
         name = create_pg_database()
         url = pg_url(name)
     use_database(monkeypatch, url, tmp_path / "var")
-    command.upgrade(alembic_config(url), "0007")
+    command.upgrade(alembic_config(url), "0009")
     yield url
     from bot.persistence import db
 
@@ -391,12 +391,12 @@ def database_at_0007(request, monkeypatch, tmp_path):
 
 
 def test_the_migration_gives_existing_complaints_the_30_days_they_were_promised(
-        database_at_0007):
+        database_before_the_clocks):
     from sqlalchemy import create_engine, text
 
     from bot.persistence.db import migrate
 
-    engine = create_engine(database_at_0007, future=True)
+    engine = create_engine(database_before_the_clocks, future=True)
     with engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO customers (id, customer_code, first_name, last_name, language, persona, "
@@ -415,7 +415,7 @@ def test_the_migration_gives_existing_complaints_the_30_days_they_were_promised(
                 {"tid": tid, "kind": kind, "status": status, "opened": opened,
                  "updated": updated})
     engine.dispose()
-    migrate(database_at_0007)
+    migrate(database_before_the_clocks)
     rows = {t.ticket_id: t for t in _all_tickets()}
     assert rows["T-2026-000001"].complaint_kind == cc.GENERAL  # whatever it says: 30 days
     assert rows["T-2026-000001"].answer_due_at == cc.deadline_instant(date(2026, 4, 1))

@@ -225,7 +225,8 @@ def test_kpi_api_roles_and_input(stack):
     assert body["current"]["kpis"]["conversations"] >= 1
     assert [k["key"] for k in body["kpis"]][:2] == ["conversations", "containment_rate"]
     assert "web" in body["options"]["channels"]
-    assert set(body["definitions"]) == {k["key"] for k in body["kpis"]}
+    # every KPI is defined, and so is the complaints' figure beside them
+    assert set(body["definitions"]) == {k["key"] for k in body["kpis"]} | {"complaints_on_time"}
 
     today = body["current"]["to"]
     r = lucia.get(f"/console/api/kpis?from={today}&to={today}&channel=web&language=it&by=stage")

@@ -71,11 +71,16 @@ def test_the_kind_of_deadline_comes_from_what_the_customer_wrote(text, kind):
 
 # --- the clock -------------------------------------------------------------------------------
 
-def test_each_kind_has_its_days_from_the_day_it_arrived():
+def test_every_complaint_is_answered_in_30_days_and_a_bill_corrected_in_its_own():
+    """The reasoned answer has one deadline for every complaint; a billing dispute also shows
+    the days its bill's correction may take (60, or 15 for double billing)."""
     received = rome(2026, 3, 1, 23, 30)  # late evening in Rome: still 1 March
-    assert clock(cc.GENERAL, received, date(2026, 3, 1)).last_day == date(2026, 3, 31)
-    assert clock(cc.BILLING_CORRECTION, received, date(2026, 3, 1)).last_day == date(2026, 4, 30)
-    assert clock(cc.DOUBLE_BILLING, received, date(2026, 3, 1)).last_day == date(2026, 3, 16)
+    clocks = {kind: clock(kind, received, date(2026, 3, 1)) for kind in cc.KINDS}
+    assert {kind: c.last_day for kind, c in clocks.items()} == dict.fromkeys(
+        cc.KINDS, date(2026, 3, 31))
+    assert {kind: c.correction_due for kind, c in clocks.items()} == {
+        cc.GENERAL: None, cc.BILLING_CORRECTION: date(2026, 4, 30),
+        cc.DOUBLE_BILLING: date(2026, 3, 16)}
     # an unknown kind (a row written by hand) counts as general
     assert clock("other", received, date(2026, 3, 1)).last_day == date(2026, 3, 31)
     # the day is Rome's: 23:30 UTC on 28 February is already 1 March there
@@ -107,19 +112,19 @@ def test_the_indemnity_is_one_two_or_three_times_the_base(days_taken, owed):
     assert answered.on_time is (days_taken <= 30) and answered.late is (days_taken > 30)
 
 
-def test_double_billing_escalates_on_its_own_days():
+def test_a_billing_dispute_owes_on_the_answers_days():
     received = rome(2026, 5, 4)
     at = lambda days: clock(cc.DOUBLE_BILLING, received,  # noqa: E731
                             received.date() + timedelta(days=days)).indemnity
-    assert [at(15), at(16), at(30), at(31), at(45), at(46)] == [
-        Decimal(x) for x in ("0.00", "30.00", "30.00", "60.00", "60.00", "90.00")]
+    assert [at(15), at(16), at(30), at(31), at(61), at(91)] == [
+        Decimal(x) for x in ("0.00", "0.00", "0.00", "30.00", "60.00", "90.00")]
 
 
 def test_answered_on_time_up_to_midnight_of_the_last_day_in_rome():
     """The last day is 2026-03-29, the day summer time starts: it ends at 22:00 UTC."""
     received = rome(2026, 2, 27)
-    deadline = cc.deadline_instant(cc.last_day(received, cc.GENERAL))
-    assert cc.last_day(received, cc.GENERAL) == date(2026, 3, 29)
+    deadline = cc.deadline_instant(cc.last_day(received))
+    assert cc.last_day(received) == date(2026, 3, 29)
     assert deadline == datetime(2026, 3, 29, 22, 0, tzinfo=timezone.utc)
     assert cc.day_of_deadline(deadline) == date(2026, 3, 29)
     just_in = clock(cc.GENERAL, received, date(2026, 4, 2), answered=rome(2026, 3, 29, 23, 59))
@@ -136,10 +141,11 @@ def test_the_deadlines_and_the_indemnity_are_settings(settings):
     settings(complaint_answer_days=20, complaint_billing_correction_days=90,
              complaint_double_billing_days=10, complaint_indemnity_eur="25")
     received = rome(2026, 3, 1)
-    assert [cc.last_day(received, k) for k in cc.KINDS] == [
-        date(2026, 3, 21), date(2026, 5, 30), date(2026, 3, 11)]
+    assert cc.last_day(received) == date(2026, 3, 21)
+    assert [clock(k, received, date(2026, 3, 1)).correction_due for k in cc.KINDS] == [
+        None, date(2026, 5, 30), date(2026, 3, 11)]
     assert [clock(cc.DOUBLE_BILLING, received, date(2026, 3, 1) + timedelta(days=d)).indemnity
-            for d in (11, 21, 31)] == [Decimal("25.00"), Decimal("50.00"), Decimal("75.00")]
+            for d in (20, 21, 41, 61)] == [Decimal(x) for x in ("0.00", "25.00", "50.00", "75.00")]
 
 
 @pytest.mark.parametrize("name, value", [("COMPLAINT_ANSWER_DAYS", "0"),
@@ -185,7 +191,7 @@ def test_a_complaint_filed_with_the_bot_gets_its_deadline_at_once(database):
     opened = open_ticket("C1000001", "complaint", "Doppio addebito", "web",
                          description="mi avete addebitato due volte la bolletta di ottobre")
     today = datetime.now(ROME).date()
-    assert opened.answer_by == today + timedelta(days=15) == opened.eta
+    assert opened.answer_by == today + timedelta(days=30) == opened.eta
     row = _ticket(opened.ticket_id)
     assert row.complaint_kind == cc.DOUBLE_BILLING
     assert row.answer_due_at == cc.deadline_instant(opened.answer_by)
@@ -201,13 +207,13 @@ def test_an_imported_complaint_gets_its_clock_and_its_answer_from_the_crm(databa
                                  "2026-03-01T10:00:00+01:00")])
     row = _ticket("T-2026-000201")
     assert row.complaint_kind == cc.BILLING_CORRECTION
-    assert row.answer_due_at == cc.deadline_instant(date(2026, 4, 30))
+    assert row.answer_due_at == cc.deadline_instant(date(2026, 3, 31))
     # the settings changing later do not move a deadline already given...
-    settings(complaint_billing_correction_days=90)
+    settings(complaint_answer_days=90)
     _import(tmp_path, [complaint("T-2026-000201", "Bolletta con importo errato",
                                  "2026-03-01T10:00:00+01:00", status="in_progress",
                                  updated="2026-03-20T09:00:00+01:00")])
-    assert _ticket("T-2026-000201").answer_due_at == cc.deadline_instant(date(2026, 4, 30))
+    assert _ticket("T-2026-000201").answer_due_at == cc.deadline_instant(date(2026, 3, 31))
     assert _ticket("T-2026-000201").answered_at is None
     # ... the CRM correcting the day it arrived does (with the days in force)
     _import(tmp_path, [complaint("T-2026-000201", "Bolletta con importo errato",
@@ -226,6 +232,39 @@ def test_an_imported_complaint_gets_its_clock_and_its_answer_from_the_crm(databa
     assert _ticket("T-2026-000201").answered_at == answered
 
 
+def test_a_complaint_imported_answered_without_a_moment_is_not_answered_today(database, tmp_path):
+    """A first import of old complaints already resolved, with no `updated_at`: the moment of
+    the answer is unknown, so none is made up (they would all count as answered today, late);
+    a re-import that changes nothing keeps it unknown; a later change of status is the answer."""
+    old = complaint("T-2024-000001", "Nessuna risposta", "2024-02-01T10:00:00+01:00",
+                    status="resolved")
+    _import(tmp_path, [old])
+    assert _ticket("T-2024-000001").answered_at is None
+    _import(tmp_path, [old])
+    assert _ticket("T-2024-000001").answered_at is None
+    _import(tmp_path, [complaint("T-2024-000001", "Nessuna risposta", "2024-02-01T10:00:00+01:00",
+                                 status="closed", updated="2024-02-20T09:00:00+01:00")])
+    assert _ticket("T-2024-000001").answered_at == datetime(2024, 2, 20, 8, 0,
+                                                            tzinfo=timezone.utc)
+
+
+def test_the_console_masks_a_complaint_before_cutting_it():
+    """A value cut in half no longer looks like itself: the whole description is masked first;
+    a subject stored already cut loses its last, partial, word."""
+    from bot.analytics.complaints import SUBJECT_CHARS, masked_subject
+    from bot.crm import models as m
+
+    maria = m.Customer(customer_code="C1000001", first_name="Maria", last_name="Rossi",
+                       email="maria.rossi@example.it", phone="+393471112233")
+    text = ("x" * (SUBJECT_CHARS - 30) + " scrivete a giuseppe.verdi1970@libero.it o al "
+            "347 111 2233, codice fiscale RSSMRA85A01H501U")
+    shown = masked_subject(m.Ticket(subject=text[:SUBJECT_CHARS], description=text), maria)
+    assert len(shown) <= SUBJECT_CHARS + 1 and shown.endswith("…")
+    assert "giuseppe" not in shown and "verdi" not in shown and "347" not in shown
+    cut = masked_subject(m.Ticket(subject=text[:SUBJECT_CHARS], description=None), maria)
+    assert "giuseppe" not in cut and "verdi" not in cut and "@li" not in cut
+
+
 # --- the console's list and the dashboard's figures -----------------------------------------
 
 TODAY = date(2026, 6, 10)
@@ -241,7 +280,7 @@ def complaints(database, tmp_path):
         complaint("T-2026-000301", "Mi avete staccato la luce, scrivete a maria.rossi@example.it",
                   "2026-05-09T10:00:00+02:00"),  # general: last day 06-08, late by 2
         complaint("T-2026-000302", "Doppia fatturazione di aprile",
-                  "2026-05-26T10:00:00+02:00"),  # double billing: last day 06-10
+                  "2026-05-11T10:00:00+02:00"),  # double billing: last day 06-10
         complaint("T-2026-000303", "Il tecnico non è venuto", "2026-05-31T10:00:00+02:00"),
         complaint("T-2026-000304", "Il contatore fa rumore", "2026-04-01T10:00:00+02:00",
                   status="in_progress"),  # general: last day 05-01, late by 40 days
@@ -249,7 +288,7 @@ def complaints(database, tmp_path):
                   status="resolved", updated="2026-05-31T23:30:00+02:00"),  # on time (day 30)
         complaint("T-2026-000306", "Doppio addebito sulla bolletta",
                   "2026-05-01T10:00:00+02:00", status="closed",
-                  updated="2026-06-01T09:00:00+02:00"),  # double billing: 31 days of 15, 2x
+                  updated="2026-06-01T09:00:00+02:00"),  # double billing: 31 days of 30
         complaint("T-2026-000307", "Nessuna risposta", "2026-03-01T10:00:00+01:00",
                   status="closed", updated="2026-04-20T09:00:00+02:00"),  # answered in April
     ])
@@ -268,6 +307,7 @@ def test_the_console_lists_waiting_complaints_by_time_left(complaints):
         (-40, True, "60.00"), (-2, True, "30.00"), (0, False, "0.00"), (20, False, "0.00")]
     assert [r["kind"] for r in rows] == [cc.GENERAL, cc.GENERAL, cc.DOUBLE_BILLING, cc.GENERAL]
     assert rows[1]["last_day"] == "2026-06-08" and rows[1]["received_on"] == "2026-05-09"
+    assert rows[1]["correction_due"] is None and rows[2]["correction_due"] == "2026-05-26"
     assert (result["total"], result["late"], result["indemnity_owed_eur"]) == (4, 2, "90.00")
     # personal data in what the customer wrote is masked
     assert rows[1]["subject"] == "Mi avete staccato la luce, scrivete a [EMAIL]"
@@ -289,9 +329,9 @@ def test_the_dashboard_counts_complaints_answered_on_time(complaints):
         april = answered_on_time(db, date(2026, 4, 1), date(2026, 4, 30))
         both = compare(db, date(2026, 5, 11), date(2026, 6, 9))
         nothing = answered_on_time(db, date(2026, 1, 1), date(2026, 1, 31))
-    # 305 answered on its 30th day (on time), 306 on its 31st of 15 (late, twice the base)
+    # 305 answered on its 30th day (on time), 306 on its 31st (late, once the base)
     assert (may_june["answered"], may_june["on_time"], may_june["late"]) == (2, 1, 1)
-    assert may_june["on_time_rate"] == 0.5 and may_june["indemnities_eur"] == "60.00"
+    assert may_june["on_time_rate"] == 0.5 and may_june["indemnities_eur"] == "30.00"
     # 307 answered on its 50th day of 30: late, once the base
     assert (april["answered"], april["on_time"], april["indemnities_eur"]) == (1, 0, "30.00")
     assert both["current"] == may_june
@@ -319,10 +359,10 @@ def test_the_reply_to_a_complaint_gives_the_date_of_the_answer(seeded):
     said = c.say("mi avete addebitato due volte la stessa bolletta", "file_complaint",
                  "complaint_form", "action_complaint_submit")
     assert responses(said) == ["utter_complaint_opened"]
-    by = i18n.day(today + timedelta(days=15), "it")  # double billing
+    by = i18n.day(today + timedelta(days=30), "it")  # double billing: answered in 30 days too
     assert f"Ti risponderemo per iscritto entro il giorno {by}" in said[0]["text"]
     [ticket] = tickets(MARIA, "complaint")
-    assert ticket.complaint_kind == cc.DOUBLE_BILLING and ticket.eta == today + timedelta(days=15)
+    assert ticket.complaint_kind == cc.DOUBLE_BILLING and ticket.eta == today + timedelta(days=30)
 
     d = CollectingDispatcher()
     text = "Your technician left the meter cover broken after the visit on Monday"
@@ -353,17 +393,19 @@ def test_the_status_of_a_complaint_says_the_days_left_or_the_indemnity_owed(seed
                                               ["complaint"], persona="family")[1:]}
     assert {s["response"] for s in said.values()} == {"utter_complaint_line"}
     assert said[late]["answer"] == (
-        f"risposta in ritardo (termine: {i18n.day(today - timedelta(days=35), 'it')}), "
-        "indennizzo automatico dovuto: 60,00\xa0€, accreditato in bolletta")  # 65 > 2 x 30
+        f"risposta in ritardo (termine: {i18n.day(today - timedelta(days=35), 'it')}): "
+        "potresti avere diritto a un indennizzo automatico, oggi di 60,00\xa0€, che verrebbe "
+        "accreditato in bolletta")  # 65 > 2 x 30
     assert said[last]["answer"] == f"risposta entro oggi, {i18n.day(today, 'it')}"
-    assert said[fresh]["answer"] == (  # billing correction: 60 days
-        f"risposta entro il giorno {i18n.day(today + timedelta(days=58), 'it')}, "
-        "giorni rimasti: 58")
+    assert said[fresh]["answer"] == (  # a billing dispute: answered in 30 days too
+        f"risposta entro il giorno {i18n.day(today + timedelta(days=28), 'it')}, "
+        "giorni rimasti: 28")
     english = {s["ticket_id"]: s for s in status(MARIA, "my complaints?", ["complaint"],
                                                  language="en", persona="family")[1:]}
     assert english[late]["answer"].startswith("answer overdue (deadline: ")
-    assert "automatic compensation due: €60.00" in english[late]["answer"]
-    assert english[fresh]["answer"].endswith("days left: 58")
+    assert "you may be entitled to an automatic compensation, €60.00 as of today" in english[
+        late]["answer"]
+    assert english[fresh]["answer"].endswith("days left: 28")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

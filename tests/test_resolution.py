@@ -596,3 +596,19 @@ def test_retention_deletes_the_tasks_with_their_conversation(database):
     with session_scope() as db:
         assert db.execute(select(ConversationTask)).first() is None
         assert db.execute(select(Conversation)).first() is None
+
+
+@pytest.mark.parametrize("text, correction", [
+    ("No, intendevo la bolletta!", True),
+    ("no volevo sapere la scadenza del contratto", True),
+    ("Scusa ma non è quello che ho chiesto", True),
+    ("No I meant the gas bill", True),
+    ("That's not what I asked", True),
+    ("non volevo disturbare, grazie mille", False),       # a thank-you
+    ("intendevo anche chiederti del gas", False),         # one more request
+    ("grazie, no intendevo altro", False),
+])
+def test_what_counts_as_saying_the_bot_took_the_wrong_request(text, correction):
+    from bot.analytics.tasks import corrects
+
+    assert corrects(text) is correction

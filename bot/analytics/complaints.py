@@ -7,8 +7,10 @@ Definitions:
 - a complaint is a ticket of kind `complaint`; it is **answered** from the first time its status
   became resolved or closed (`answered_at`), and **waiting** while it is open or in progress
   without an answer;
-- its **deadline** is the last calendar day (Europe/Rome) of the days its kind allows, counted
-  from the day it arrived; **days left** = last day - today (0 on the last day); it is **late**
+- its **deadline** is the last calendar day (Europe/Rome) of the days allowed for a reasoned
+  answer (the same for every complaint), counted from the day it arrived; a complaint that
+  looks like a billing dispute also shows the last day to correct the bill (`correction_due`,
+  not tracked); **days left** = last day - today (0 on the last day); it is **late**
   once the last day is over (days left < 0);
 - the **indemnity** of a late complaint is the automatic indemnity for the days it took (to the
   answer, or to today while waiting: then it is what is owed so far, and it grows);
@@ -38,6 +40,7 @@ from bot.crm.complaint_clock import ComplaintClock, clock_of
 from bot.crm.service import OPEN_TICKET_STATUSES
 
 _ZERO = Decimal("0.00")
+SUBJECT_CHARS = 120  # what the console shows of a complaint
 
 
 def _waiting() -> list:
@@ -50,15 +53,29 @@ def _clock(ticket: m.Ticket, today: date) -> ComplaintClock:
                     ticket.answered_at, today)
 
 
+def masked_subject(ticket: m.Ticket, customer: m.Customer) -> str:
+    """What the customer complained about, masked like the log, then cut to SUBJECT_CHARS: the
+    whole description is masked first, since a value cut in half no longer looks like what it
+    is (a stored subject already cut loses its last, possibly partial, word)."""
+    text = ticket.description or ticket.subject or ""
+    if not ticket.description and len(text) >= SUBJECT_CHARS:
+        text = text.rsplit(None, 1)[0]
+    masked = redact(text, known_for(customer))
+    if len(masked) > SUBJECT_CHARS:
+        masked = masked[:SUBJECT_CHARS].rsplit(None, 1)[0] + "…"
+    return masked
+
+
 def _row(ticket: m.Ticket, customer: m.Customer, today: date) -> dict:
     """One waiting complaint as the console shows it; its subject masked like the log."""
     clock = _clock(ticket, today)
     return {
         "ticket_id": ticket.ticket_id, "customer_code": customer.customer_code,
         "persona": customer.persona, "channel": ticket.channel, "status": ticket.status,
-        "subject": redact(ticket.subject, known_for(customer)),
+        "subject": masked_subject(ticket, customer),
         "kind": clock.kind, "received_on": clock.received_on.isoformat(),
         "last_day": clock.last_day.isoformat(), "days_allowed": clock.days_allowed,
+        "correction_due": clock.correction_due.isoformat() if clock.correction_due else None,
         "days_left": clock.days_left, "late": clock.late,
         "indemnity_eur": str(clock.indemnity),
     }

@@ -43,11 +43,15 @@ THANKS_INTENTS = frozenset({"thank_you"})
 NOTHING_ELSE_INTENTS = frozenset({"deny", "goodbye"})
 CONFIRMING_CSAT = 4
 # "no, I meant...": the customer says the bot answered another request than theirs (folded
-# text, bot.stopwords.fold).
+# text, bot.stopwords.fold). Only at the start of the message, and "intendevo" / "volevo" only
+# after a "no": "non volevo disturbare, grazie" and "intendevo anche chiederti del gas" are not
+# corrections.
 CORRECTION = re.compile(
-    r"\b(intendevo|non intendevo|volevo dire|non volevo|non ho chiesto|non e quello che"
-    r"|non era quello|i meant|no i mean|not what i (asked|meant|wanted)|that s not what i"
-    r"|i didn t ask|i did not ask)\b")
+    r"^(?:(?:ma|scusa|scusi|sorry|but|oh)\s+){0,2}"
+    r"(?:no\s+(?:io\s+)?(?:intendevo|volevo|chiedevo|parlavo|i meant|i mean|i wanted|i want"
+    r"|i was asking)"
+    r"|non intendevo|non ho chiesto|non e quello|non era quello|i meant|not what i (?:asked|meant"
+    r"|wanted)|that s not what i|i didn t ask|i did not ask)\b")
 
 
 def corrects(text: str) -> bool:

@@ -1,17 +1,23 @@
 """Complaint clocks: by when a written complaint must be answered, and what is owed when it is not.
 
-ARERA's rules for energy retailers (the TIQV; the README's "Complaint clocks" cites the text) give
-each written complaint a deadline in calendar days, counted from the day it arrived:
-`COMPLAINT_ANSWER_DAYS` for a reasoned answer, `COMPLAINT_BILLING_CORRECTION_DAYS` when the answer
-is the correction of a bill, `COMPLAINT_DOUBLE_BILLING_DAYS` when the customer was billed twice.
-An answer after the deadline owes the customer an automatic indemnity: `COMPLAINT_INDEMNITY_EUR`,
-twice that beyond twice the deadline, three times beyond three times.
+ARERA's rules for energy retailers (the TIQV; the README's "Complaint clocks" cites the text) set
+separate standards in calendar days, counted from the day a written complaint arrived: the
+reasoned written answer, for every complaint, within `COMPLAINT_ANSWER_DAYS`; and, when a bill
+has to be put right, the correction itself within `COMPLAINT_BILLING_CORRECTION_DAYS`
+(`COMPLAINT_DOUBLE_BILLING_DAYS` when the customer was billed twice). An answer after its
+deadline owes the customer an automatic indemnity: `COMPLAINT_INDEMNITY_EUR`, twice that beyond
+twice the deadline, three times beyond three times.
 
-- Which deadline applies (`kind_of`) is read from what the customer wrote, once, when the
-  complaint is stored, and kept with it: a double charge ("addebitato due volte", "doppia
-  fatturazione", "billed twice") is double billing; a bill or charge said to be wrong ("bolletta
-  troppo alta", "conguaglio non dovuto", "the amount is wrong") is a billing correction;
-  anything else is a general complaint.
+- The clock kept here is the answer's: the same deadline for every complaint, the date the bot
+  promises and the console counts. The correction's deadline (`ComplaintClock.correction_due`)
+  is shown beside it for the complaints that look like billing disputes; whether and when a
+  bill was corrected is not in the data Sportello receives, so that clock is not tracked.
+- Whether a complaint looks like a billing dispute (`kind_of`) is read from what the customer
+  wrote, once, when the complaint is stored, and kept with it: a double charge ("addebitato due
+  volte", "doppia fatturazione", "billed twice") is double billing; a bill or charge said to be
+  wrong ("bolletta troppo alta", "conguaglio non dovuto", "the amount is wrong") is a billing
+  correction; anything else is a general complaint. A guess from free text: it never moves the
+  answer's deadline.
 - Days are calendar days in the operator's time zone (`TIMEZONE`, Europe/Rome): a complaint that
   arrived on 1 March with 30 days is answered on time up to 31 March included. The deadline is
   stored as the instant that day ends (`deadline_instant`), so that "answered on time" is one
@@ -66,12 +72,17 @@ def kind_of(text: str | None) -> str:
     return GENERAL
 
 
-def deadline_days(kind: str) -> int:
-    """The calendar days a complaint of `kind` may take (the settings)."""
+def answer_days() -> int:
+    """The calendar days any written complaint may wait for its reasoned answer (settings)."""
+    return get_settings().complaint_answer_days
+
+
+def correction_days(kind: str) -> int | None:
+    """The calendar days a bill's correction may take for a complaint of `kind` (settings);
+    None for a general complaint."""
     settings = get_settings()
-    return {GENERAL: settings.complaint_answer_days,
-            BILLING_CORRECTION: settings.complaint_billing_correction_days,
-            DOUBLE_BILLING: settings.complaint_double_billing_days}[kind]
+    return {BILLING_CORRECTION: settings.complaint_billing_correction_days,
+            DOUBLE_BILLING: settings.complaint_double_billing_days}.get(kind)
 
 
 def local_day(moment: datetime) -> date:
@@ -79,9 +90,9 @@ def local_day(moment: datetime) -> date:
     return moment.astimezone(local_zone()).date()
 
 
-def last_day(received_at: datetime, kind: str) -> date:
-    """The last day to answer a complaint of `kind` received at `received_at`."""
-    return local_day(received_at) + timedelta(days=deadline_days(kind))
+def last_day(received_at: datetime) -> date:
+    """The last day to answer a complaint received at `received_at`."""
+    return local_day(received_at) + timedelta(days=answer_days())
 
 
 def deadline_instant(day: date) -> datetime:
@@ -145,6 +156,12 @@ class ComplaintClock:
         return None if self.answered_on is None else self.answered_on <= self.last_day
 
     @property
+    def correction_due(self) -> date | None:
+        """For a billing dispute, the last day to correct the bill (shown, not tracked)."""
+        days = correction_days(self.kind)
+        return None if days is None else self.received_on + timedelta(days=days)
+
+    @property
     def indemnity(self) -> Decimal:
         """The indemnity owed for this answer (while unanswered: owed so far; it grows)."""
         return indemnity(self.days_taken, self.days_allowed)
@@ -153,8 +170,8 @@ class ComplaintClock:
 def clock_of(kind: str | None, received_at: datetime, deadline: datetime | None,
              answered_at: datetime | None, today: date) -> ComplaintClock:
     """The clock of a stored complaint: its kind, when it arrived, its deadline instant (the
-    deadline of its kind from `received_at` when none was stored) and its answer, if any."""
+    answer's deadline from `received_at` when none was stored) and its answer, if any."""
     kind = kind if kind in KINDS else GENERAL
-    end = day_of_deadline(deadline) if deadline else last_day(received_at, kind)
+    end = day_of_deadline(deadline) if deadline else last_day(received_at)
     return ComplaintClock(kind, local_day(received_at), end,
                           local_day(answered_at) if answered_at else None, today)

@@ -221,22 +221,28 @@ class Ticket(Base):
 
 
 def stamp_clock(ticket: Ticket) -> None:
-    """Give a complaint its kind of deadline and its deadline (again when the moment it arrived
-    changes, never because the settings did), and any ticket the moment it was answered: the
-    first time its status is resolved or closed, at its last update (the CRM's moment of the
-    change) or now. Run on every insert and update of a ticket, whoever writes it (the bot, the
+    """Give a complaint its kind and its answer's deadline (again when the moment it arrived
+    changes, never because the settings did), and any ticket the moment it was answered: when
+    its status changes to resolved or closed, the CRM's moment of that change (`updated_at`,
+    when the same write sets it) or now; a ticket first stored already answered takes its
+    `updated_at`, and none when the CRM gave none (the moment is unknown: it is not counted as
+    answered today). Run on every insert and update of a ticket, whoever writes it (the bot, the
     import, the demo seed)."""
     if ticket.kind == "complaint" and ticket.opened_at is not None:
         if ticket.complaint_kind is None:
             ticket.complaint_kind = complaint_clock.kind_of(ticket.description or ticket.subject)
         state = inspect(ticket)
-        moved = state.persistent and (state.attrs.opened_at.history.has_changes()
-                                      or state.attrs.complaint_kind.history.has_changes())
+        moved = state.persistent and state.attrs.opened_at.history.has_changes()
         if ticket.answer_due_at is None or moved:
             ticket.answer_due_at = complaint_clock.deadline_instant(
-                complaint_clock.last_day(ticket.opened_at, ticket.complaint_kind))
+                complaint_clock.last_day(ticket.opened_at))
     if ticket.status in ANSWERED_STATUSES and ticket.answered_at is None:
-        ticket.answered_at = ticket.updated_at or utcnow()
+        state = inspect(ticket)
+        if not state.persistent:  # stored answered: the CRM's moment of it, if it gave one
+            ticket.answered_at = ticket.updated_at
+        elif state.attrs.status.history.has_changes():  # answered by this change
+            changed = state.attrs.updated_at.history.has_changes()
+            ticket.answered_at = (ticket.updated_at if changed else None) or utcnow()
 
 
 @event.listens_for(Ticket, "before_insert")

@@ -24,8 +24,12 @@ LEADS = ("cx_lead", "admin")
 
 
 def rules() -> dict:
-    """The deadlines (days per kind) and the base indemnity in force (the settings)."""
-    return {"days": {kind: complaint_clock.deadline_days(kind) for kind in complaint_clock.KINDS},
+    """The deadlines (the answer's; a bill's correction per kind) and the base indemnity in
+    force (the settings)."""
+    return {"answer_days": complaint_clock.answer_days(),
+            "correction_days": {kind: complaint_clock.correction_days(kind)
+                                for kind in complaint_clock.KINDS
+                                if kind != complaint_clock.GENERAL},
             "indemnity_eur": str(get_settings().complaint_indemnity_eur),
             "multipliers": list(complaint_clock.MULTIPLIERS)}
 

@@ -336,16 +336,21 @@ def test_complaints_by_time_left(stack):
         assert [row["ticket_id"] for row in data["rows"] if row["ticket_id"] in created] == created
         assert (late["late"], late["days_left"], late["indemnity_eur"], late["kind"]) == (
             True, -10, "30.00", "general")
-        assert (soon["late"], soon["days_left"], soon["kind"]) == (False, 1, "double_billing")
-        assert (fresh["days_left"], fresh["kind"]) == (59, "billing_correction")
+        # every complaint is answered within 30 days; a billing dispute shows its correction's
+        assert (soon["late"], soon["days_left"], soon["kind"]) == (False, 16, "double_billing")
+        assert (fresh["days_left"], fresh["kind"]) == (29, "billing_correction")
         assert soon["subject"].endswith("[EMAIL]") and "giuseppe" not in r.text.lower()
         today = datetime.now(local_zone()).date()
         assert late["last_day"] == (today - timedelta(days=10)).isoformat()
+        assert late["correction_due"] is None
+        assert soon["correction_due"] == (today + timedelta(days=1)).isoformat()
+        assert fresh["correction_due"] == (today + timedelta(days=59)).isoformat()
         everything = [row["days_left"] for row in data["rows"]]
         assert everything == sorted(everything)  # the whole list by time left
         assert data["late"] >= 1 and float(data["indemnity_owed_eur"]) >= 30
-        assert data["rules"]["days"] == {"general": 30, "billing_correction": 60,
-                                         "double_billing": 15}
+        assert data["rules"]["answer_days"] == 30
+        assert data["rules"]["correction_days"] == {"billing_correction": 60,
+                                                    "double_billing": 15}
         page = lead.get("/console/complaints")
         assert page.status_code == 200 and "Complaints waiting for an answer" in page.text
         assert lead.get("/console/api/complaints?page=x").status_code == 400

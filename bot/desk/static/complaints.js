@@ -38,7 +38,8 @@
         el("td", {}, r.ticket_id),
         el("td", {}, customer, el("span", { class: "muted small" }, " " + r.persona)),
         el("td", {}, day(r.received_on)),
-        el("td", {}, (KIND_LABELS[r.kind] || r.kind) + " (" + r.days_allowed + " d)"),
+        el("td", { class: "kind" }, (KIND_LABELS[r.kind] || r.kind) +
+           (r.correction_due ? ", correction by " + day(r.correction_due) : "")),
         el("td", {}, day(r.last_day)),
         el("td", { class: "num days-left" }, daysLeft(r)),
         el("td", { class: "num indemnity" }, r.late ? euros(r.indemnity_eur) : "—"),

@@ -264,3 +264,34 @@ def test_grouping_is_deterministic_and_leaves_wordless_texts_alone():
     assert grouping.group_texts([]).groups == 0
     same = grouping.group_texts(["pannelli solari?", "Pannelli  solari?", "!!!"])
     assert same.labels.tolist() == [0, 0, grouping.NO_GROUP]  # one distinct text is a group
+
+
+def test_a_label_never_reaches_messages_the_lead_was_not_shown(seeded):
+    """A new message joins a topic after the page showed it: the topic the CX lead saw is gone
+    (its id named its messages), and the label is refused until the page is reloaded."""
+    shown = _by_theme(_report(), "colonnin")
+    with session_scope() as db:
+        _conversation(db, "later", "it", NOW + timedelta(days=1),
+                      [("colonnina di ricarica condominiale", OOS)])
+    with session_scope() as db:
+        with pytest.raises(NotFound, match="reload"):
+            label_topic(db, START, END, "it", shown["id"], MISSING_SKILL)
+        assert db.scalar(select(func.count()).select_from(MissingSkillMark)) == 0
+    now = _by_theme(_report(), "colonnin")
+    assert now["id"] != shown["id"] and now["size"] == shown["size"] + 1
+
+
+def test_annotating_one_message_of_a_missing_skill_topic_gives_it_one_verdict(seeded):
+    """The conversation page's annotation of a message marked as a missing skill replaces the
+    mark: the message is training data or a missing skill, never both."""
+    from bot.analytics.queries.curation import annotate
+
+    solar = _by_theme(_report(), "fotovolt")
+    with session_scope() as db:
+        label_topic(db, START, END, "it", solar["id"], MISSING_SKILL)
+        message = db.execute(select(MissingSkillMark.message_id)).scalars().first()
+        conversation = db.get(ConversationMessage, message).conversation_id
+        annotate(db, conversation, message, "check_bill")
+        marked = set(db.execute(select(MissingSkillMark.message_id)).scalars())
+        annotated = set(db.execute(select(MessageAnnotation.message_id)).scalars())
+    assert message not in marked and annotated == {message} and len(marked) == 5

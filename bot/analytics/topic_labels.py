@@ -23,7 +23,7 @@ from bot.analytics.models import MISSING_SKILL, MessageAnnotation, MissingSkillM
 from bot.analytics.queries.conversation import NotFound
 from bot.analytics.queries.curation import annotate
 from bot.analytics.queries.filters import domain_intents
-from bot.analytics.topics import topic_messages
+from bot.analytics.topics import Message, topic_messages
 
 
 def check_label(label: str | None) -> str | None:
@@ -41,7 +41,14 @@ def label_topic(db: Session, start: date, end: date, language: str, topic: str,
     """Give the topic's messages of the period `label` (see the module's docstring); NotFound
     when the topic is not among the period's topics any more."""
     label = check_label(label)
-    messages = topic_messages(db, start, end, language, topic)
+    return label_messages(db, topic, topic_messages(db, start, end, language, topic), label,
+                          user_id)
+
+
+def label_messages(db: Session, topic: str, messages: list[Message] | None, label: str | None,
+                   user_id: int | None = None) -> dict:
+    """`label_topic` once the topic's messages are known (`topics.members`; None: the topic is
+    gone, NotFound); `label` already checked (`check_label`)."""
     if messages is None:
         raise NotFound(f"no topic {topic} in this period and language any more; reload")
     ids = [m.id for m in messages]

@@ -21,9 +21,11 @@ topic's size in the previous period is counted with the same grouping as its siz
 - its **name** is its most central message of the period (the one most similar to the topic's
   centre), its **examples** the `EXAMPLES` most central distinct texts, with their
   conversations. Texts are the log's, masked when stored (`bot.analytics.redact`);
-- its **id** is derived from the language and the normalised name: recomputing over the same
-  messages gives the same id. Labels are stored per message (`bot.analytics.topic_labels`), so
-  they survive any recomputation; a topic shows the label most of its labelled messages carry.
+- its **id** is derived from the language, the normalised name and the ids of its messages of
+  the period: recomputing over the same messages gives the same id, and any change of what the
+  topic holds gives another, so a label is never given to messages the CX lead did not see
+  (`bot.analytics.topic_labels` answers "reload"). Labels are stored per message, so they
+  survive any recomputation; a topic shows the label most of its labelled messages carry.
 """
 
 from __future__ import annotations
@@ -140,8 +142,10 @@ def listened(db: Session, start: date, end: date, language: str) -> list[Message
             for r in rows]
 
 
-def topic_id(language: str, name: str) -> str:
-    return hashlib.sha1(f"{language}\n{normalise(name)}".encode()).hexdigest()[:12]
+def topic_id(language: str, name: str, message_ids: list[int]) -> str:
+    """The same for the same messages of the period, another as soon as they change."""
+    members = ",".join(str(i) for i in sorted(message_ids))
+    return hashlib.sha1(f"{language}\n{normalise(name)}\n{members}".encode()).hexdigest()[:12]
 
 
 def find_topics(messages: list[Message], language: str) -> tuple[list[Topic], list[Message]]:
@@ -160,7 +164,8 @@ def find_topics(messages: list[Message], language: str) -> tuple[list[Topic], li
         now.sort(key=lambda i: (-grouping.centrality[i], messages[i].id))
         grouped.update(now)
         ordered = [messages[i] for i in now]
-        topic = Topic(id=topic_id(language, ordered[0].text), name=ordered[0].text,
+        topic = Topic(id=topic_id(language, ordered[0].text, [m.id for m in ordered]),
+                      name=ordered[0].text,
                       messages=ordered, previous_size=len(indexes) - len(now))
         topic.examples = _distinct(ordered)[:EXAMPLES]
         topics.append(topic)
@@ -182,7 +187,11 @@ def _distinct(messages: list[Message]) -> list[Message]:
 
 def report(db: Session, start: date, end: date, language: str) -> dict:
     """Listen for the period and language: the topics with size, trend, label and examples."""
-    messages = listened(db, start, end, language)
+    return summary(listened(db, start, end, language), start, end, language)
+
+
+def summary(messages: list[Message], start: date, end: date, language: str) -> dict:
+    """`report` of messages already read (`listened`): the grouping needs no database."""
     topics, other = find_topics(messages, language)
     previous_start, previous_end = previous_period(start, end)
     current = sum(1 for m in messages if m.current)
@@ -200,5 +209,10 @@ def topic_messages(db: Session, start: date, end: date, language: str,
                    wanted: str) -> list[Message] | None:
     """The period's messages of topic `wanted`, recomputed; None when no such topic (the
     messages changed since it was shown)."""
-    topics, _ = find_topics(listened(db, start, end, language), language)
+    return members(listened(db, start, end, language), language, wanted)
+
+
+def members(messages: list[Message], language: str, wanted: str) -> list[Message] | None:
+    """`topic_messages` of messages already read (`listened`)."""
+    topics, _ = find_topics(messages, language)
     return next((t.messages for t in topics if t.id == wanted), None)

@@ -9,21 +9,24 @@
   404 when the topic is not among the period's topics any more (the messages changed since
   the page was loaded), 400 on a bad label or period.
 
-Topics are recomputed on every request (`bot.analytics.topics`): nothing to keep in step.
+Topics are recomputed on every request (`bot.analytics.topics`): nothing to keep in step. One
+computation at a time per process, with the database session closed while it groups.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, Callable
 
 from sanic import Blueprint, Request, response
 
 from bot.analytics.models import MISSING_SKILL
 from bot.analytics.queries.conversation import NotFound
 from bot.analytics.queries.filters import domain_intents, parse_date
-from bot.analytics.topic_labels import label_topic
-from bot.analytics.topics import check_language, report
+from bot.analytics.topic_labels import check_label, label_messages
+from bot.analytics.topics import check_language, listened, members, summary
 from bot.desk.dashboard import DEFAULT_DAYS, LEADS, today_in_rome
 from bot.desk.pages import login_required, page
 from bot.language import LANGUAGES
@@ -44,8 +47,9 @@ def period(values: dict[str, Any]) -> tuple[date, date, str]:
 
 
 def _report(start: date, end: date, language: str) -> dict:
-    with session_scope() as db:
-        result = report(db, start, end, language)
+    with session_scope() as db:  # read, and the connection back to the pool before grouping
+        messages = listened(db, start, end, language)
+    result = summary(messages, start, end, language)
     result["intents"] = list(domain_intents())
     result["missing_skill"] = MISSING_SKILL
     return result
@@ -53,8 +57,28 @@ def _report(start: date, end: date, language: str) -> dict:
 
 def _label(start: date, end: date, language: str, topic: str, label: str | None,
            user_id: int) -> dict:
+    label = check_label(label)
     with session_scope() as db:
-        return label_topic(db, start, end, language, topic, label, user_id)
+        messages = listened(db, start, end, language)
+    found = members(messages, language, topic)
+    with session_scope() as db:
+        return label_messages(db, topic, found, label, user_id)
+
+
+async def _one_at_a_time(fn: Callable[..., dict], *args: Any) -> dict:
+    """`fn` in a worker thread, one Listen computation at a time in this process: grouping a
+    long period takes seconds to a minute, and the desk's agents share the worker threads."""
+    async with _grouping():
+        return await run(fn, *args)
+
+
+@lru_cache(maxsize=None)
+def _lock_for(loop: asyncio.AbstractEventLoop) -> asyncio.Lock:
+    return asyncio.Lock()
+
+
+def _grouping() -> asyncio.Lock:
+    return _lock_for(asyncio.get_running_loop())
 
 
 @listen.get("/console/listen")
@@ -72,7 +96,7 @@ async def listen_page(request: Request) -> response.HTTPResponse:
 async def topics_api(request: Request) -> response.HTTPResponse:
     try:
         start, end, language = period({k: request.args.get(k) for k in request.args})
-        result = await run(_report, start, end, language)
+        result = await _one_at_a_time(_report, start, end, language)
     except ValueError as exc:
         return response.json({"error": str(exc)}, status=400)
     return response.json(result)
@@ -87,8 +111,8 @@ async def label_api(request: Request, topic: str) -> response.HTTPResponse:
                              status=400)
     try:
         start, end, language = period(body)
-        done = await run(_label, start, end, language, topic, body["label"],
-                         request.ctx.login.user_id)
+        done = await _one_at_a_time(_label, start, end, language, topic, body["label"],
+                                    request.ctx.login.user_id)
     except NotFound as exc:
         return response.json({"error": str(exc)}, status=404)
     except ValueError as exc:

@@ -47,6 +47,12 @@ def test_cx_lead_labels_topics_in_the_browser(stack, browser):  # noqa: F811
         loaded(page)
         page.click("#nav-listen")
         page.wait_for_url("**/console/listen*")
+        asked: list[str] = []  # a label that changes several messages is asked first
+
+        def answer(dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+        page.on("dialog", answer)
         loaded(page)
         expect(page.locator("#nav-listen")).to_have_attribute("aria-current", "page")
 
@@ -92,6 +98,12 @@ def test_cx_lead_labels_topics_in_the_browser(stack, browser):  # noqa: F811
         expect(page.locator("#topics > li.topic").nth(0).locator(".topic-label")).to_have_text(
             "not labelled")
         expect(page.locator("#console-error")).to_have_text("")
+        assert asked == [
+            "Annotate the 3 messages of this topic with the intent contract_info? They go into "
+            "the NLU training export.",
+            "Mark the 4 messages of this topic as a missing skill? Their intent annotations are "
+            "removed.",
+            "Remove the label from the 4 messages of this topic?"]
         assert errors == []
     finally:
         context.close()

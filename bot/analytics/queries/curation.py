@@ -14,6 +14,7 @@ from bot.analytics.models import (
     ConversationNote,
     ConversationTag,
     MessageAnnotation,
+    MissingSkillMark,
 )
 from bot.analytics.queries.conversation import NotFound, get_row, iso
 from bot.analytics.queries.filters import MAX_TAG, domain_intents
@@ -96,11 +97,15 @@ def _customer_message(db: Session, conversation_id: int, message_id: int
 def annotate(db: Session, conversation_id: int, message_id: int, intent: str,
              user_id: int | None = None) -> dict:
     """The intent a customer message should have had (one of the domain's), in the language of
-    the conversation; replaces an earlier annotation of that message."""
+    the conversation; replaces an earlier annotation of that message, and a Listen mark of it
+    as a missing skill."""
     intent = str(intent or "").strip()
     if intent not in domain_intents():
         raise ValueError(f"intent: one of the domain's intents, got {intent!r}")
     conv, msg = _customer_message(db, conversation_id, message_id)
+    # one verdict at a time: an intent it should have had is not a missing skill (Listen)
+    db.execute(delete(MissingSkillMark).where(MissingSkillMark.message_id == msg.id),
+               execution_options={"synchronize_session": False})
     row = db.execute(select(MessageAnnotation).where(MessageAnnotation.message_id == msg.id)
                      ).scalar_one_or_none()
     if row is None:

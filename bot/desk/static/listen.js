@@ -25,8 +25,20 @@ function exampleItem(e) {
     el("span", { class: "when" }, when(e.at)));
 }
 
+// What a label does to the topic's messages, asked before it is done.
+function labelQuestion(topic, label) {
+  const n = topic.size + (topic.size === 1 ? " message" : " messages");
+  if (label === null) return "Remove the label from the " + n + " of this topic?";
+  if (label === listenState.missing) {
+    return "Mark the " + n + " of this topic as a missing skill? Their intent annotations are removed.";
+  }
+  return "Annotate the " + n + " of this topic with the intent " + label +
+    "? They go into the NLU training export.";
+}
+
 async function setLabel(topic, label) {
   showError("");
+  if (topic.size > 1 && !window.confirm(labelQuestion(topic, label))) return;
   try {
     await api("POST", "/console/api/topics/" + encodeURIComponent(topic.id) + "/label",
               { ...listenState.period, label });

@@ -273,8 +273,9 @@ def test_complaint_opens_ticket_and_offers_a_person(stack, sender, token):
     ticket = last_ticket("C1000005")
     assert ticket.kind == "complaint" and ticket.ticket_id in reply and "persona" in reply
     assert "due volte" in ticket.description
-    # the date of the answer: ARERA's deadline for double billing, from today (Europe/Rome)
-    answer_by = datetime.now(local_zone()).date() + timedelta(days=15)
+    # the date of the answer: ARERA's deadline for a reasoned answer (30 days, double billing
+    # too: 15 is its bill's correction), from today (Europe/Rome)
+    answer_by = datetime.now(local_zone()).date() + timedelta(days=30)
     assert ticket.complaint_kind == "double_billing" and ticket.eta == answer_by
     assert f"Le risponderemo per iscritto entro il giorno {i18n.day(answer_by, 'it')}" in reply
 

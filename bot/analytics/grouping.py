@@ -45,10 +45,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering, Birch
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 NGRAMS = (2, 5)
 COMPONENTS = 100
@@ -105,6 +101,11 @@ def group_texts(texts: Sequence[str]) -> Grouping:
 
 def _points(distinct: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors of the texts explained well enough, and which texts they are."""
+    # scikit-learn is imported when Listen is first used, not with the desk (~35 MiB)
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
     tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAMS, sublinear_tf=True,
                             dtype=np.float32).fit_transform(distinct)
     components = min(COMPONENTS, tfidf.shape[0] - 1, tfidf.shape[1] - 1)
@@ -119,6 +120,9 @@ def _points(distinct: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def _cluster(points: np.ndarray) -> np.ndarray:
     """Birch sub-clusters, compressed until few enough, merged by average linkage."""
+    from sklearn.cluster import AgglomerativeClustering, Birch
+    from sklearn.preprocessing import normalize
+
     birch = Birch(threshold=BIRCH_THRESHOLD, n_clusters=None, copy=False).fit(points)
     labels = birch.labels_
     centres = normalize(birch.subcluster_centers_)
@@ -145,6 +149,8 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
 
 def _centrality(points: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Cosine similarity of each point to the (unit) mean of its group."""
+    from sklearn.preprocessing import normalize
+
     sums = np.zeros((labels.max() + 1, points.shape[1]))
     np.add.at(sums, labels, points)
     centres = normalize(sums)

@@ -164,9 +164,10 @@ def section(raw: dict) -> list[str]:
                      f"{m['peak_rss_mib']} | {m['topics']} ({m['themes']}) | "
                      f"{m['themed_in_a_topic']} | {m['unrelated_in_a_topic']} | "
                      f"{m['adjusted_rand']} | {m['homogeneity']} |")
-    return lines + ["", "Ten times the messages is more than ten times the work: the distinct "
-                    "texts grow with them, and Birch leaves more sub-clusters, which are "
-                    "compressed again before the merge. More messages also bridge themes that "
+    return lines + ["", "The work grows with the distinct texts, not the messages (identical "
+                    "texts are grouped once), and Birch leaves more sub-clusters on more texts, "
+                    "which are compressed again before the merge. More messages also bridge "
+                    "themes that "
                     "share words, so more topics hold more than one theme (the lower "
                     "homogeneity). Faker's random sentences come from a small word list and "
                     "resemble each other, so most of them form topics of their own (\"unrelated "

@@ -15,7 +15,7 @@ from sanic import Blueprint, Request, response
 
 from bot.analytics.complaints import waiting_complaints
 from bot.crm import complaint_clock
-from bot.desk.pages import login_required, page
+from bot.desk.pages import int_arg, login_required, page
 from bot.persistence.db import run, session_scope
 from bot.settings import get_settings, local_zone
 
@@ -42,15 +42,6 @@ def _listing(page_number: int, per_page: int) -> dict:
     return {**result, "rules": rules()}
 
 
-def _int_arg(request: Request, name: str, default: int) -> int:
-    raw = (request.args.get(name) or "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ValueError(f"{name}: a whole number, got {raw!r}")
-    return int(raw)
-
-
 @complaints.get("/console/complaints")
 @login_required(roles=LEADS, api=False)
 async def complaints_page(request: Request) -> response.HTTPResponse:
@@ -62,8 +53,8 @@ async def complaints_page(request: Request) -> response.HTTPResponse:
 @login_required(roles=LEADS)
 async def complaints_api(request: Request) -> response.HTTPResponse:
     try:
-        result = await run(_listing, _int_arg(request, "page", 1),
-                           _int_arg(request, "per_page", 50))
+        result = await run(_listing, int_arg(request, "page", 1),
+                           int_arg(request, "per_page", 50))
     except ValueError as exc:
         return response.json({"error": str(exc)}, status=400)
     return response.json(result, headers={"Cache-Control": "no-store"})

@@ -19,7 +19,7 @@ from sanic import Blueprint, Request, response
 from sqlalchemy.orm import Session
 
 from bot.analytics import queries as q
-from bot.desk.pages import login_required, page
+from bot.desk.pages import int_arg, login_required, page
 from bot.desk.rasa_api import RasaError
 from bot.language import LANGUAGES
 from bot.persistence.db import run, session_scope
@@ -42,15 +42,6 @@ async def db_call(fn: Callable, *args: Any) -> Any:
 
 def _error(message: str, status: int = 400) -> response.HTTPResponse:
     return response.json({"error": message}, status=status)
-
-
-def _int_arg(request: Request, name: str, default: int) -> int:
-    raw = (request.args.get(name) or "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ValueError(f"{name}: a whole number, got {raw!r}")
-    return int(raw)
 
 
 def _body(request: Request) -> dict:
@@ -125,8 +116,8 @@ async def conversations_api(request: Request) -> response.HTTPResponse:
     try:
         filters = q.Filters.from_args(request.args)
         sort = request.args.get("sort") or "-started_at"
-        page = await db_call(q.list_conversations, filters, sort, _int_arg(request, "page", 1),
-                             _int_arg(request, "per_page", 50))
+        page = await db_call(q.list_conversations, filters, sort, int_arg(request, "page", 1),
+                             int_arg(request, "per_page", 50))
     except ValueError as exc:
         return _error(str(exc))
     return response.json({**page.as_dict(), "sort": sort, "filters": filters.to_args()})

@@ -42,6 +42,17 @@ def page(name: str, status: int = 200, **context) -> response.HTTPResponse:
     return response.html(templates.get_template(name).render(**context), status=status)
 
 
+def int_arg(request: Request, name: str, default: int) -> int:
+    """A whole-number query argument (a page, a page size), `default` when absent; ValueError
+    with a message for the user otherwise."""
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name}: a whole number, got {raw!r}")
+    return int(raw)
+
+
 def set_cookie(resp: response.HTTPResponse, name: str, value: str, max_age: int) -> None:
     """An `HttpOnly`, `SameSite=Strict` cookie for the whole site, `Secure` when the
     `desk_cookie_secure` setting is on."""

@@ -182,26 +182,18 @@ def _source(scope: _Scope, by: str | None):
     table = Conversation.__table__
     if by is None:
         return table, None
-    if by == "stage":
-        # (conversation, stage) once each, only for the conversations of the period: the
-        # whole table would be read and de-duplicated otherwise
+    if by in ("stage", "skill"):
+        # (conversation, stage or skill) once each, only for the conversations of the period:
+        # the whole table would be read and de-duplicated otherwise
+        model, column = ((ConversationIntent, ConversationIntent.stage) if by == "stage"
+                         else (ConversationTask, ConversationTask.skill))
         started = aliased(Conversation, name="started")
-        ci = ConversationIntent
-        stages = (select(ci.conversation_id, ci.stage)
-                  .join(started, started.id == ci.conversation_id)
+        groups = (select(model.conversation_id, column)
+                  .join(started, started.id == model.conversation_id)
                   .where(started.started_at >= scope.lo, started.started_at < scope.hi)
-                  .distinct().subquery("stages"))
-        return (table.outerjoin(stages, stages.c.conversation_id == Conversation.id),
-                stages.c.stage)
-    if by == "skill":
-        started = aliased(Conversation, name="started")
-        t = ConversationTask
-        skills = (select(t.conversation_id, t.skill)
-                  .join(started, started.id == t.conversation_id)
-                  .where(started.started_at >= scope.lo, started.started_at < scope.hi)
-                  .distinct().subquery("skills"))
-        return (table.outerjoin(skills, skills.c.conversation_id == Conversation.id),
-                skills.c.skill)
+                  .distinct().subquery(f"{by}s"))
+        return (table.outerjoin(groups, groups.c.conversation_id == Conversation.id),
+                groups.c[by])
     return table, getattr(Conversation, by)
 
 

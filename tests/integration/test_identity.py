@@ -18,6 +18,14 @@ def private_facts(code: str) -> list[str]:
     return [f for f in facts if f]
 
 
+def test_the_verification_prompt_fits_any_request(stack, sender):
+    """Asked to file a complaint, an anonymous customer is told why they are asked who they
+    are, in words that fit a complaint as well as a bill (not "information on the contract")."""
+    reply = stack.say(sender, "ciao, voglio fare un reclamo")
+    assert "verificare l'identità del titolare" in reply and "codice cliente" in reply
+    assert "informazioni" not in reply
+
+
 def test_anonymous_customer_verifies_with_a_one_time_code(stack, sender):
     reply = stack.say(sender, "quanto devo pagare?")
     assert "codice cliente" in reply

@@ -44,7 +44,7 @@ from bench.common import (
     stack,
     write_section,
 )
-from bot.launcher import Ports, free_port
+from bot.launcher import ALL, Ports, free_port
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 TURNS = ["ciao", "quanto devo pagare?", "che tariffa ho?", "a che punto è la mia pratica?",
@@ -130,6 +130,45 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# The machine's other processes a turn makes busy, by a fragment of their command line.
+SERVICES = (("PostgreSQL", "postgres"), ("RabbitMQ", "beam.smp"), ("Redis", "redis-server"),
+            ("py-spy", "py-spy"))
+
+
+def machine_cpu(named: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by every process on the machine, grouped: the named processes
+    with their children (by pid), the services a turn uses, this process (the load generator)
+    and the rest."""
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    command: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command[pid] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
+        except (OSError, IndexError):  # gone meanwhile
+            continue
+        parent[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    owner = {pid: name for name, pid in named.items()}
+    owner[os.getpid()] = "load generator"
+    groups: Counter = Counter()
+    for pid, seconds in used.items():
+        ancestor = pid
+        name = "py-spy" if "py-spy" in command[pid] else None
+        while name is None and ancestor > 1:
+            name = owner.get(ancestor)
+            ancestor = parent.get(ancestor, 0)
+        if name is None:
+            name = next((n for n, fragment in SERVICES if fragment in command[pid]), "other")
+        groups[name] += seconds
+    return dict(groups)
+
+
 def _short(frame: str) -> str:
     """`func (/long/path/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py:12)`."""
     name, _, where = frame.partition(" (")
@@ -174,7 +213,8 @@ def run(profile: str, customers: int, seconds: int, keep: Path | None = None) ->
         with settings_of(env):
             seed(env)
             tokens = [make_customer_token(f"C{1000100 + i:07d}", 120) for i in range(50)]
-            with stack(env, ports, ("actions", "rasa"), work) as processes:
+            # the whole stack, as the speed benchmark runs it (the log worker consumes the events)
+            with stack(env, ports, ALL, work) as processes:
                 url = f"{ports.url('rasa')}/webhooks/rest/webhook"
                 asyncio.run(_customers(url, tokens, 2, time.monotonic() + 5))  # warm-up
                 outputs = {name: work / f"{name}.spy" for name in ("rasa", "actions")}
@@ -188,9 +228,12 @@ def run(profile: str, customers: int, seconds: int, keep: Path | None = None) ->
                 load_before = machine_load()
                 pids = {name: processes[name].proc.pid for name in outputs}
                 cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                every = {name: processes[name].proc.pid for name in ALL}
+                machine_before = machine_cpu(every)
                 turns = asyncio.run(_customers(url, tokens, customers,
                                                time.monotonic() + seconds))
                 cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+                machine_after = machine_cpu(every)
                 for spy in spies:
                     _, err = spy.communicate(timeout=seconds + 60)
                     if spy.returncode != 0:
@@ -204,6 +247,12 @@ def run(profile: str, customers: int, seconds: int, keep: Path | None = None) ->
                     # CPU per turn (py-spy's own work is in its processes, not in these)
                     "cpu_ms_per_turn": {name: round(used * 1000 / max(turns, 1), 1)
                                         for name, used in cpu.items()},
+                    # the whole machine's CPU per turn, by process group
+                    "machine_cpu_ms_per_turn": {
+                        name: round((used - machine_before.get(name, 0.0)) * 1000
+                                    / max(turns, 1), 1)
+                        for name, used in sorted(machine_after.items(),
+                                                 key=lambda item: -item[1])},
                 }
                 if keep is not None:  # the raw stacks, for a closer look (py-spy's format)
                     keep.mkdir(parents=True, exist_ok=True)
@@ -234,7 +283,11 @@ def write(results: list[dict]) -> None:
                   f"load {r['load'][0]} → {r['load'][1]}", "",
                   "CPU time per turn (from /proc, all threads): Rasa server "
                   f"{r['cpu_ms_per_turn']['rasa']} ms, action server "
-                  f"{r['cpu_ms_per_turn']['actions']} ms.", ""]
+                  f"{r['cpu_ms_per_turn']['actions']} ms. The whole machine's CPU time per "
+                  "turn, by process: " + ", ".join(
+                      f"{name} {ms} ms" for name, ms in sorted(
+                          r["machine_cpu_ms_per_turn"].items(), key=lambda item: -item[1])
+                      if ms >= 0.1) + ".", ""]
         for process in ("rasa", "actions"):
             s = r[process]
             lines += [f"{'Rasa server' if process == 'rasa' else 'Action server'} "

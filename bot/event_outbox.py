@@ -7,8 +7,12 @@ their way) left turns in the conversations that the conversation log never recei
 outbox (wired in by `bot.rasa_patches.sql_tracker_store_streams_without_reading`) a turn's
 events cannot be stored without their publication being stored too:
 
-- the turn's save writes each event's message body into `sportello_event_outbox` in the tracker
-  store's own transaction;
+- the turn's save writes one row into `sportello_event_outbox` in the tracker store's own
+  transaction: the turn's message, a JSON array of its events, each as Rasa's Pika broker would
+  send it on its own (`turn_body`). One message per turn instead of one per event: a turn has
+  about ten events, and each message cost the Rasa server an outbox row, a publication and a
+  confirmation, and RabbitMQ and the relay a message each (bench/RESULTS.md, "Where a turn's
+  time goes"); the relay stores the array's events one by one, as before;
 - then the Rasa server publishes the conversation's outbox rows in order (its own, and any left
   by a process that died) and deletes those RabbitMQ confirmed. It does so in the background
   (`publish_conversation_soon`): the customer's reply does not wait for RabbitMQ's
@@ -18,9 +22,9 @@ events cannot be stored without their publication being stored too:
   (left by a dead process, or by a save while RabbitMQ was away); the age is read on each
   server's clock, so keep the servers' clocks in step (NTP), as for Rasa's own timestamps.
 
-A body may be published twice (two replicas sweeping, a crash between the confirmation and the
-delete): the relay (`bot.event_relay`) recognises a body it stored already by its key, so the log
-still holds each event once. A conversation's events keep their order: each publisher sends
+A message may be published twice (two replicas sweeping, a crash between the confirmation and the
+delete): the relay (`bot.event_relay`) recognises a message it stored already by its key, so the
+log still holds each event once. A conversation's events keep their order: each publisher sends
 them in the outbox's order, and the first copy of each is the one the log keeps.
 """
 
@@ -84,13 +88,19 @@ def body(sender_id: str, event: dict) -> str:
     return json.dumps({"sender_id": sender_id, **event})
 
 
+def turn_body(sender_id: str, events: Iterable[dict]) -> str:
+    """One message for a turn's events: a JSON array whose items are the messages `body` gives
+    (each item, written back with `json.dumps`, is exactly that message)."""
+    return json.dumps([{"sender_id": sender_id, **event} for event in events])
+
+
 def add(session: Any, sender_id: str, events: Iterable[Any]) -> None:
-    """The outbox rows of `events` (Rasa events), in the caller's transaction."""
-    now = time.time()
-    rows = [{"sender_id": sender_id, "body": body(sender_id, e.as_dict()), "created": now}
-            for e in events]
-    if rows:
-        session.execute(insert(OUTBOX), rows)
+    """The outbox row of a turn's `events` (Rasa events), in the caller's transaction."""
+    dicts = [e.as_dict() for e in events]
+    if dicts:
+        session.execute(insert(OUTBOX), {"sender_id": sender_id,
+                                         "body": turn_body(sender_id, dicts),
+                                         "created": time.time()})
 
 
 async def _publish(broker: Any, rows: list[tuple[int, str]]) -> list[int]:

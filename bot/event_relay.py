@@ -6,8 +6,12 @@ worker (`bot.log_worker`) consumes the durable queue bound to that exchange and 
 in the event stream's table (`bot.event_stream`: the same table and rows Rasa's SQL broker writes
 in the embedded profile), which the desk and the conversation log follow unchanged.
 
+A message is one event (as Rasa's Pika broker publishes it) or a turn's events, a JSON array of
+such messages (as the tracker store's outbox publishes them, `bot.event_outbox`); each event
+becomes one row.
+
 Nothing lost, nothing twice: a batch of messages is stored in one transaction together with each
-message's key (the SHA-256 of its body: Rasa's event, its sender and its timestamp), and
+message's key (the SHA-256 of its body: Rasa's events, their sender and their timestamps), and
 acknowledged only after the commit. RabbitMQ keeps every message that was not acknowledged, so a
 worker stopped or killed at any point loses nothing; a message delivered again (the worker died
 between the commit and the acknowledgement) finds its key and is only acknowledged. While
@@ -72,10 +76,8 @@ def store(bodies: list[bytes], url: str | None = None) -> int:
                 continue
             seen.add(key)
             new_keys.append({"key": key, "relayed_at": now})
-            event = _event(body)
-            if event is not None:
-                rows.append({"sender_id": str(event.get("sender_id") or ""),
-                             "data": body.decode("utf-8")})
+            rows += [{"sender_id": str(event.get("sender_id") or ""), "data": data}
+                     for event, data in _events(body)]
         if rows:
             c.execute(insert(event_stream.EVENTS), rows)
         if new_keys:
@@ -83,16 +85,24 @@ def store(bodies: list[bytes], url: str | None = None) -> int:
     return len(rows)
 
 
-def _event(body: bytes) -> dict[str, Any] | None:
+def _events(body: bytes) -> list[tuple[dict[str, Any], str]]:
+    """The events of a message, each with the text of its row (Rasa's event message, as the SQL
+    event broker writes it). A message that is not an event, or an array of them, is dropped."""
     try:
-        event = json.loads(body)
+        decoded = json.loads(body)
     except (UnicodeDecodeError, ValueError):
-        event = None
-    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
-        log.error("event relay: a message that is not a Rasa event was dropped (%d bytes)",
-                  len(body))
-        return None
-    return event
+        decoded = None
+    if _is_event(decoded):
+        return [(decoded, body.decode("utf-8"))]
+    if isinstance(decoded, list) and decoded and all(_is_event(e) for e in decoded):
+        return [(event, json.dumps(event)) for event in decoded]
+    log.error("event relay: a message that is not a Rasa event was dropped (%d bytes)",
+              len(body))
+    return []
+
+
+def _is_event(decoded: Any) -> bool:
+    return isinstance(decoded, dict) and isinstance(decoded.get("event"), str)
 
 
 def forget_old_keys(url: str | None = None, now: datetime | None = None) -> int:

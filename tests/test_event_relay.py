@@ -172,6 +172,35 @@ def test_a_message_that_is_not_an_event_is_dropped_and_the_rest_stored(relay_set
     assert _stored(relay_settings) == _events(3)
 
 
+def test_a_turns_message_is_stored_as_its_events_in_order_once(relay_settings):
+    """The tracker store's outbox publishes a turn as one message (bot/event_outbox.py): its
+    events become rows, in order, each exactly as Rasa's SQL event broker writes an event; the
+    same message delivered again adds nothing. Single events and turns mix in one batch."""
+    from bot import event_outbox
+
+    url = relay_settings.events_database_url
+    events = [{k: v for k, v in e.items() if k != "sender_id"} for e in _events(12)]
+    turns = [event_outbox.turn_body("s1", events[i:i + 4]).encode() for i in (0, 4, 8)]
+    single = json.dumps({**_events(1, start=99)[0], "sender_id": "s1"}).encode()
+    assert event_relay.store([turns[0], single, turns[1]], url) == 9
+    assert event_relay.store([turns[1], turns[2], single], url) == 4  # only the new turn
+    expected = [{"sender_id": "s1", **e} for e in events]  # as Rasa writes them
+    expected = expected[:4] + [json.loads(single)] + expected[4:]
+    assert _stored(relay_settings) == expected
+    with event_stream.engine(url).connect() as c:
+        rows = c.execute(select(event_stream.EVENTS.c.data)
+                         .order_by(event_stream.EVENTS.c.id)).scalars().all()
+    assert rows[:4] == [json.dumps(e) for e in expected[:4]]  # the SQL broker's bytes
+
+
+def test_a_turn_with_anything_but_events_is_dropped(relay_settings):
+    url = relay_settings.events_database_url
+    bad = [b"[]", b'[{"event": "user", "sender_id": "s1"}, {"no": "event"}]', b"[1, 2]"]
+    good = json.dumps(_events(2)).encode()
+    assert event_relay.store(bad + [good], url) == 2
+    assert _stored(relay_settings) == _events(2)
+
+
 def test_old_keys_are_forgotten(relay_settings):
     from datetime import datetime, timedelta, timezone
 

@@ -224,8 +224,8 @@ def outbox_rows(store) -> int:
 
 
 async def drained(name: str) -> list[dict]:
-    """Every message in the test's queue `name`, decoded, in order; the queue and its exchange
-    are deleted."""
+    """Every event in the test's queue `name`, decoded, in order (a turn's message, a JSON array,
+    gives its events); the queue and its exchange are deleted."""
 
     import aio_pika
 
@@ -235,17 +235,18 @@ async def drained(name: str) -> list[dict]:
         channel = await connection.channel()
         queue = await channel.declare_queue(name, durable=True, passive=True)
         while (message := await queue.get(no_ack=True, fail=False)) is not None:
-            bodies.append(json.loads(message.body))
+            decoded = json.loads(message.body)
+            bodies += decoded if isinstance(decoded, list) else [decoded]
         await channel.queue_delete(name)
         await channel.exchange_delete(name)
     return bodies
 
 
 def test_a_save_returns_before_rabbitmq_confirms_and_every_event_gets_there(action, tmp_path):
-    """With RabbitMQ, the SQL tracker store's save returns once the turn and its outbox rows are
+    """With RabbitMQ, the SQL tracker store's save returns once the turn and its outbox row are
     stored; the publication runs after it (the customer's reply does not wait for RabbitMQ's
-    confirmations) and ends with every event in the queue and nothing left in the process's
-    memory nor in the outbox."""
+    confirmations) and ends with every event in the queue, in one message for the turn, and
+    nothing left in the process's memory nor in the outbox."""
     import uuid
 
     import aio_pika
@@ -260,7 +261,7 @@ def test_a_save_returns_before_rabbitmq_confirms_and_every_event_gets_there(acti
 
     name = f"sportello-test-patch-{uuid.uuid4().hex[:8]}"
 
-    async def scenario() -> tuple[int, int, int]:
+    async def scenario() -> tuple[int, int, list[dict], list[dict]]:
         broker = PikaEventBroker("127.0.0.1", "guest", "guest", queues=[name],
                                  exchange_name=name)
         await broker.connect()
@@ -274,22 +275,23 @@ def test_a_save_returns_before_rabbitmq_confirms_and_every_event_gets_there(acti
         publishing = event_outbox._PUBLISHING["c1"]
         assert not publishing.done()  # the save did not wait for it
         await event_outbox.settled("c1")
-        assert publishing.result() == 101
+        assert publishing.result() == 1  # one message: the turn
         pending = len(broker._background_tasks) + outbox_rows(store)
         connection = await aio_pika.connect(host="127.0.0.1", login="guest", password="guest")
         async with connection:
             channel = await connection.channel()
             queue = await channel.declare_queue(name, durable=True, passive=True)
             in_queue = queue.declaration_result.message_count
-            await channel.queue_delete(name)
-            await channel.exchange_delete(name)
         await broker.close()
-        assert stored_before_publishing == 101
-        return pending, in_queue, len(tracker.events)
+        assert stored_before_publishing == 1
+        expected = [{"sender_id": "c1", **e.as_dict()} for e in tracker.events]
+        return pending, in_queue, await drained(name), expected
 
-    pending, in_queue, events = asyncio.run(scenario())
+    pending, in_queue, received, expected = asyncio.run(scenario())
     assert pending == 0
-    assert in_queue == events == 101
+    assert in_queue == 1
+    assert len(received) == 101
+    assert received == expected
 
 
 def test_the_postgresql_tracker_store_survives_lost_connections(action):
@@ -603,9 +605,10 @@ def test_events_a_dead_process_stored_reach_rabbitmq_once_and_in_order(action, t
 
 
 def test_the_outbox_sends_the_bytes_rasa_would_and_a_message_nobody_took_stays(action, tmp_path):
-    """The relay recognises a message sent twice by its bytes: the outbox's body is the one
-    Rasa's own publication would send. A message RabbitMQ could route to no queue comes back
-    (Basic.Return, not an error): it stays in the outbox."""
+    """Each event of a turn's message, written back as the relay writes its row, is the message
+    Rasa's own publication of that event would send (the relay stores it as the SQL broker
+    would). A message RabbitMQ could route to no queue comes back (Basic.Return, not an error):
+    it stays in the outbox."""
     import uuid
 
     import rasa.shared.core.events  # noqa: F401 (loaded in a Rasa server; the broker uses it)
@@ -627,6 +630,8 @@ def test_the_outbox_sends_the_bytes_rasa_would_and_a_message_nobody_took_stays(a
                                  exchange_name=name)
         assert event_outbox.body("c1", event.as_dict()).encode() == \
             lonely._message(rasa_body, None).body
+        [item] = json.loads(event_outbox.turn_body("c1", [event.as_dict()]))
+        assert json.dumps(item).encode() == lonely._message(rasa_body, None).body
         await lonely.connect()
         channel = await lonely._connection.channel()
         await channel.queue_delete(name)  # the exchange is bound to no queue any more

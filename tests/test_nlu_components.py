@@ -117,3 +117,34 @@ def test_the_tokenizer_leaves_out_the_greeting_a_request_opens_with(text, tokens
     assert [t.text for t in tokenizer.tokenize(message, TEXT)] == tokens
     assert message.get(TEXT) == text  # the text itself, for the entity extractors, is unchanged
 
+
+
+def test_one_message_is_scored_as_scikit_learn_scores_it(tiny_agent):
+    """The classifier scores a message straight from its features (a turn's cost); the
+    probabilities are those of scikit-learn's `predict_proba` on the whole feature matrix, for
+    messages with known words, unknown words, a greeting only and no word at all."""
+    from bot.nlu.linear_classifier import LinearIntentClassifier
+
+    agent, _ = tiny_agent
+    [classifier] = [node._component for node in
+                    agent.processor.graph_runner._instantiated_nodes.values()
+                    if isinstance(node._component, LinearIntentClassifier)]
+    scored = []
+    fast = classifier._probabilities
+
+    def both(message):
+        model = classifier.model
+        scored.append((fast(message), model["clf"].predict_proba(classifier._matrix(
+            [message], model["blocks"], model["tfidf"], model["widths"]))[0]))
+        return scored[-1][0]
+
+    classifier._probabilities = both
+    try:
+        for text in ("quanto devo pagare la bolletta di ottobre?", "zzqx blorf", "ciao",
+                     "my power is out, my power is OUT", "??", "la luce la luce la luce"):
+            _parse(agent, text)
+    finally:
+        classifier._probabilities = fast
+    assert len(scored) >= 5
+    for ours, theirs in scored:
+        assert np.allclose(ours, theirs, rtol=0, atol=1e-12), (ours, theirs)

@@ -70,6 +70,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._resource = resource
         # {"blocks": [featurizer names], "tfidf": {name: TfidfTransformer}, "clf": estimator}
         self.model = model
+        self._by_feature: Optional[np.ndarray] = None  # the coefficients, feature by feature
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -115,6 +116,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                                  max_iter=5000, random_state=self.config["random_seed"])
         clf.fit(self._matrix(examples, blocks, tfidf, widths), labels)
         self.model = {"blocks": blocks, "tfidf": tfidf, "widths": widths, "clf": clf}
+        self._by_feature = None
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump(self.model, directory / MODEL_FILE)
         return self._resource
@@ -136,13 +138,63 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                             add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
                 continue
-            x = self._matrix([message], self.model["blocks"], self.model["tfidf"],
-                             self.model["widths"])
             clf = self.model["clf"]
-            probabilities = clf.predict_proba(x)[0]
+            probabilities = self._probabilities(message)
             order = np.argsort(probabilities)[::-1][: self.config["ranking_length"]]
             ranking = [{INTENT_NAME_KEY: str(clf.classes_[i]),
                         PREDICTED_CONFIDENCE_KEY: float(probabilities[i])} for i in order]
             message.set(INTENT, ranking[0], add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
+
+    def _probabilities(self, message: Message) -> np.ndarray:
+        """`predict_proba` of one message, computed straight from its features: a message has a
+        few dozen n-grams out of tens of thousands, and building scipy matrices (one per block,
+        stacked, weighted) to multiply them cost more than the rest of the classifier's work
+        (bench/RESULTS.md, "Where a turn's time goes"). The same numbers as `predict_proba` of
+        `_matrix` (tests/test_nlu_components.py checks it); any other estimator goes that way."""
+        clf = self.model["clf"]
+        if not (isinstance(clf, LogisticRegression) and len(clf.classes_) > 2
+                and clf.multi_class in ("auto", "multinomial")):
+            return clf.predict_proba(self._matrix([message], self.model["blocks"],
+                                                  self.model["tfidf"], self.model["widths"]))[0]
+        features = _sentence_blocks(message)
+        if self._by_feature is None:  # a row per feature: a message's few rows read together
+            self._by_feature = np.ascontiguousarray(clf.coef_.T)
+        weights = self._by_feature
+        scores = clf.intercept_.copy()
+        offset = 0
+        for name in self.model["blocks"]:
+            width = self.model["widths"][name]
+            block = features.get(name)
+            if block is not None:
+                if scipy.sparse.issparse(block):
+                    row = block.tocoo(copy=True)
+                    row.sum_duplicates()
+                    row.eliminate_zeros()
+                    columns, values = row.col, row.data.astype(np.float64)
+                    tfidf = self.model["tfidf"].get(name)
+                    if tfidf is not None:  # TfidfTransformer.transform of one row
+                        values = _weighted(values, columns, tfidf)
+                    scores += values @ weights[offset + columns]
+                else:
+                    scores += np.ravel(block) @ weights[offset:offset + width]
+            offset += width
+        scores -= scores.max()  # softmax, as multinomial predict_proba
+        exponentials = np.exp(scores)
+        return exponentials / exponentials.sum()
+
+
+def _weighted(values: np.ndarray, columns: np.ndarray, tfidf: TfidfTransformer) -> np.ndarray:
+    """One row's counts through a fitted TfidfTransformer (sublinear tf, idf, l2 norm)."""
+    if tfidf.sublinear_tf:
+        values = np.log(values) + 1.0
+    if tfidf.use_idf:
+        values = values * tfidf.idf_[columns]
+    if tfidf.norm == "l2":
+        norm = np.sqrt(np.dot(values, values))
+        values = values / norm if norm > 0 else values
+    elif tfidf.norm == "l1":
+        norm = np.abs(values).sum()
+        values = values / norm if norm > 0 else values
+    return values

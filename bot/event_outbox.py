@@ -94,9 +94,9 @@ def turn_body(sender_id: str, events: Iterable[dict]) -> str:
     return json.dumps([{"sender_id": sender_id, **event} for event in events])
 
 
-def add(session: Any, sender_id: str, events: Iterable[Any]) -> None:
-    """The outbox row of a turn's `events` (Rasa events), in the caller's transaction."""
-    dicts = [e.as_dict() for e in events]
+def add(session: Any, sender_id: str, dicts: list[dict]) -> None:
+    """The outbox row of a turn's events (as `Event.as_dict` gives them), in the caller's
+    transaction."""
     if dicts:
         session.execute(insert(OUTBOX), {"sender_id": sender_id,
                                          "body": turn_body(sender_id, dicts),

@@ -682,3 +682,58 @@ def test_turns_saved_back_to_back_reach_rabbitmq_once_each_in_turn_order(action,
     received, left = asyncio.run(scenario())
     assert [text for text in received if text] == [f"turn {i}" for i in range(20)]
     assert left == 0
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_save_stores_the_columns_rasa_stores(action, tmp_path, dialect):
+    """The SQL tracker store's save writes its rows with one INSERT (not an ORM object per
+    event): each event's row has the type, timestamp, intent, action and data Rasa's own `save`
+    gives it, in the events' order, over two turns; the conversation reads back the same."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        BotUttered,
+        SessionStarted,
+        SlotSet,
+        UserUttered,
+    )
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    domain = Domain.from_dict({"slots": {"language": {
+        "type": "text", "mappings": [{"type": "custom"}]}}})
+    first = [ActionExecuted("action_session_start"), SessionStarted(),
+             ActionExecuted("action_listen"),
+             UserUttered("ciao", intent={"name": "greet", "confidence": 0.9})]
+    second = [SlotSet("language", "it"), BotUttered("Ciao! Come posso aiutarti?"),
+              ActionExecuted("utter_greet"), ActionExecuted("action_listen"),
+              UserUttered("quanto devo pagare?", intent={"name": "check_bill", "confidence": 0.8})]
+    name = create_pg_database() if dialect == "postgresql" else None
+    try:
+        store = (SQLTrackerStore(domain, dialect="postgresql", host="127.0.0.1",
+                                 port=5432, db=name, username="postgres")
+                 if name else SQLTrackerStore(domain, db=str(tmp_path / "t.db")))
+        asyncio.run(store.save(DialogueStateTracker.from_events("c1", first, domain.slots)))
+        tracker = asyncio.run(store.retrieve("c1"))
+        for event in second:
+            tracker.update(event)
+        asyncio.run(store.save(tracker))
+        with store.engine.connect() as c:
+            rows = c.execute(text("SELECT sender_id, type_name, timestamp, intent_name, "
+                                  "action_name, data FROM events ORDER BY id")).all()
+        stored = asyncio.run(store.retrieve("c1"))
+        store.engine.dispose()
+    finally:
+        if name:
+            drop_pg_database(name)
+    assert [(r.sender_id, r.type_name, r.intent_name, r.action_name) for r in rows] == [
+        ("c1", "action", None, "action_session_start"), ("c1", "session_started", None, None),
+        ("c1", "action", None, "action_listen"), ("c1", "user", "greet", None),
+        ("c1", "slot", None, "language"), ("c1", "bot", None, None),
+        ("c1", "action", None, "utter_greet"), ("c1", "action", None, "action_listen"),
+        ("c1", "user", "check_bill", None)]
+    assert [json.loads(r.data) for r in rows] == [e.as_dict() for e in first + second]
+    assert [r.timestamp for r in rows] == [e.timestamp for e in first + second]
+    assert list(stored.events) == list(tracker.events) == first[1:] + second

@@ -1,0 +1,134 @@
+"""The production lock store (bot.lock_store) on the real Redis: tickets in order and never
+lost, even when two Rasa servers take tickets for one conversation at the same instant; Rasa's
+own key and value, so a lock either store wrote is honoured by the other; three round trips a
+turn instead of Rasa's seven."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+from rasa.core.lock import TicketLock
+from rasa.core.lock_store import RedisLockStore
+
+from bot.lock_store import AtomicRedisLockStore
+
+DB = 12  # a Redis database no other test uses
+
+
+@pytest.fixture
+def conversation() -> str:
+    sender = f"lock-test-{uuid.uuid4().hex[:8]}"
+    yield sender
+    redis.Redis(db=DB).delete(f"sportello:lock:{sender}")
+
+
+def store() -> AtomicRedisLockStore:
+    return AtomicRedisLockStore(host="127.0.0.1", port=6379, db=DB, key_prefix="sportello")
+
+
+def stored(conversation: str) -> TicketLock | None:
+    raw = redis.Redis(db=DB).get(f"sportello:lock:{conversation}")
+    return TicketLock.from_dict(json.loads(raw)) if raw else None
+
+
+def test_two_servers_taking_tickets_at_once_lose_none(conversation):
+    """Two Rasa servers (two stores, two connections), four threads each, take 400 tickets for
+    one conversation as fast as they can: 400 different numbers, 0 to 399, all in the lock."""
+    stores = [store(), store()]
+    numbers: list[int] = []
+    start = threading.Barrier(8)
+
+    def take(s: AtomicRedisLockStore) -> None:
+        start.wait()
+        for _ in range(50):
+            numbers.append(s.issue_ticket(conversation, 60))
+
+    threads = [threading.Thread(target=take, args=(stores[i % 2],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(numbers) == list(range(400))
+    assert [t.number for t in stored(conversation).tickets] == list(range(400))
+
+
+def test_a_lock_rasa_wrote_is_honoured_and_ours_reads_as_rasas(conversation):
+    """The value is Rasa's `TicketLock`: a ticket held through Rasa's own store comes first,
+    and Rasa's store reads the tickets this store wrote."""
+    rasa_store = RedisLockStore(host="127.0.0.1", port=6379, db=DB, key_prefix="sportello")
+    held = rasa_store.issue_ticket(conversation, 60)
+    ours = store().issue_ticket(conversation, 60)
+    assert (held, ours) == (0, 1)
+    lock = rasa_store.get_lock(conversation)
+    assert [t.number for t in lock.tickets] == [0, 1]
+    assert lock.now_serving == held and lock.is_locked(ours)
+    assert all(59 < t.expires - time.time() <= 60 for t in lock.tickets)
+
+
+def test_giving_back_the_last_ticket_deletes_the_lock_and_expired_tickets_go(conversation):
+    s = store()
+    first, second = s.issue_ticket(conversation, 60), s.issue_ticket(conversation, 60)
+    s.cleanup(conversation, first)
+    assert [t.number for t in stored(conversation).tickets] == [second]
+    s.cleanup(conversation, second)
+    assert stored(conversation) is None
+    # a ticket whose holder died (expired) does not block the next one, nor keep the lock
+    s.issue_ticket(conversation, 0.05)
+    time.sleep(0.1)  # the ticket's lifetime, not a synchronisation
+    alive = s.issue_ticket(conversation, 60)  # numbered after the valid tickets, as in Rasa
+    lock = stored(conversation)
+    assert [t.number for t in lock.tickets] == [alive] and not lock.is_locked(alive)
+    s.issue_ticket(conversation, 0.05)
+    time.sleep(0.1)
+    s.update_lock(conversation)
+    assert [t.number for t in stored(conversation).tickets] == [alive]
+    s.cleanup(conversation, alive)
+    assert stored(conversation) is None
+    s.cleanup(conversation, 12345)  # no lock: nothing to do, no error
+    assert stored(conversation) is None
+
+
+def test_a_turn_waits_for_the_one_before_and_costs_three_round_trips(conversation):
+    """Rasa's `lock()` on this store: a second turn of the conversation waits until the first
+    gives its ticket back; an uncontended turn is three commands to Redis."""
+    s = store()
+    commands: list[str] = []
+    execute = s.red.execute_command
+
+    def counted(*args, **kwargs):
+        commands.append(str(args[0]))
+        return execute(*args, **kwargs)
+
+    s.red.execute_command = counted
+    order: list[str] = []
+
+    async def turn(name: str, hold: asyncio.Event | None, started: asyncio.Event) -> None:
+        async with s.lock(conversation, 60, wait_time_in_seconds=0.01):
+            started.set()
+            order.append(f"{name} in")
+            if hold is not None:
+                await hold.wait()
+            order.append(f"{name} out")
+
+    async def scenario() -> None:
+        await turn("alone", None, asyncio.Event())
+        assert len(commands) == 3, commands
+        hold, first_in, second_in = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        first = asyncio.create_task(turn("first", hold, first_in))
+        await first_in.wait()
+        second = asyncio.create_task(turn("second", None, second_in))
+        for _ in range(20):  # the second turn polls the lock meanwhile
+            await asyncio.sleep(0.01)
+        assert not second_in.is_set()
+        hold.set()
+        await asyncio.gather(first, second)
+
+    asyncio.run(scenario())
+    assert order == ["alone in", "alone out", "first in", "first out", "second in", "second out"]
+    assert stored(conversation) is None

@@ -155,10 +155,12 @@ async def publish_conversation(engine: Any, broker: Any, sender_id: str) -> int:
     goes before this turn's); remove those confirmed; their number. Never raises: the turn is
     stored already, and what is not published now is swept later."""
     try:
-        rows = once_more(_rows, engine, select(OUTBOX.c.id, OUTBOX.c.body)
-                         .where(OUTBOX.c.sender_id == sender_id).order_by(OUTBOX.c.id))
+        # in a worker thread: the event loop serves the next turns meanwhile
+        rows = await asyncio.to_thread(
+            once_more, _rows, engine, select(OUTBOX.c.id, OUTBOX.c.body)
+            .where(OUTBOX.c.sender_id == sender_id).order_by(OUTBOX.c.id))
         done = await _publish(broker, rows)
-        once_more(_remove, engine, done)
+        await asyncio.to_thread(once_more, _remove, engine, done)
     except Exception:  # the database away right after the commit: the sweep publishes them
         log.warning("outbox: events of a stored turn left for the sweep", exc_info=True)
         return 0
@@ -201,13 +203,14 @@ async def settled(sender_id: str) -> None:
 
 async def sweep(engine: Any, broker: Any) -> int:
     """Publish the rows older than ORPHAN_SECONDS, oldest first; remove those confirmed."""
-    rows = once_more(_rows, engine, select(OUTBOX.c.id, OUTBOX.c.body)
-                     .where(OUTBOX.c.created < time.time() - ORPHAN_SECONDS)
-                     .order_by(OUTBOX.c.id).limit(SWEEP_BATCH))
+    rows = await asyncio.to_thread(
+        once_more, _rows, engine, select(OUTBOX.c.id, OUTBOX.c.body)
+        .where(OUTBOX.c.created < time.time() - ORPHAN_SECONDS)
+        .order_by(OUTBOX.c.id).limit(SWEEP_BATCH))
     if not rows:
         return 0
     done = await _publish(broker, rows)
-    once_more(_remove, engine, done)
+    await asyncio.to_thread(once_more, _remove, engine, done)
     if done:
         log.info("published %d event(s) left in the outbox", len(done))
     return len(done)

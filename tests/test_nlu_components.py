@@ -90,8 +90,57 @@ def test_a_saved_and_loaded_model_classifies_words_it_never_saw(tiny_agent, text
     assert parsed["intent"]["name"] == intent, parsed["intent_ranking"]
     ranking = parsed["intent_ranking"]
     assert [r["name"] for r in ranking][0] == intent
-    assert len(ranking) == 3 and abs(sum(r["confidence"] for r in ranking) - 1.0) < 1e-6
+    assert len(ranking) == 3 and all(0.0 <= r["confidence"] <= 1.0 for r in ranking)
     assert ranking == sorted(ranking, key=lambda r: -r["confidence"])
+
+
+def test_a_message_unlike_every_example_gets_a_low_confidence(tiny_agent):
+    """The confidence includes the closeness to the nearest example: a question nothing in the
+    training data resembles falls far below one that says an example in other words."""
+    agent, _ = tiny_agent
+    near = _parse(agent, "how much do I have to pay?")["intent"]
+    far = _parse(agent, "which football team won the league in 1998?")["intent"]
+    assert near["name"] == "check_bill" and near["confidence"] > 0.6, near
+    assert far["confidence"] < 0.35, far
+
+
+def _classifier(config: dict):
+    from unittest.mock import MagicMock
+
+    from bot.nlu.linear_classifier import LinearIntentClassifier
+
+    return LinearIntentClassifier(config, MagicMock(), MagicMock())
+
+
+def _sentence_message(vector: list[float]):
+    from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
+    from rasa.shared.nlu.training_data.features import Features
+    from rasa.shared.nlu.training_data.message import Message
+
+    message = Message(data={TEXT: "x"})
+    message.add_features(Features(np.array([vector], dtype=np.float32),
+                                  FEATURE_TYPE_SENTENCE, TEXT, "encoder"))
+    return message
+
+
+def test_closeness_maps_the_nearest_examples_cosine_from_floor_to_full():
+    classifier = _classifier({"similarity_floor": 0.3, "similarity_full": 0.6})
+    classifier.model = {"dense": ["encoder"], "widths": {"encoder": 2},
+                        "examples": {"a": np.array([[1.0, 0.0], [0.0, 1.0]]),
+                                     "b": np.array([[-1.0, 0.0]])}}
+    # cosine 0.8 to a's second example (at or over `full`: 1) and -0.6 to b's (under: 0)
+    closeness = classifier._closeness(_sentence_message([0.6, 0.8]), np.array(["a", "b"]))
+    assert closeness.tolist() == [1.0, 0.0]
+    # cosine 0.45 to a's nearest example: half way between floor and full
+    half = _sentence_message([0.45, -np.sqrt(1 - 0.45 ** 2)])
+    assert classifier._closeness(half, np.array(["a"]))[0] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_without_a_floor_the_confidence_is_the_probability_alone():
+    classifier = _classifier({"similarity_floor": None})
+    classifier.model = {"dense": ["encoder"], "widths": {"encoder": 2},
+                        "examples": {"a": np.array([[1.0, 0.0]])}}
+    assert classifier._closeness(_sentence_message([0.0, 1.0]), np.array(["a"])) is None
 
 
 @pytest.mark.parametrize("text,tokens", [

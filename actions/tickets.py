@@ -71,7 +71,7 @@ def say_tickets(dispatcher: CollectingDispatcher, header: str, tickets: Iterable
         clock = t.clock(today)
         if clock is not None and not clock.answered:
             answer = i18n.answer_note(domain, clock.last_day, clock.days_left, clock.indemnity,
-                                      lang)
+                                      lang, expected=t.eta)
             dispatcher.utter_message(response="utter_complaint_line", answer=answer, **params)
         elif t.eta:
             dispatcher.utter_message(response="utter_ticket_line_eta",

@@ -32,7 +32,8 @@ VOCABULARY: Dict[str, tuple] = {
     "status": ("open", "in_progress", "resolved", "closed"),
     "day": ("today", "yesterday", "on"),
     "due": ("paid", "in", "overdue"),
-    "answer": ("in", "today", "late"),  # an unanswered complaint's deadline (complaint_clock)
+    # an unanswered complaint: its expected date, then its deadline (complaint_clock)
+    "answer": ("expected", "in", "today", "late"),
 }
 # Unknown keys of these groups are said with this key (a topic the history may hold).
 FALLBACK_KEYS = {"topic": "other"}
@@ -172,13 +173,20 @@ def due_note(domain: Mapping[str, Any], due: date, paid: bool, today: date,
 
 
 def answer_note(domain: Mapping[str, Any], last_day: date, days_left: int, indemnity: Decimal,
-                language: str | None) -> str:
+                language: str | None, expected: date | None = None) -> str:
     """Where an unanswered complaint stands against its deadline (bot.crm.complaint_clock): the
-    date and the days left, the last day itself, or late with the indemnity owed so far."""
+    date and the days left, the last day itself, or late with the indemnity owed so far. The
+    date the company expects to answer (`expected`, the ticket's ETA) comes first when it is
+    within the deadline: the customer learns both when to expect the answer and their right."""
     answer_by = day(last_day, language)
     if days_left < 0:
         return word(domain, "answer", "late", language, answer_by=answer_by,
                     indemnity=money(indemnity, language))
     if days_left == 0:
-        return word(domain, "answer", "today", language, answer_by=answer_by)
-    return word(domain, "answer", "in", language, answer_by=answer_by, days=days_left)
+        note = word(domain, "answer", "today", language, answer_by=answer_by)
+    else:
+        note = word(domain, "answer", "in", language, answer_by=answer_by, days=days_left)
+    if expected is not None and expected <= last_day:
+        note = word(domain, "answer", "expected", language, eta=day(expected, language),
+                    deadline=note)
+    return note

@@ -389,6 +389,20 @@ def test_the_status_of_a_complaint_says_the_days_left_or_the_indemnity_owed(seed
     last = open_ticket(MARIA, "complaint", days_ago=30, description="Nessuno mi ha risposto")
     fresh = open_ticket(MARIA, "complaint", days_ago=2,
                         description="La bolletta di marzo ha un importo sbagliato")
+    expected = open_ticket(MARIA, "complaint", days_ago=3, description="Lettura sbagliata")
+    from sqlalchemy import update
+
+    def noon(days_ago: int) -> datetime:  # whatever the hour and daylight saving time now
+        return datetime.combine(today - timedelta(days=days_ago), datetime.min.time(),
+                                ROME).replace(hour=12)
+
+    with session_scope() as session:  # opened at noon; the dates expected to answer them by
+        for ticket_id, days_ago, eta in ((late, 65, today - timedelta(days=40)),
+                                         (last, 30, None), (fresh, 2, None),
+                                         (expected, 3, today + timedelta(days=5))):
+            session.execute(update(m.Ticket).where(m.Ticket.ticket_id == ticket_id).values(
+                opened_at=noon(days_ago), eta=eta,
+                answer_due_at=cc.deadline_instant(cc.last_day(noon(days_ago)))))
     said = {s["ticket_id"]: s for s in status(MARIA, "a che punto sono i miei reclami?",
                                               ["complaint"], persona="family")[1:]}
     assert {s["response"] for s in said.values()} == {"utter_complaint_line"}
@@ -400,12 +414,18 @@ def test_the_status_of_a_complaint_says_the_days_left_or_the_indemnity_owed(seed
     assert said[fresh]["answer"] == (  # a billing dispute: answered in 30 days too
         f"risposta entro il giorno {i18n.day(today + timedelta(days=28), 'it')}, "
         "giorni rimasti: 28")
+    # the expected date first, then the deadline; a late one is late whatever was expected
+    assert said[expected]["answer"] == (
+        f"chiusura prevista il {i18n.day(today + timedelta(days=5), 'it')} (risposta entro il "
+        f"giorno {i18n.day(today + timedelta(days=27), 'it')}, giorni rimasti: 27)")
     english = {s["ticket_id"]: s for s in status(MARIA, "my complaints?", ["complaint"],
                                                  language="en", persona="family")[1:]}
     assert english[late]["answer"].startswith("answer overdue (deadline: ")
     assert "you may be entitled to an automatic compensation, €60.00 as of today" in english[
         late]["answer"]
     assert english[fresh]["answer"].endswith("days left: 28")
+    assert english[expected]["answer"].startswith(
+        f"expected by {i18n.day(today + timedelta(days=5), 'en')} (answer by ")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -112,7 +112,8 @@ def test_every_vocabulary_entry_resolves_in_both_languages():
                            [{"type": "slot", "name": "language", "value": "en"}])
             assert italian != english or group == "supply" and key == "gas", (group, key)
             values = {"date": "1 marzo", "due_date": "1 marzo", "days": 3,
-                      "answer_by": "1 marzo", "indemnity": "30,00 €"}
+                      "answer_by": "1 marzo", "indemnity": "30,00 €", "eta": "2 marzo",
+                      "deadline": "entro il 3 marzo"}
             it = i18n.word(domain, group, key, "it", **values)
             en = i18n.word(domain, group, key, "en", **values)
             assert it == italian.format(**values) and en == english.format(**values)

@@ -197,3 +197,24 @@ def test_one_message_is_scored_as_scikit_learn_scores_it(tiny_agent):
     assert len(scored) >= 5
     for ours, theirs in scored:
         assert np.allclose(ours, theirs, rtol=0, atol=1e-12), (ours, theirs)
+
+
+@pytest.mark.parametrize("text,read", [
+    ("PERCHE LA BOLLETTA E COSI ALTA??? 150 EURO", "perche la bolletta e cosi alta??? 150 euro"),
+    ("PAPERLESS BILLS PLZ", "paperless bills plz"),
+    ("Il codice è C1000003, la bolletta di Ottobre",
+     "Il codice è C1000003, la bolletta di Ottobre"),
+    ("ciao", "ciao"), ("12345", "12345"), ("", ""),
+])
+def test_a_message_in_capitals_is_read_as_lower_case(text, read):
+    from bot.nlu.sentence_encoder import unshouted
+
+    assert unshouted(text) == read
+
+
+def test_shouting_is_as_near_its_example_as_the_same_words_in_lower_case():
+    from bot.nlu.sentence_encoder import unshouted
+
+    shouted, example = "PERCHE LA BOLLETTA E COSI ALTA", "perché la bolletta è così alta?"
+    raw, read, reference = encode([shouted, unshouted(shouted), example])
+    assert read @ reference > raw @ reference + 0.3

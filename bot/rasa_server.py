@@ -6,14 +6,22 @@ pipeline no longer has: one message, a few milliseconds) on one thread unless th
 says otherwise: splitting such small operations across threads costs more
 than it saves, and on a busy machine the threads wait for each other (bench/profile.py: about a
 tenth of the Rasa server's CPU per turn). Training (`rasa train`) keeps TensorFlow's defaults.
+
+The same holds for numpy's BLAS (OpenBLAS): the intent classifier's products of a message's
+vector with the model's coefficients and examples are small, and OpenBLAS's second thread, which
+spins while it waits for work, doubled the Rasa server's CPU time per turn (bench/profile.py,
+2026-12-04: 23 -> 44 ms a turn once the classifier used BLAS; the sentence encoder limits its
+own BLAS threads to one already).
 """
 
 from __future__ import annotations
 
 import os
 
-# read by Rasa when it sets TensorFlow up (rasa/utils/tensorflow/environment.py)
-SERVING_THREADS = {"TF_INTRA_OP_PARALLELISM_THREADS": "1", "TF_INTER_OP_PARALLELISM_THREADS": "1"}
+# read by Rasa when it sets TensorFlow up (rasa/utils/tensorflow/environment.py), and by the
+# BLAS and OpenMP libraries numpy, scipy and scikit-learn load (before they are loaded)
+SERVING_THREADS = {"TF_INTRA_OP_PARALLELISM_THREADS": "1", "TF_INTER_OP_PARALLELISM_THREADS": "1",
+                   "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def main() -> None:

@@ -88,6 +88,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         # sentence vectors of its examples}}
         self.model = model
         self._by_feature: Optional[np.ndarray] = None  # the coefficients, feature by feature
+        self._examples: Optional[tuple] = None  # (examples' vectors, where each intent starts)
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -131,9 +132,15 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         floor, full = self.config["similarity_floor"], self.config["similarity_full"]
         if not dense or not examples or floor is None:
             return None
+        if self._examples is None:  # every example in one matrix, grouped by intent
+            stacked = [np.asarray(examples[c], dtype=np.float32) for c in classes]
+            starts = np.cumsum([0] + [len(e) for e in stacked[:-1]])
+            self._examples = (np.vstack(stacked), starts)
+        matrix, starts = self._examples
         vector = self._unit_vectors([message], dense, self.model["widths"])[0]
-        nearest = np.array([float(np.max(examples[c] @ vector)) for c in classes])
-        return np.clip((nearest - floor) / (full - floor), 0.0, 1.0)
+        # one product for all examples (in float32, as they are stored), then each intent's best
+        nearest = np.maximum.reduceat(matrix @ vector.astype(np.float32), starts)
+        return np.clip((nearest.astype(np.float64) - floor) / (full - floor), 0.0, 1.0)
 
     def train(self, training_data: TrainingData) -> Resource:
         examples = [m for m in training_data.intent_examples if _sentence_blocks(m)]
@@ -163,7 +170,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             examples_of = {c: vectors[np.array(labels) == c] for c in clf.classes_}
         self.model = {"blocks": blocks, "tfidf": tfidf, "widths": widths, "clf": clf,
                       "dense": dense, "examples": examples_of}
-        self._by_feature = None
+        self._by_feature = self._examples = None
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump(self.model, directory / MODEL_FILE)
         return self._resource

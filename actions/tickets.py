@@ -70,8 +70,9 @@ def say_tickets(dispatcher: CollectingDispatcher, header: str, tickets: Iterable
                       updated=i18n.moment(t.updated_at or t.opened_at, lang))
         clock = t.clock(today)
         if clock is not None and not clock.answered:
+            expected = t.eta if t.eta and t.eta >= today else None  # a past date says nothing
             answer = i18n.answer_note(domain, clock.last_day, clock.days_left, clock.indemnity,
-                                      lang, expected=t.eta)
+                                      lang, expected=expected)
             dispatcher.utter_message(response="utter_complaint_line", answer=answer, **params)
         elif t.eta:
             dispatcher.utter_message(response="utter_ticket_line_eta",

@@ -88,12 +88,13 @@ def store(bodies: list[bytes], url: str | None = None) -> int:
 def _events(body: bytes) -> list[tuple[dict[str, Any], str]]:
     """The events of a message, each with the text of its row (Rasa's event message, as the SQL
     event broker writes it). A message that is not an event, or an array of them, is dropped."""
-    try:
-        decoded = json.loads(body)
+    try:  # UTF-8 only, as Rasa writes them (json.loads would also take UTF-16 or a BOM)
+        text = body.decode("utf-8")
+        decoded = json.loads(text) if not text.startswith("\ufeff") else None
     except (UnicodeDecodeError, ValueError):
         decoded = None
     if _is_event(decoded):
-        return [(decoded, body.decode("utf-8"))]
+        return [(decoded, text)]
     if isinstance(decoded, list) and decoded and all(_is_event(e) for e in decoded):
         return [(event, json.dumps(event)) for event in decoded]
     log.error("event relay: a message that is not a Rasa event was dropped (%d bytes)",

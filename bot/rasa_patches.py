@@ -173,9 +173,10 @@ def stores_reconnect_after_an_outage() -> None:
     answered with the technical-problem reply although the database is back. A read or save
     that fails because its connection was lost is tried once more (SQLAlchemy's "optimistic"
     disconnect handling: the error marks every connection of the pool made before it as
-    invalid, so the second try runs on a new one). A second try of a save is safe: the save
-    counts the events already stored again (`_count`), so a turn whose commit did reach the
-    database is not written twice; the outbox's reads and deletes do the same
+    invalid, so the second try runs on a new one). A second try of a save is safe: it starts
+    from the count of the first try and first looks whether the first try's last event is
+    stored, so a turn whose commit did reach the database is not written twice, even one that
+    started a new session (`_store`); the outbox's reads and deletes are safe to repeat too
     (`bot.event_outbox`). This replaces testing every connection before lending it
     (`pool_pre_ping`), a round trip to the database for each of the five checkouts of a turn
     (`bot.persistence.reconnect`). (Redis needs nothing: redis-py replaces
@@ -295,14 +296,21 @@ def sql_tracker_store_streams_without_reading() -> None:
     def _store(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
         """Rasa's `save` after `stream_events`: the events not stored yet, in one transaction
         (with the turn's outbox row when the events go through the outbox)."""
+        earlier = tracker.__dict__.get(_TRIED)  # a try of this save that lost its connection
         with self.session_scope() as session:
-            stored = tracker.__dict__.pop(_COUNTED, None)
-            if stored is None:
-                stored = tracker.__dict__.pop(_READ, None)
+            counted = tracker.__dict__.pop(_COUNTED, None)
+            if earlier is not None:
+                stored, last = earlier
+                if last is not None and _stored_already(self, session, tracker.sender_id, last):
+                    tracker.__dict__.pop(_TRIED, None)  # its commit did reach the database
+                    return
+            else:
+                stored = counted if counted is not None else tracker.__dict__.pop(_READ, None)
             if stored is None:  # as Rasa's `_additional_events`, in the save's own session
                 stored = self._event_query(session, tracker.sender_id,
                                            fetch_events_from_all_sessions=False).count()
             events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
+            tracker.__dict__[_TRIED] = (stored, events[-1] if events else None)
             dicts = [event.as_dict() for event in events]
             if events:
                 session.execute(insert(self.SQLEvent.__table__), [{
@@ -315,6 +323,7 @@ def sql_tracker_store_streams_without_reading() -> None:
             if tracker.__dict__.get(_OUTBOX):  # in the same transaction as the events
                 event_outbox.add(session, tracker.sender_id, dicts)
             session.commit()
+        tracker.__dict__.pop(_TRIED, None)
 
     async def save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
         if isinstance(self.event_broker, PikaEventBroker):
@@ -368,9 +377,24 @@ def sql_tracker_store_streams_without_reading() -> None:
 # What the SQL tracker store notes on a tracker object: how many events of the latest session
 # were stored when `retrieve` built it, and the count `stream_events` took for `save`.
 _READ = "_sportello_events_read"
+# A save that lost its connection (`stores_reconnect_after_an_outage` tries it again): the count
+# it started from and its last event, to tell on the second try whether its commit landed.
+_TRIED = "_sportello_save_tried"
 _COUNTED = "_sportello_events_counted"
 _TO_PUBLISH = "_sportello_events_to_publish"
 _OUTBOX = "_sportello_events_through_the_outbox"
+
+
+def _stored_already(store: Any, session: Any, sender_id: str, event: Any) -> bool:
+    """Whether `event` (the last of a save) is in the tracker store: the save's commit reached
+    the database although its connection was lost before the answer (the count of the latest
+    session cannot tell when that save started a new session)."""
+    from sqlalchemy import select
+
+    table = store.SQLEvent.__table__
+    return session.execute(select(table.c.id).where(
+        table.c.sender_id == sender_id, table.c.type_name == event.type_name,
+        table.c.timestamp == event.timestamp).limit(1)).first() is not None
 
 
 def _start_outbox(store: Any) -> None:

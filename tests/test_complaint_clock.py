@@ -390,6 +390,7 @@ def test_the_status_of_a_complaint_says_the_days_left_or_the_indemnity_owed(seed
     fresh = open_ticket(MARIA, "complaint", days_ago=2,
                         description="La bolletta di marzo ha un importo sbagliato")
     expected = open_ticket(MARIA, "complaint", days_ago=3, description="Lettura sbagliata")
+    slipped = open_ticket(MARIA, "complaint", days_ago=10, description="Nessuna risposta")
     from sqlalchemy import update
 
     def noon(days_ago: int) -> datetime:  # whatever the hour and daylight saving time now
@@ -399,7 +400,8 @@ def test_the_status_of_a_complaint_says_the_days_left_or_the_indemnity_owed(seed
     with session_scope() as session:  # opened at noon; the dates expected to answer them by
         for ticket_id, days_ago, eta in ((late, 65, today - timedelta(days=40)),
                                          (last, 30, None), (fresh, 2, None),
-                                         (expected, 3, today + timedelta(days=5))):
+                                         (expected, 3, today + timedelta(days=5)),
+                                         (slipped, 10, today - timedelta(days=2))):
             session.execute(update(m.Ticket).where(m.Ticket.ticket_id == ticket_id).values(
                 opened_at=noon(days_ago), eta=eta,
                 answer_due_at=cc.deadline_instant(cc.last_day(noon(days_ago)))))
@@ -418,6 +420,10 @@ def test_the_status_of_a_complaint_says_the_days_left_or_the_indemnity_owed(seed
     assert said[expected]["answer"] == (
         f"chiusura prevista il {i18n.day(today + timedelta(days=5), 'it')} (risposta entro il "
         f"giorno {i18n.day(today + timedelta(days=27), 'it')}, giorni rimasti: 27)")
+    # an expected date already past is not announced: the deadline alone
+    assert said[slipped]["answer"] == (
+        f"risposta entro il giorno {i18n.day(today + timedelta(days=20), 'it')}, "
+        "giorni rimasti: 20")
     english = {s["ticket_id"]: s for s in status(MARIA, "my complaints?", ["complaint"],
                                                  language="en", persona="family")[1:]}
     assert english[late]["answer"].startswith("answer overdue (deadline: ")

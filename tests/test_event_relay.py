@@ -167,6 +167,8 @@ def test_a_message_that_is_not_an_event_is_dropped_and_the_rest_stored(relay_set
     bodies = [json.dumps(e).encode() for e in _events(3)]
     bodies.insert(1, b"\xff not json")
     bodies.insert(2, b'{"no": "event"}')
+    bodies.insert(3, json.dumps(_events(1, start=50)[0]).encode("utf-16"))  # not UTF-8
+    bodies.insert(4, b"\xef\xbb\xbf" + json.dumps(_events(1, start=60)[0]).encode())  # a BOM
     assert event_relay.store(bodies, relay_settings.events_database_url) == 3
     assert event_relay.store(bodies, relay_settings.events_database_url) == 0
     assert _stored(relay_settings) == _events(3)

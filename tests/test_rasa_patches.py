@@ -737,3 +737,59 @@ def test_a_save_stores_the_columns_rasa_stores(action, tmp_path, dialect):
     assert [json.loads(r.data) for r in rows] == [e.as_dict() for e in first + second]
     assert [r.timestamp for r in rows] == [e.timestamp for e in first + second]
     assert list(stored.events) == list(tracker.events) == first[1:] + second
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["commit-landed", "commit-lost"])
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_save_tried_again_after_a_lost_connection_stores_the_turn_once(action, tmp_path,
+                                                                           monkeypatch, dialect,
+                                                                           landed):
+    """The connection is lost at the commit of a turn that starts a new session, after the
+    commit reached the database or before: the save is tried again (a lost connection) and
+    the turn is stored exactly once, in order (counting the latest session again would have
+    written the old session's events a second time)."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.orm import Session
+
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    old = [ActionExecuted("action_session_start"), SessionStarted(),
+           ActionExecuted("action_listen"), UserUttered("ciao"), BotUttered("Ciao!"),
+           ActionExecuted("action_listen")]
+    new = [ActionExecuted("action_session_start"), SessionStarted(),
+           ActionExecuted("action_listen"), UserUttered("sono tornato"), BotUttered("Bentornato!")]
+    name = create_pg_database() if dialect == "postgresql" else None
+    try:
+        store = (SQLTrackerStore(Domain.empty(), dialect="postgresql", host="127.0.0.1",
+                                 port=5432, db=name, username="postgres")
+                 if name else SQLTrackerStore(Domain.empty(), db=str(tmp_path / "t.db")))
+        asyncio.run(store.save(DialogueStateTracker.from_events("c1", old)))
+        tracker = asyncio.run(store.retrieve("c1"))
+        for event in new:
+            tracker.update(event)
+        real_commit, failures = Session.commit, []
+
+        def commit_then_lose(session: Session) -> None:
+            if not failures:
+                failures.append(1)
+                if landed:
+                    real_commit(session)
+                raise DBAPIError("COMMIT", {}, Exception("server closed the connection"),
+                                 connection_invalidated=True)
+            real_commit(session)
+
+        monkeypatch.setattr(Session, "commit", commit_then_lose)
+        asyncio.run(store.save(tracker))
+        monkeypatch.setattr(Session, "commit", real_commit)
+        with store.engine.connect() as c:
+            rows = c.execute(text("SELECT type_name, data FROM events ORDER BY id")).all()
+        store.engine.dispose()
+    finally:
+        if name:
+            drop_pg_database(name)
+    assert failures == [1]
+    assert [json.loads(data) for _, data in rows] == [e.as_dict() for e in old + new]

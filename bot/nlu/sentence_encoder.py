@@ -30,9 +30,6 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from bot.nlu.farewells import request_after_greeting
 
 DIMENSIONS = 512
-# The share of capitals from which a message is read as shouting (`unshouted`): an IBAN or a
-# customer code in a sentence is rarely enough (and reading one in lower case changes little).
-SHOUTING_SHARE = 0.7
 # Messages encoded per call while training (the encoder pads a batch to its longest message).
 BATCH = 64
 
@@ -59,15 +56,6 @@ def encode(texts: List[str]) -> np.ndarray:
     return vectors
 
 
-def unshouted(text: str) -> str:
-    """A message written in capitals, as if written in lower case. The encoder reads case: "PERCHE
-    LA BOLLETTA E COSI ALTA" is 0.33 from "perché la bolletta è così alta?" and its lower case
-    0.80, so an angry customer's request looked unlike every example and went to the fallback."""
-    letters = [c for c in text if c.isalpha() and c.lower() != c.upper()]
-    upper = sum(1 for c in letters if c.isupper())
-    return text.lower() if letters and upper >= SHOUTING_SHARE * len(letters) else text
-
-
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
 class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     @classmethod
@@ -88,9 +76,30 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         self._featurize([m for m in messages if m.get(TEXT) is not None])
         return messages
 
+    # The share of capitals from which a message is read as shouting (`unshouted`): an IBAN or
+    # a customer code in a sentence is rarely enough (and reading one in lower case changes
+    # little). Kept in the class, as `unshouted`: Rasa's training cache knows a component by
+    # its class's source, so a change here trains the model again.
+    SHOUTING_SHARE = 0.7
+
+    @staticmethod
+    def unshouted(text: str) -> str:
+        """A message written in capitals, as if written in lower case. The encoder reads case:
+        "PERCHE LA BOLLETTA E COSI ALTA" is 0.33 from "perché la bolletta è così alta?" and its
+        lower case 0.80, so an angry customer's request looked unlike every example and went to
+        the fallback."""
+        letters = [c for c in text if c.isalpha() and c.lower() != c.upper()]
+        upper = sum(1 for c in letters if c.isupper())
+        share = SentenceEncoderFeaturizer.SHOUTING_SHARE
+        return text.lower() if letters and upper >= share * len(letters) else text
+
     def _featurize(self, messages: List[Message]) -> None:
         # what the classifier should read: without the greeting a request opens with
         texts = [m.get(TEXT) for m in messages]
-        vectors = encode([unshouted(text[request_after_greeting(text):]) for text in texts])
+        vectors = encode([self.unshouted(text[request_after_greeting(text):])
+                          for text in texts])
         for message, vector in zip(messages, vectors):
             self.add_features_to_message(None, vector[np.newaxis, :], TEXT, message)
+
+
+unshouted = SentenceEncoderFeaturizer.unshouted

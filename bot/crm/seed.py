@@ -159,8 +159,11 @@ class _Builder:
             winter = month_start.month in (11, 12, 1, 2, 3)
             if kind == "electricity":
                 use = Decimal(self.rng.randrange(150, 330) * (4 if business else 1))
-            else:
-                use = Decimal(self.rng.randrange(60, 160) if winter else self.rng.randrange(10, 40))
+            else:  # both drawn whatever the season: which months are in winter depends on
+                # today's date, and a different number of draws would change every customer
+                # generated after this one (the demo population, from one day to the next)
+                cold, mild = self.rng.randrange(60, 160), self.rng.randrange(10, 40)
+                use = Decimal(cold if winter else mild)
                 use *= 3 if business else 1
             estimated = self.rng.random() < 0.2
             if i == len(months) - 1 and unpaid_last in ("overdue", "unpaid_high"):
@@ -282,6 +285,13 @@ class _Builder:
         return customer
 
 
+# English customers added after the generated ones: every persona with each kind of supply,
+# with the latest bill overdue, unpaid and paid.
+ENGLISH_SET = [(persona, kinds, unpaid) for unpaid in ("overdue", "unpaid", "paid")
+               for persona in ("family", "digital", "senior", "business")
+               for kinds in (("electricity",), ("gas",), ("electricity", "gas"))]
+
+
 def build_document(today: date | None = None, seed: int = SEED, generated: int = 220) -> dict:
     """The demo data as an import document."""
     today = today or datetime.now(local_zone()).date()
@@ -351,6 +361,26 @@ def build_document(today: date | None = None, seed: int = SEED, generated: int =
                               "Errore nei dati anagrafici"]),
                 b.rng.choice(["web", "phone", "email"]), b.rng.randrange(2, 20),
                 b.rng.randrange(1, 3), b.rng.randrange(2, 15)))
+        customers.append(c)
+
+    # English speakers are few among the generated customers, and the conversation suite picks
+    # among them by persona, supply, bills and tickets: these cover every combination. Each
+    # draws from its own sequence, so the ones above are left as they are.
+    for j, (persona, kinds, unpaid) in enumerate(ENGLISH_SET):
+        b.rng = random.Random(seed * 1_000_003 + j)
+        b.fake.seed_instance(seed * 1_000_003 + j)
+        where = None
+        if j % 3 == 1:  # at the postcodes of the demo's outages (below)
+            where = ("Torino", "10121") if "gas" in kinds else ("Bergamo", "24121")
+        c = b.customer(f"C{1000100 + generated + j:07d}", persona, language="en",
+                       city_postcode=where, kinds=kinds, unpaid_last=unpaid,
+                       company=f"{b.fake.last_name()} Ltd" if persona == "business" else None)
+        if j % 2 == 0:  # a complaint open
+            c["tickets"].append(b.ticket("complaint", "in_progress", "Reclamo sull'importo",
+                                         "email", b.rng.randrange(2, 20), 1, None))
+        elif j % 4 == 1:  # a request open
+            c["tickets"].append(b.ticket("request", "open", "Verifica consumi", "web",
+                                         b.rng.randrange(2, 20), 1, b.rng.randrange(2, 15)))
         customers.append(c)
 
     began = b.at(1, 22, 15)  # last night: in the past whatever the hour the demo starts

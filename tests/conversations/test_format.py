@@ -224,7 +224,9 @@ def test_next_reading_stays_plausible_after_a_reading_today(demo_db):
     ctx = f.FactContext(session, "C1000006", "it")
     first = f.next_reading(ctx, plus=500).raw
     session.close()
-    supply = "IT001E10003143"
+    from bot.crm.card import read_identity_card
+
+    [supply] = [s.supply_id for s in read_identity_card("C1000006").supplies]
     assert store_reading("C1000006", supply, Decimal(first), "web").ok
     session = _session(demo_db)
     second = f.next_reading(f.FactContext(session, "C1000006", "it"), plus=500).raw

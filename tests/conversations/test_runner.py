@@ -97,7 +97,7 @@ def test_a_second_ticket_of_the_same_kind_is_a_duplicate(demo_db):
     from bot.crm.service import open_ticket
 
     def opens(sender, text):
-        t = open_ticket("C1000111", "outage", "Guasto", "web", conversation_id=sender)
+        t = open_ticket("C1000103", "outage", "Guasto", "web", conversation_id=sender)
         return f"Ho aperto la segnalazione {t.ticket_id}."
 
     conv = conversation(customer="pick", skills=["report_outage"], turns=[
@@ -105,7 +105,7 @@ def test_a_second_ticket_of_the_same_kind_is_a_duplicate(demo_db):
                                                          "kind": "outage"}}]},
         {"user": "novita?"}],
         after=[{"tickets_opened": {"kind": "outage", "count": 1}}])
-    result = run(conv, scripted(opens, opens), customer="C1000111")
+    result = run(conv, scripted(opens, opens), customer="C1000103")
     assert result.duplicate_tickets == 1
     assert {f.check for f in result.failures} == {"tickets_opened", "no_duplicate_tickets"}
 
@@ -175,12 +175,12 @@ def test_given_tickets_are_there_before_the_first_message(demo_db):
                         after=[{"tickets_opened": 0}])
 
     def status(sender_, text):
-        tid = next(t.ticket_id for t in read_identity_card("C1000109").open_tickets
+        tid = next(t.ticket_id for t in read_identity_card("C1000110").open_tickets
                    if t.kind == "callback")
         return f"• {tid}: aperta"
 
     result = run_conversation(conv, scripted(status), session_scope, lambda c: "t",
-                              customer="C1000109", sender=sender, responses=RESPONSES)
+                              customer="C1000110", sender=sender, responses=RESPONSES)
     assert result.passed, result.report()
 
 

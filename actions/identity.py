@@ -27,6 +27,8 @@ from bot.crm.card import load_identity_card
 from bot.crm.service import check_otp, link_identity
 from bot.persistence.db import run
 
+# Values given for a task before verification (actions/given_data.py fills them).
+GIVEN_BEFORE = ("new_contact", "iban_input", "reading_value", "supply_choice")
 CODE = re.compile(rf"\b{validation.CUSTOMER_CODE}\b", re.IGNORECASE)
 OTP = re.compile(r"\b\d{4,8}\b")
 
@@ -37,6 +39,22 @@ class ValidateVerifyForm(FormValidation):
 
     def name(self) -> Text:
         return "validate_verify_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        """A customer proven meanwhile (the site's token came with this message, or a linked
+        messaging account) is not asked for codes: the form ends as verified and what they
+        asked for is served (action_verify_done)."""
+        if tracker.get_slot("verified") is True and tracker.get_slot("customer_code"):
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            events: List[EventType] = [SlotSet("code_input", tracker.get_slot("customer_code")),
+                                       SlotSet("otp_input", "ok"), SlotSet("requested_slot", None)]
+            if intent in SKILL_ACTIONS:  # this message's request, asked afresh: what was given
+                # for the request before it (a number, an IBAN) is not its answer
+                events += [SlotSet("pending_intent", intent)] + [
+                    SlotSet(slot, None) for slot in GIVEN_BEFORE]
+            return events
+        return await super().run(dispatcher, tracker, domain)
 
     def answers(self, tracker: Tracker, domain: DomainDict, slot: str) -> bool:
         text = tracker.latest_message.get("text") or ""

@@ -142,3 +142,16 @@ def test_invalid_or_expired_token_means_anonymous(stack, sender, token):
     stack.say(f"{sender}-3", "ciao", token("C1000001"))
     reply = stack.say(f"{sender}-3", "quanto devo pagare?", expired)
     assert "codice cliente" in reply
+
+
+def test_signing_in_on_the_site_while_asked_for_the_code_ends_verification(stack, sender, token):
+    """A customer asked for their customer code signs in on the site meanwhile: the next
+    message carries the site's token, so the bot stops asking for codes and serves the request
+    (the one asked before, or the one in this message)."""
+    assert "codice cliente" in stack.say(sender, "quanto devo pagare?")
+    reply = stack.say(sender, "devo cambiare la mail", token("C1000001"))
+    assert "codice cliente" not in reply and "nuovo indirizzo" in reply, reply
+    second = f"{sender}-2"
+    assert "codice cliente" in stack.say(second, "quanto devo pagare?")
+    reply = stack.say(second, "eccomi, ho fatto l'accesso", token("C1000001"))
+    assert "codice cliente" not in reply and "€" in reply, reply

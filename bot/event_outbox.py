@@ -51,6 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from bot.persistence.readers import reader
 from bot.persistence.reconnect import once_more
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,9 @@ async def _publish(broker: Any, rows: list[tuple[int, str]]) -> list[int]:
 
 
 def _rows(engine: Any, query: Any) -> list[tuple[int, str]]:
-    with engine.connect() as connection:
+    """The rows `query` selects, on the engine's reader (`bot.persistence.readers`: on
+    PostgreSQL without the BEGIN and ROLLBACK of a transaction, two round trips a turn)."""
+    with reader(engine).connect() as connection:
         return [(r.id, r.body) for r in connection.execute(query)]
 
 

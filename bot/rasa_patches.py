@@ -27,7 +27,8 @@ def apply() -> None:
                            f"found {rasa.__version__}: review the patches before upgrading")
     for patch in (validate_action_results_with_one_validator, sqlite_commits_without_fsync,
                   sqlite_stores_keep_their_connections, sql_tracker_store_streams_without_reading,
-                  sql_tracker_store_reads_only_the_events, events_find_their_class_once,
+                  sql_tracker_store_reads_only_the_events,
+                  sql_tracker_store_reads_outside_a_transaction, events_find_their_class_once,
                   endpoints_keep_their_connections, stores_reconnect_after_an_outage,
                   tracker_store_errors_are_not_hidden, pika_broker_keeps_what_was_cut_short):
         if patch.__name__ not in _APPLIED:
@@ -522,6 +523,53 @@ def sql_tracker_store_reads_only_the_events() -> None:
         return query.with_entities(self.SQLEvent.data)
 
     SQLTrackerStore._event_query = _event_query
+
+
+def sql_tracker_store_reads_outside_a_transaction() -> None:
+    """Rasa's SQL tracker store reads a conversation in a session of its own: on PostgreSQL,
+    psycopg2 opens a transaction with a BEGIN before the query, and the pool rolls it back when
+    the session returns the connection, two more round trips (and two more statements for the
+    server) than the one query, at every turn (`do_rollback` was 5 % of the Rasa server's
+    samples in bench/profile.py). The read is one statement, which PostgreSQL runs on a snapshot
+    of its own in or out of a transaction, so `_retrieve` runs it on the store's reader
+    (`bot.persistence.readers`: connections in autocommit): the same rows, without the BEGIN
+    and the ROLLBACK. Saves keep their transaction. A lost connection is read again by
+    `stores_reconnect_after_an_outage`."""
+    import contextlib
+    import contextvars
+
+    import sqlalchemy.orm
+    from rasa.core.tracker_store import SQLTrackerStore, ensure_schema_exists
+
+    from bot.persistence.readers import reader
+
+    reading = contextvars.ContextVar("sportello_tracker_store_reading", default=False)
+    original_retrieve = SQLTrackerStore._retrieve
+    original_scope = SQLTrackerStore.session_scope
+
+    async def _retrieve(self: SQLTrackerStore, sender_id: str,
+                        fetch_events_from_all_sessions: bool) -> Any:
+        token = reading.set(True)
+        try:
+            return await original_retrieve(self, sender_id, fetch_events_from_all_sessions)
+        finally:
+            reading.reset(token)
+
+    @contextlib.contextmanager
+    def session_scope(self: SQLTrackerStore) -> Any:
+        if not (reading.get() and self.engine.dialect.name == "postgresql"):
+            with original_scope(self) as session:
+                yield session
+            return
+        session = sqlalchemy.orm.Session(bind=reader(self.engine))
+        try:
+            ensure_schema_exists(session)
+            yield session
+        finally:
+            session.close()
+
+    SQLTrackerStore._retrieve = _retrieve
+    SQLTrackerStore.session_scope = session_scope
 
 
 def events_find_their_class_once() -> None:

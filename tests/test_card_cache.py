@@ -99,3 +99,51 @@ def test_the_card_holds_the_newest_interactions_only(demo_database):
     assert len(card.interactions) == CARD_INTERACTIONS
     assert [i.topic for i in card.interactions[:3]] == ["topic-0", "topic-1", "topic-2"]
     assert all(a.at >= b.at for a, b in zip(card.interactions, card.interactions[1:]))
+
+
+def test_the_card_is_read_without_a_transaction_and_survives_lost_connections(
+        demo_pg_template, monkeypatch, tmp_path):
+    """On PostgreSQL the card's reads run in autocommit on connections lent without a ping
+    (bot/persistence/readers.py); after PostgreSQL ended them (as a restart does),
+    the first read fails on its dead connection and the action's load reads once more on a new
+    one: the customer gets their card, not a technical error."""
+    from sqlalchemy import create_engine, event, text
+    from sqlalchemy.exc import OperationalError
+
+    from bot.persistence import db, readers
+    from tests.conftest import (
+        PG_ADMIN_URL,
+        create_pg_database,
+        drop_pg_database,
+        pg_url,
+        use_database,
+    )
+
+    name = create_pg_database(template=demo_pg_template)
+    url = pg_url(name)
+    use_database(monkeypatch, url, tmp_path / "var")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
+
+    def end_every_connection() -> None:
+        with admin.connect() as c:
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = :name"), {"name": name})
+
+    autocommit: list[bool] = []
+    try:
+        reader = readers.reader(db.get_engine(None))  # the engine of the settings' database
+        assert reader is not db.get_engine(None) and reader.pool._pre_ping is False
+        event.listen(reader, "before_cursor_execute", lambda conn, *_: autocommit.append(
+            conn.connection.dbapi_connection.autocommit))
+        card = card_module.read_identity_card("C1000001")
+        assert card is not None and autocommit and all(autocommit)
+        end_every_connection()
+        with pytest.raises(OperationalError):  # the plain read, on a dead connection
+            card_module.read_identity_card("C1000001")
+        end_every_connection()
+        assert asyncio.run(load_identity_card("C1000001")) == card
+    finally:
+        db.get_engine(None).dispose()  # the reader goes with it
+        db.get_engine.cache_clear()
+        admin.dispose()
+        drop_pg_database(name)

@@ -363,6 +363,7 @@ def test_the_outbox_reads_and_deletes_survive_lost_connections():
         with engine.begin() as c:
             c.execute(event_outbox.OUTBOX.insert(), [
                 {"sender_id": "c1", "body": "{}", "created": 0.0}])
+        assert len(event_outbox._rows(engine, query)) == 1  # the reader keeps a connection
         end_every_connection()
         with pytest.raises(sqlalchemy.exc.OperationalError):  # without a second try
             event_outbox._rows(engine, query)
@@ -370,11 +371,56 @@ def test_the_outbox_reads_and_deletes_survive_lost_connections():
         [(row_id, _)] = once_more(event_outbox._rows, engine, query)
         end_every_connection()
         once_more(event_outbox._remove, engine, [row_id])
-        assert event_outbox._rows(engine, query) == []
+        assert once_more(event_outbox._rows, engine, query) == []
     finally:
         engine.dispose()
         admin.dispose()
         drop_pg_database(name)
+
+
+def test_postgresql_reads_need_no_transaction_and_saves_keep_theirs(action):
+    """On PostgreSQL the tracker store's read of a conversation and the outbox's read of its
+    rows are single statements run in autocommit (no BEGIN and ROLLBACK around them), while a
+    save's statements stay in one transaction; the conversation reads back whole."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from sqlalchemy import event, select
+
+    from bot import event_outbox
+    from bot.persistence.readers import reader
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    name = create_pg_database()
+    seen: list[tuple[str, bool]] = []
+
+    def note(connection, _cursor, statement, *_args) -> None:
+        seen.append((statement.split()[0].upper(),
+                     connection.connection.dbapi_connection.autocommit))
+
+    try:
+        store = SQLTrackerStore(Domain.empty(), dialect="postgresql", host="127.0.0.1",
+                                port=5432, db=name, username="postgres")
+        for engine in (store.engine, reader(store.engine)):
+            event.listen(engine, "before_cursor_execute", note)
+        asyncio.run(store.save(DialogueStateTracker.from_events("c1", [UserUttered("ciao")])))
+        saved, seen[:] = list(seen), []
+        tracker = asyncio.run(store.retrieve("c1"))
+        read, seen[:] = list(seen), []
+        event_outbox.ensure_table(store.engine)
+        seen[:] = []
+        event_outbox._rows(store.engine, select(event_outbox.OUTBOX.c.id))
+        outbox = list(seen)
+        with store.engine.connect() as c:  # the pool's connections are back to transactions
+            c.execute(text("SELECT 1"))
+            assert c.connection.dbapi_connection.autocommit is False
+        store.engine.dispose()
+    finally:
+        drop_pg_database(name)
+    assert tracker.latest_message.text == "ciao"
+    assert read == [("SELECT", True)] and outbox == [("SELECT", True)]
+    assert ("INSERT", False) in saved and all(not autocommit for _, autocommit in saved)
 
 
 def test_a_tracker_store_error_is_raised_not_answered_from_an_empty_conversation(action):

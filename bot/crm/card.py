@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from bot.crm import models as m
 from bot.crm.complaint_clock import ComplaintClock, clock_of
-from bot.persistence.db import session_scope, writes
+from bot.persistence.db import reading_scope, writes
+from bot.persistence.reconnect import once_more
 
 # (conversation id, timestamp of its latest user message) of the action call being served
 TURN: ContextVar[tuple[str, float] | None] = ContextVar("turn", default=None)
@@ -194,7 +195,7 @@ def read_identity_card(customer_code: str, now: datetime | None = None) -> Ident
     read at every turn and the ORM's loading was most of its time."""
     now = now or datetime.now(timezone.utc)
     C, S, R, B, T, In = m.Customer, m.Supply, m.Reading, m.Bill, m.Ticket, m.Interaction
-    with session_scope() as session:
+    with reading_scope() as session:
         c = session.execute(
             select(C.id, C.customer_code, C.first_name, C.last_name, C.language, C.persona, C.vip,
                    C.email, C.phone, C.preferred_channel, C.paperless, C.direct_debit_iban)
@@ -247,13 +248,13 @@ async def load_identity_card(customer_code: str) -> IdentityCard | None:
     per turn unless this process wrote to the database since."""
     turn = TURN.get()
     if turn is None:
-        return await asyncio.to_thread(read_identity_card, customer_code)
+        return await asyncio.to_thread(once_more, read_identity_card, customer_code)
     key = (customer_code, turn)
     kept = _KEPT.get(key)
     if kept is not None and kept[0] == writes():
         return kept[1]
     before = writes()  # a write during the read makes this card stale at once
-    card = await asyncio.to_thread(read_identity_card, customer_code)
+    card = await asyncio.to_thread(once_more, read_identity_card, customer_code)
     _KEPT[key] = (before, card)
     _KEPT.move_to_end(key)
     while len(_KEPT) > KEPT_TURNS:

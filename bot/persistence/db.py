@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
+from bot.persistence.readers import reader
 from bot.settings import ROOT, get_settings
 
 T = TypeVar("T")
@@ -77,6 +78,20 @@ def get_engine(url: str | None = None) -> Engine:
 
 def get_sessionmaker(url: str | None = None) -> sessionmaker:
     return sessionmaker(bind=get_engine(url), future=True, expire_on_commit=False)
+
+
+@contextmanager
+def reading_scope(url: str | None = None) -> Iterator[Session]:
+    """A session for reads only (nothing it does is committed), on `bot.persistence.readers`'
+    engine: on PostgreSQL without psycopg2's BEGIN, the COMMIT and the pool's ping before
+    lending a connection, three of the identity card's ten round trips at every turn
+    (bench/profile.py). The caller reads once more when a connection PostgreSQL closed fails
+    (`bot.persistence.reconnect.once_more`)."""
+    session = Session(bind=reader(get_engine(url)), future=True)
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 @contextmanager

@@ -51,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from bot.persistence.readers import reader
+from bot.persistence.readers import reader, unsynced_writer
 from bot.persistence.reconnect import once_more
 
 log = logging.getLogger(__name__)
@@ -143,13 +143,12 @@ def _rows(engine: Any, query: Any) -> list[tuple[int, str]]:
 
 
 def _remove(engine: Any, ids: list[int]) -> None:
-    """Delete the published rows. On PostgreSQL without waiting for the disk (an asynchronous
-    commit: a crash may forget the delete, and the rows are published again, which the relay
-    recognises), which saved a WAL flush per turn."""
+    """Delete the published rows, in one statement. On PostgreSQL without waiting for the disk
+    (`unsynced_writer`: a crash may forget the delete, and the rows are published again, which
+    the relay recognises), which saved a WAL flush per turn, and in autocommit, one round trip
+    instead of four."""
     if ids:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        with unsynced_writer(engine).begin() as connection:
             connection.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(ids)))
 
 

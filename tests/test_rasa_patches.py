@@ -380,8 +380,9 @@ def test_the_outbox_reads_and_deletes_survive_lost_connections():
 
 def test_postgresql_reads_need_no_transaction_and_saves_keep_theirs(action):
     """On PostgreSQL the tracker store's read of a conversation and the outbox's read of its
-    rows are single statements run in autocommit (no BEGIN and ROLLBACK around them), while a
-    save's statements stay in one transaction; the conversation reads back whole."""
+    rows are single statements run in autocommit (no BEGIN and ROLLBACK around them), and so is
+    the outbox's delete of published rows (without waiting for the disk), while a save's
+    statements stay in one transaction; the conversation reads back whole."""
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import UserUttered
@@ -389,7 +390,7 @@ def test_postgresql_reads_need_no_transaction_and_saves_keep_theirs(action):
     from sqlalchemy import event, select
 
     from bot import event_outbox
-    from bot.persistence.readers import reader
+    from bot.persistence.readers import reader, unsynced_writer
     from tests.conftest import create_pg_database, drop_pg_database
 
     name = create_pg_database()
@@ -412,6 +413,16 @@ def test_postgresql_reads_need_no_transaction_and_saves_keep_theirs(action):
         seen[:] = []
         event_outbox._rows(store.engine, select(event_outbox.OUTBOX.c.id))
         outbox = list(seen)
+        with store.engine.begin() as c:
+            c.execute(event_outbox.OUTBOX.insert(), [
+                {"sender_id": "c1", "body": "[]", "created": 0.0}])
+        event.listen(unsynced_writer(store.engine), "before_cursor_execute", note)
+        seen[:] = []
+        event_outbox._remove(store.engine, [1])
+        removed = list(seen)
+        with unsynced_writer(store.engine).connect() as c:  # a crash may forget the delete
+            assert c.execute(text("SHOW synchronous_commit")).scalar() == "off"
+        assert event_outbox._rows(store.engine, select(event_outbox.OUTBOX.c.id)) == []
         with store.engine.connect() as c:  # the pool's connections are back to transactions
             c.execute(text("SELECT 1"))
             assert c.connection.dbapi_connection.autocommit is False
@@ -420,6 +431,7 @@ def test_postgresql_reads_need_no_transaction_and_saves_keep_theirs(action):
         drop_pg_database(name)
     assert tracker.latest_message.text == "ciao"
     assert read == [("SELECT", True)] and outbox == [("SELECT", True)]
+    assert removed == [("DELETE", True)]  # one statement: no BEGIN, SET LOCAL or COMMIT
     assert ("INSERT", False) in saved and all(not autocommit for _, autocommit in saved)
 
 

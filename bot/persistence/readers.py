@@ -13,6 +13,10 @@ The reader's pool lends connections without testing them first (`pool_pre_ping`,
 per checkout): a connection PostgreSQL closed (a restart) fails the first read that uses it, the
 pool drops every connection made before, and the caller reads once more
 (`bot.persistence.reconnect`). Reads are always safe to repeat.
+
+A write of one statement that a crash may forget (the outbox's delete of rows RabbitMQ
+confirmed: published again, recognised by the relay) goes the same way through
+`unsynced_writer`, whose commits also do not wait for the disk.
 """
 
 from __future__ import annotations
@@ -23,23 +27,38 @@ import weakref
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
-_READERS: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
+_TWINS: "dict[str, weakref.WeakKeyDictionary[Engine, Engine]]" = {
+    "reader": weakref.WeakKeyDictionary(), "unsynced": weakref.WeakKeyDictionary()}
 _LOCK = threading.Lock()
 
 
-def reader(engine: Engine) -> Engine:
-    """The engine for `engine`'s reads: on PostgreSQL its autocommit twin (the same database
-    and pool sizes), otherwise `engine` itself."""
-    if engine.dialect.name != "postgresql":
-        return engine
+def _twin(engine: Engine, kind: str, **options: object) -> Engine:
+    """`engine`'s autocommit twin of `kind` (the same database and pool sizes), made once and
+    disposed with it."""
     with _LOCK:
-        twin = _READERS.get(engine)
+        twin = _TWINS[kind].get(engine)
         if twin is None:
             pool = engine.pool
             twin = create_engine(engine.url, future=True, isolation_level="AUTOCOMMIT",
                                  pool_size=getattr(pool, "size", lambda: 5)(),
                                  max_overflow=getattr(pool, "_max_overflow", 10),
-                                 hide_parameters=engine.hide_parameters)
+                                 hide_parameters=engine.hide_parameters, **options)
             event.listen(engine, "engine_disposed", lambda _engine: twin.dispose())
-            _READERS[engine] = twin
+            _TWINS[kind][engine] = twin
         return twin
+
+
+def reader(engine: Engine) -> Engine:
+    """The engine for `engine`'s reads: on PostgreSQL its autocommit twin, otherwise `engine`
+    itself."""
+    return _twin(engine, "reader") if engine.dialect.name == "postgresql" else engine
+
+
+def unsynced_writer(engine: Engine) -> Engine:
+    """The engine for single-statement writes that a crash may forget (a cleanup done again
+    later): on PostgreSQL an autocommit twin whose commits do not wait for the disk
+    (`synchronous_commit` off for its sessions), so such a write is one round trip instead of
+    BEGIN, SET LOCAL, the statement and COMMIT; otherwise `engine` itself."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return _twin(engine, "unsynced", connect_args={"options": "-c synchronous_commit=off"})

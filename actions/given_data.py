@@ -22,12 +22,35 @@ THE_METER = re.compile(r"\b(?:contator[ei]|meter)\b", re.IGNORECASE)
 # A one-time code (bot.crm.service issues six digits).
 ONE_TIME_CODE = re.compile(r"(?<![\d,.])\d{6}(?![\d,.])")
 MONEY_AFTER = re.compile(r"^\s*(?:€|eur\w*)", re.IGNORECASE)
+# A number the customer says they are writing or calling from, to introduce themselves ("ciao
+# sono Anna, vi scrivo dal 333 ...", "I'm texting from +44 ..."): who they are, not a new contact.
+WRITING_FROM = re.compile(
+    r"\b(?:scriv\w*|chiam\w*|contatt\w*|writ\w*|text\w*|call\w*|messag\w*)\s+"
+    r"(?:\w+\s+){0,3}?(?:dal|da|from)\s+(?:(?:il|mio|my|this|questo)\s+)*"
+    r"(?:numero|number|cellulare|cell|mobile|telefono|phone)?\s*:?\s*$", re.IGNORECASE)
 
 
 def _entity(tracker: Tracker, name: str) -> Optional[str]:
     values = [e.get("value") for e in tracker.latest_message.get("entities") or []
               if e.get("entity") == name and e.get("value")]
     return str(values[-1]) if values else None
+
+
+def new_contact(tracker: Tracker) -> Optional[str]:
+    """The e-mail address or mobile number the latest message gives as a contact, or None: not
+    a number the customer only says they are writing from."""
+    email = _entity(tracker, "email")
+    if email:
+        return email
+    text = tracker.latest_message.get("text") or ""
+    for entity in reversed(tracker.latest_message.get("entities") or []):
+        if entity.get("entity") != "phone" or not entity.get("value"):
+            continue
+        start = entity.get("start")
+        if isinstance(start, int) and WRITING_FROM.search(text[:start]):
+            continue
+        return str(entity["value"])
+    return None
 
 
 def actions_of_last_turn(tracker: Tracker) -> List[str]:
@@ -81,7 +104,7 @@ def task_for_data(tracker: Tracker) -> Optional[Tuple[str, List[EventType]]]:
     iban = _entity(tracker, "iban")
     if iban:
         return "setup_direct_debit", [SlotSet("iban_input", iban)]
-    contact = _entity(tracker, "email") or _entity(tracker, "phone")
+    contact = new_contact(tracker)
     if contact:
         return "update_contact", [SlotSet("new_contact", contact)]
     reading = _entity(tracker, "meter_reading")
@@ -123,7 +146,7 @@ def data_beyond_doubt(tracker: Tracker) -> bool:
     """Whether the message carries data that can only be for one of our tasks: an IBAN, an
     e-mail address or mobile number, or a number beside the meter itself ("con ISEE 9000"
     about the electricity bonus is not a reading)."""
-    if any(_entity(tracker, name) for name in ("iban", "email", "phone")):
+    if _entity(tracker, "iban") or new_contact(tracker):
         return True
     text = tracker.latest_message.get("text") or ""
     return bool(_entity(tracker, "meter_reading")) and bool(THE_METER.search(text))

@@ -294,3 +294,17 @@ def test_only_a_code_right_after_the_offer_resumes_a_change(seeded):
                                            events=offered)) is None
     assert code_for_paused_contact(tracker("ok the code is 123456", "inform",
                                            paused_contact=paused, events=offered))
+
+
+@pytest.mark.parametrize("text,number", [
+    ("ciao sono Anna, vi scrivo dal 333 909 1212", "333 909 1212"),
+    ("hi, I'm texting from +39 333 909 1212", "+39 333 909 1212"),
+])
+def test_the_number_a_customer_writes_from_is_no_new_contact(seeded, text, number):
+    """A customer who says where they write from introduces themselves: no change of contact
+    starts (the same number called "new" does, above)."""
+    from actions.conversation import ActionInform
+
+    events, said = run(ActionInform(), tracker(text, "inform", [("phone", number)]))
+    assert followup(events) is None and "new_contact" not in slots_of(events)
+    assert said == ["utter_how_can_i_help"]

@@ -19,6 +19,11 @@ READING_DONE = "action_meter_reading_submit"
 # A number beside the meter itself, inside a bill question ("you keep estimating my usage; I
 # went down to the meter and it says 4512, use that"): the customer is giving a reading.
 THE_METER = re.compile(r"\b(?:contator[ei]|meter)\b", re.IGNORECASE)
+# A meter that is not ours (the company supplies electricity and gas): a number beside it is no
+# reading of ours ("il contatore dell'acqua segna 345, lo comunico a voi?").
+OTHER_METER = re.compile(
+    r"\b(?:acqua|idric\w*|water|condomin\w*|contabilizzat\w*|calorimetr\w*|ripartitor\w*)\b",
+    re.IGNORECASE)
 # A one-time code (bot.crm.service issues six digits).
 ONE_TIME_CODE = re.compile(r"(?<![\d,.])\d{6}(?![\d,.])")
 MONEY_AFTER = re.compile(r"^\s*(?:€|eur\w*)", re.IGNORECASE)
@@ -28,6 +33,9 @@ WRITING_FROM = re.compile(
     r"\b(?:scriv\w*|chiam\w*|contatt\w*|writ\w*|text\w*|call\w*|messag\w*)\s+"
     r"(?:\w+\s+){0,3}?(?:dal|da|from)\s+(?:(?:il|mio|my|this|questo)\s+)*"
     r"(?:numero|number|cellulare|cell|mobile|telefono|phone)?\s*:?\s*$", re.IGNORECASE)
+# ... unless the message says the number is new ("ho cambiato numero, vi scrivo dal 333 ...").
+NEW_NUMBER = re.compile(r"\b(?:nuov\w*|new|cambiat\w*|changed|aggiorn\w*|updat\w*)\b",
+                        re.IGNORECASE)
 
 
 def _entity(tracker: Tracker, name: str) -> Optional[str]:
@@ -47,7 +55,8 @@ def new_contact(tracker: Tracker) -> Optional[str]:
         if entity.get("entity") != "phone" or not entity.get("value"):
             continue
         start = entity.get("start")
-        if isinstance(start, int) and WRITING_FROM.search(text[:start]):
+        if (isinstance(start, int) and WRITING_FROM.search(text[:start])
+                and not NEW_NUMBER.search(text)):
             continue
         return str(entity["value"])
     return None
@@ -149,4 +158,5 @@ def data_beyond_doubt(tracker: Tracker) -> bool:
     if _entity(tracker, "iban") or new_contact(tracker):
         return True
     text = tracker.latest_message.get("text") or ""
-    return bool(_entity(tracker, "meter_reading")) and bool(THE_METER.search(text))
+    return (bool(_entity(tracker, "meter_reading")) and bool(THE_METER.search(text))
+            and not OTHER_METER.search(text))

@@ -111,6 +111,7 @@ def test_the_card_is_read_without_a_transaction_and_survives_lost_connections(
     from sqlalchemy.exc import OperationalError
 
     from bot.persistence import db, readers
+    from bot.settings import reset_settings
     from tests.conftest import (
         PG_ADMIN_URL,
         create_pg_database,
@@ -140,10 +141,35 @@ def test_the_card_is_read_without_a_transaction_and_survives_lost_connections(
         end_every_connection()
         with pytest.raises(OperationalError):  # the plain read, on a dead connection
             card_module.read_identity_card("C1000001")
-        end_every_connection()
+        assert card_module.read_identity_card("C1000001") == card  # the pool has a new one
+        end_every_connection()  # ... which dies too: the action's load reads once more
         assert asyncio.run(load_identity_card("C1000001")) == card
     finally:
         db.get_engine(None).dispose()  # the reader goes with it
         db.get_engine.cache_clear()
         admin.dispose()
         drop_pg_database(name)
+        reset_settings()
+
+
+@pytest.mark.parametrize("url,schema", [
+    ("postgresql://u@127.0.0.1/db", "tenant_a"),  # Rasa sets the search path itself
+    ("postgresql://u@127.0.0.1/db?options=-csearch_path%3Dtenant_a", None),
+    ("sqlite:///x.db", None),
+])
+def test_no_twin_where_it_could_reach_other_tables(monkeypatch, url, schema):
+    """A twin is made from the engine's URL alone: where the engine's connections get options
+    from elsewhere (a PostgreSQL schema) or from the URL, reads and deletes use the engine."""
+    from sqlalchemy import create_engine
+
+    from bot.persistence import readers
+
+    if schema:
+        monkeypatch.setenv("POSTGRESQL_SCHEMA", schema)
+    else:
+        monkeypatch.delenv("POSTGRESQL_SCHEMA", raising=False)
+    engine = create_engine(url, future=True)
+    assert readers.reader(engine) is engine and readers.unsynced_writer(engine) is engine
+    plain = create_engine("postgresql://u@127.0.0.1/db", future=True)
+    monkeypatch.delenv("POSTGRESQL_SCHEMA", raising=False)
+    assert readers.reader(plain) is not plain

@@ -308,3 +308,21 @@ def test_the_number_a_customer_writes_from_is_no_new_contact(seeded, text, numbe
     events, said = run(ActionInform(), tracker(text, "inform", [("phone", number)]))
     assert followup(events) is None and "new_contact" not in slots_of(events)
     assert said == ["utter_how_can_i_help"]
+
+
+def test_a_number_written_from_and_called_new_is_the_new_contact(seeded):
+    from actions.conversation import ActionInform
+
+    text = "ho cambiato numero, vi scrivo dal 333 909 1212"
+    events, _ = run(ActionInform(), tracker(text, "inform", [("phone", "333 909 1212")]))
+    assert followup(events) == "contact_form"
+    assert slots_of(events)["new_contact"] == "333 909 1212"
+
+
+def test_a_water_meters_number_stays_out_of_scope(seeded):
+    from actions.conversation import ActionOutOfScope
+
+    t = tracker("il contatore dell'acqua segna 345, lo devo comunicare a voi?", "out_of_scope",
+                [("meter_reading", "345")])
+    events, said = run(ActionOutOfScope(), t)
+    assert followup(events) is None and said == ["utter_out_of_scope"]

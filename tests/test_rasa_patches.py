@@ -303,6 +303,7 @@ def test_the_postgresql_tracker_store_survives_lost_connections(action):
     from rasa.shared.core.events import UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
+    from bot.persistence.readers import reader
     from tests.conftest import create_pg_database, drop_pg_database
 
     name = create_pg_database()
@@ -324,6 +325,8 @@ def test_the_postgresql_tracker_store_survives_lost_connections(action):
         for connection in held:
             connection.close()
         assert store.engine.pool.checkedin() == 3
+        asyncio.run(store.retrieve("c1"))  # reads keep a connection of their own (readers.py)
+        assert reader(store.engine).pool.checkedin() == 1
         end_every_connection()
         tracker = asyncio.run(store.retrieve("c1"))  # OperationalError on the dead connection
         assert tracker is not None and tracker.latest_message.text == "ciao"
@@ -409,6 +412,15 @@ def test_postgresql_reads_need_no_transaction_and_saves_keep_theirs(action):
         saved, seen[:] = list(seen), []
         tracker = asyncio.run(store.retrieve("c1"))
         read, seen[:] = list(seen), []
+
+        async def turn() -> list[tuple[str, bool]]:  # a read and a save in one task, as Rasa's
+            again = await store.retrieve("c1")
+            seen[:] = []
+            again.update(UserUttered("grazie"))
+            await store.save(again)
+            return list(seen)
+
+        saved_after_a_read = asyncio.run(turn())
         event_outbox.ensure_table(store.engine)
         seen[:] = []
         event_outbox._rows(store.engine, select(event_outbox.OUTBOX.c.id))
@@ -432,7 +444,9 @@ def test_postgresql_reads_need_no_transaction_and_saves_keep_theirs(action):
     assert tracker.latest_message.text == "ciao"
     assert read == [("SELECT", True)] and outbox == [("SELECT", True)]
     assert removed == [("DELETE", True)]  # one statement: no BEGIN, SET LOCAL or COMMIT
-    assert ("INSERT", False) in saved and all(not autocommit for _, autocommit in saved)
+    for statements in (saved, saved_after_a_read):
+        assert ("INSERT", False) in statements
+        assert all(not autocommit for _, autocommit in statements)
 
 
 def test_a_tracker_store_error_is_raised_not_answered_from_an_empty_conversation(action):

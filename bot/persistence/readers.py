@@ -21,44 +21,56 @@ confirmed: published again, recognised by the relay) goes the same way through
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
 
 _TWINS: "dict[str, weakref.WeakKeyDictionary[Engine, Engine]]" = {
     "reader": weakref.WeakKeyDictionary(), "unsynced": weakref.WeakKeyDictionary()}
 _LOCK = threading.Lock()
 
 
+def _twinnable(engine: Engine) -> bool:
+    """Whether a twin made from `engine`'s URL reaches the same tables in the same way: not when
+    connection options come from elsewhere (Rasa's `POSTGRESQL_SCHEMA` sets the search path in
+    its engine's connect arguments, which an engine does not expose) or from the URL itself."""
+    return (engine.dialect.name == "postgresql" and not os.environ.get("POSTGRESQL_SCHEMA")
+            and "options" not in engine.url.query)
+
+
 def _twin(engine: Engine, kind: str, **options: object) -> Engine:
-    """`engine`'s autocommit twin of `kind` (the same database and pool sizes), made once and
-    disposed with it."""
+    """`engine`'s autocommit twin of `kind` (the same database, pool kind and sizes), made once
+    and disposed with it."""
     with _LOCK:
         twin = _TWINS[kind].get(engine)
         if twin is None:
             pool = engine.pool
+            sizes = ({"pool_size": pool.size(), "max_overflow": pool._max_overflow}
+                     if isinstance(pool, QueuePool) else {"poolclass": type(pool)})
             twin = create_engine(engine.url, future=True, isolation_level="AUTOCOMMIT",
-                                 pool_size=getattr(pool, "size", lambda: 5)(),
-                                 max_overflow=getattr(pool, "_max_overflow", 10),
-                                 hide_parameters=engine.hide_parameters, **options)
+                                 hide_parameters=engine.hide_parameters, **sizes, **options)
             event.listen(engine, "engine_disposed", lambda _engine: twin.dispose())
             _TWINS[kind][engine] = twin
         return twin
 
 
 def reader(engine: Engine) -> Engine:
-    """The engine for `engine`'s reads: on PostgreSQL its autocommit twin, otherwise `engine`
-    itself."""
-    return _twin(engine, "reader") if engine.dialect.name == "postgresql" else engine
+    """The engine for `engine`'s reads: on PostgreSQL its autocommit twin, otherwise (or where
+    a twin could not reach the same tables) `engine` itself."""
+    return _twin(engine, "reader") if _twinnable(engine) else engine
 
 
 def unsynced_writer(engine: Engine) -> Engine:
     """The engine for single-statement writes that a crash may forget (a cleanup done again
     later): on PostgreSQL an autocommit twin whose commits do not wait for the disk
     (`synchronous_commit` off for its sessions), so such a write is one round trip instead of
-    BEGIN, SET LOCAL, the statement and COMMIT; otherwise `engine` itself."""
-    if engine.dialect.name != "postgresql":
+    BEGIN, SET LOCAL, the statement and COMMIT; otherwise `engine` itself. (PgBouncer in
+    transaction mode refuses startup options: behind it, put `options` in the database URL,
+    and the engine itself is used.)"""
+    if not _twinnable(engine):
         return engine
     return _twin(engine, "unsynced", connect_args={"options": "-c synchronous_commit=off"})

@@ -29,15 +29,15 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
-
 from bench.common import (
     RAW,
     ROOT,
     bench_env,
+    client,
     drop_production,
     machine,
     machine_load,
+    post_turn,
     production_env,
     seed,
     settings_of,
@@ -181,17 +181,16 @@ def _short(frame: str) -> str:
 
 async def _customers(url: str, tokens: list[str], n: int, until: float) -> int:
     turns = 0
-    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=n + 5)) as c:
+    async with client(n, timeout=120) as session:
         async def one(i: int) -> None:
             nonlocal turns
             k = 0
             while time.monotonic() < until:
                 sender = f"profile-{i}-{k}"
                 for text in TURNS:
-                    r = await c.post(url, json={"sender": sender, "message": text,
-                                                "metadata": {"customer_token":
-                                                             tokens[i % len(tokens)]}})
-                    r.raise_for_status()
+                    await post_turn(session, url, {
+                        "sender": sender, "message": text,
+                        "metadata": {"customer_token": tokens[i % len(tokens)]}})
                     turns += 1
                 k += 1
         await asyncio.gather(*(one(i) for i in range(n)))

@@ -31,11 +31,19 @@ from bench.common import (
     seed,
     settings_of,
     stack,
+    summary,
+    wait_until_quiet,
 )
 from bot.launcher import Launcher, Ports, Service, free_port
 
 CONCURRENCY = (1, 10, 50)
-CONVERSATIONS_PER_CUSTOMER = 3
+# Conversations per simulated customer in one measurement, by the number of customers: a few
+# hundred turns each (one customer's 15 turns gave a p50 that moved by a tenth between runs).
+CONVERSATIONS = {1: 12, 10: 6, 50: 3}
+# Sportello and the starter are measured in turn, ROUNDS times at each number of customers, and
+# each figure pools their rounds: the machine's speed drifts by about a tenth between runs, and a
+# drift now falls on both.
+ROUNDS = 3
 
 SPORTELLO_TURNS = ["ciao", "quanto devo pagare?", "che tariffa ho?",
                    "a che punto è la mia pratica?", "grazie"]
@@ -65,9 +73,12 @@ def peak_rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def sportello_speed(profile: str, work: Path) -> dict:
+def side_by_side(profile: str, work: Path, starter_url: str) -> dict:
     """The whole stack of one profile (every process, the log worker consuming the event stream
-    as in use), loaded at each concurrency: turns, latency, each process's peak memory."""
+    as in use) and the starter assistant (already running at `starter_url`), loaded in turn at
+    each number of customers, ROUNDS times, the machine quiet before each measurement: each
+    one's turns, latency (its rounds pooled), the turns/s ratio of each round, and the stack's
+    peak memory."""
     from bot.launcher import ALL
     from bot.tokens import make_customer_token
 
@@ -76,43 +87,60 @@ def sportello_speed(profile: str, work: Path) -> dict:
     ports = Ports(rasa=free_port(), actions=free_port(), desk=free_port(), site=free_port())
     env = bench_env(var, ports)
     databases = production_env(env, redis_db="10") if profile == "production" else []
+    result: dict = {"runs": [], "baseline": [], "round_ratios": []}
     try:
         with settings_of(env):
             seed(env)
             tokens = [make_customer_token(f"C{1000100 + i:07d}", 120) for i in range(50)]
             with stack(env, ports, ALL, work) as processes:
                 url = f"{ports.url('rasa')}/webhooks/rest/webhook"
-                runs = [asyncio.run(load(url, SPORTELLO_TURNS, n, tokens,
-                                         CONVERSATIONS_PER_CUSTOMER)) for n in CONCURRENCY]
-                memory = {name: round(peak_rss_mib(processes[name].proc.pid)) for name in ALL}
+                for n in CONCURRENCY:
+                    pooled: dict[str, list] = {"sportello": [], "starter": []}
+                    seconds = {"sportello": 0.0, "starter": 0.0}
+                    ratios = []
+                    for _ in range(ROUNDS):
+                        runs = {}
+                        for name, to, turns, who in (
+                                ("sportello", url, SPORTELLO_TURNS, tokens),
+                                ("starter", starter_url, BASELINE_TURNS, [None])):
+                            wait_until_quiet()
+                            runs[name] = asyncio.run(load(to, turns, n, who, CONVERSATIONS[n],
+                                                          pooled[name]))
+                            seconds[name] += runs[name]["seconds"]
+                        ratios.append(round(runs["sportello"]["turns_per_second"]
+                                            / runs["starter"]["turns_per_second"], 2))
+                    result["runs"].append(summary(n, pooled["sportello"], seconds["sportello"]))
+                    result["baseline"].append(summary(n, pooled["starter"], seconds["starter"]))
+                    result["round_ratios"].append(ratios)
+                result["memory_mib"] = {name: round(peak_rss_mib(processes[name].proc.pid))
+                                        for name in ALL}
     finally:
         if databases:
             drop_production(databases)
-    return {"runs": runs, "memory_mib": memory}
+    return result
 
 
 def bench_speed() -> dict:
+    """Rasa's starter assistant, generated and trained here, then each profile of Sportello
+    side by side with it (`side_by_side`)."""
     work = Path(tempfile.mkdtemp(prefix="sportello-bench-"))
-    results: dict = {profile: sportello_speed(profile, work)
-                     for profile in ("embedded", "production")}
-    # --- Rasa's starter assistant, generated and trained here
-    env = bench_env(work / "var-embedded", Ports.free())
+    (work / "var-starter").mkdir()
+    env = bench_env(work / "var-starter", Ports.free())
     baseline = work / "baseline"
     baseline.mkdir()
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "rasa", "init", "--no-prompt", "--init-dir",
                     str(baseline)], cwd=work, env=env, check=True, capture_output=True)
-    results["baseline_init_and_train_seconds"] = round(time.perf_counter() - t0)
+    results: dict = {"baseline_init_and_train_seconds": round(time.perf_counter() - t0)}
     starter = [Service("actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions",
                                    "--port", "16155"], "http://127.0.0.1:16155/health",
                        work / "b-actions.log", baseline),
                Service("rasa", [sys.executable, "-m", "rasa", "run", "--port", "16105"],
                        "http://127.0.0.1:16105/", work / "b-rasa.log", baseline)]
     with Launcher(env, starter) as b:
-        url = "http://127.0.0.1:16105/webhooks/rest/webhook"
-        results["baseline"] = [asyncio.run(load(url, BASELINE_TURNS, n, [None],
-                                                    CONVERSATIONS_PER_CUSTOMER))
-                               for n in CONCURRENCY]
+        for profile in ("embedded", "production"):
+            results[profile] = side_by_side(profile, work,
+                                            "http://127.0.0.1:16105/webhooks/rest/webhook")
         results["baseline_memory_mib"] = {"rasa_server": round(peak_rss_mib(b["rasa"].proc.pid)),
                                           "action_server": round(
                                               peak_rss_mib(b["actions"].proc.pid))}
@@ -180,6 +208,15 @@ def bench_nlu() -> dict:
 
 def speed_section(raw: dict) -> list[str]:
     s = raw["speed"]
+    interleaved = "round_ratios" in s.get("production", {})
+    method = (f"Each profile's stack and the starter run side by side and are loaded in turn, "
+              f"{ROUNDS} rounds at each number of customers, the machine quiet (under a tenth "
+              "of a core busy) before each measurement; a row pools its rounds (turns/s: all "
+              "turns over all measured seconds). Conversations per simulated customer in a "
+              f"measurement: {CONVERSATIONS}. The load generator is an aiohttp client "
+              "(bench/common.py) on the same two cores." if interleaved else
+              "Sportello's stacks, then the starter, each measured once; 3 conversations per "
+              "simulated customer; an httpx load generator.")
     lines = [f"## Conversation speed (REST, end to end){_when(raw, 'speed')}", "",
              f"Machine: {raw['machine']}. `python -m bench.run speed`. Sportello turns: "
              f"{SPORTELLO_TURNS} (logged-in demo customers; every turn runs actions that read "
@@ -187,26 +224,29 @@ def speed_section(raw: dict) -> list[str]:
              "server, desk, demo site, log worker; the stores persistent: SQLite files in the "
              "embedded profile, PostgreSQL, Redis lock store in production). Baseline: the "
              f"`rasa init` starter assistant, turns {BASELINE_TURNS}, trained by the benchmark "
-             f"in the same run. {CONVERSATIONS_PER_CUSTOMER} conversations per simulated "
-             "customer; ratio = Sportello / starter (turns/s: higher is better; latency: lower "
-             "is better).", ""]
+             f"in the same run. {method} Ratio = Sportello / starter (turns/s: higher is "
+             "better; latency: lower is better).", ""]
     if "embedded" not in s:  # an older run, before both profiles were measured
         s = {"embedded": {"runs": s["sportello"], "memory_mib": s["memory_mib"]}, **s}
     for profile in ("embedded", "production"):
         if profile not in s:
             continue
+        p = s[profile]
         lines += [f"### {profile} profile", "",
                   "| customers | Sportello p50 / p95 / p99 ms | Sportello turns/s |"
                   " starter p50 / p95 / p99 ms | starter turns/s | p50 ratio | p95 ratio |"
-                  " turns/s ratio |", "|---|---|---|---|---|---|---|---|"]
-        for a, b in zip(s[profile]["runs"], s["baseline"]):
+                  " turns/s ratio | turns/s ratio of each round |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        rounds = p.get("round_ratios") or [[] for _ in p["runs"]]
+        for a, b, each in zip(p["runs"], p.get("baseline", s.get("baseline")), rounds):
             lines.append(
                 f"| {a['customers']} | {a['p50_ms']} / {a['p95_ms']} / {a['p99_ms']} | "
                 f"{a['turns_per_second']} | {b['p50_ms']} / {b['p95_ms']} / {b['p99_ms']} | "
                 f"{b['turns_per_second']} | {a['p50_ms'] / max(b['p50_ms'], 1):.2f} | "
                 f"{a['p95_ms'] / max(b['p95_ms'], 1):.2f} | "
-                f"{a['turns_per_second'] / max(b['turns_per_second'], 0.01):.2f} |")
-        memory = s[profile]["memory_mib"]
+                f"{a['turns_per_second'] / max(b['turns_per_second'], 0.01):.2f} | "
+                f"{' / '.join(f'{r:.2f}' for r in each)} |")
+        memory = p["memory_mib"]
         lines += ["", "Peak memory (VmHWM) of each process: " + ", ".join(
             f"{name} {mib} MiB" for name, mib in memory.items())
             + f"; the whole stack {sum(memory.values())} MiB.", ""]

@@ -449,6 +449,72 @@ def test_postgresql_reads_need_no_transaction_and_saves_keep_theirs(action):
         assert all(not autocommit for _, autocommit in statements)
 
 
+def test_the_event_loop_serves_others_while_the_tracker_store_waits_for_the_database(action):
+    """A read and a save of a conversation that must wait for PostgreSQL (another connection
+    holds the events table) leave the Rasa server's event loop free: another task runs while
+    they wait, and each finishes once the table is free. Before, the loop itself waited, so
+    nothing else ran until the database answered (a watchdog frees the table after 20 s and
+    the test fails if it had to)."""
+    import threading
+
+    import psycopg2
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    name = create_pg_database()
+    blocker = psycopg2.connect(host="127.0.0.1", dbname=name, user="postgres")
+    freed_by_watchdog: list[str] = []
+
+    def hold_the_table() -> threading.Timer:
+        with blocker.cursor() as c:
+            c.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+
+        def free() -> None:
+            freed_by_watchdog.append("freed")
+            blocker.rollback()
+
+        watchdog = threading.Timer(20, free)
+        watchdog.start()
+        return watchdog
+
+    def waiting_for_the_lock() -> bool:
+        with psycopg2.connect(host="127.0.0.1", dbname=name, user="postgres") as probe:
+            with probe.cursor() as c:
+                c.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                return c.fetchone()[0] > 0
+
+    async def while_the_table_is_held(call) -> object:
+        watchdog = hold_the_table()
+        waiting = asyncio.create_task(call())
+        # this task runs only while the loop is free (or once the watchdog freed the table)
+        while not waiting.done() and not waiting_for_the_lock():
+            await asyncio.sleep(0.01)
+        watchdog.cancel()
+        blocker.rollback()
+        return await waiting
+
+    try:
+        store = SQLTrackerStore(Domain.empty(), dialect="postgresql", host="127.0.0.1",
+                                port=5432, db=name, username="postgres")
+        asyncio.run(store.save(DialogueStateTracker.from_events("c1", [UserUttered("ciao")])))
+        read = asyncio.run(while_the_table_is_held(lambda: store.retrieve("c1")))
+        first = read.latest_message.text
+        read.update(UserUttered("grazie"))
+        asyncio.run(while_the_table_is_held(lambda: store.save(read)))
+        again = asyncio.run(store.retrieve("c1"))
+        store.engine.dispose()
+    finally:
+        blocker.close()
+        drop_pg_database(name)
+    assert freed_by_watchdog == []
+    assert first == "ciao"
+    assert [e.text for e in again.events if isinstance(e, UserUttered)] == ["ciao", "grazie"]
+
+
 def test_a_tracker_store_error_is_raised_not_answered_from_an_empty_conversation(action):
     """Rasa's FailSafeTrackerStore would answer from a new empty tracker (and keep the turn in
     memory): the error reaches the channel, which answers the technical-problem reply."""

@@ -24,6 +24,7 @@ from bench.common import (
     RESULTS,
     ROOT,
     bench_env,
+    busy_seconds,
     drop_production,
     load,
     machine,
@@ -44,6 +45,8 @@ CONVERSATIONS = {1: 12, 10: 6, 50: 3}
 # each figure pools their rounds: the machine's speed drifts by about a tenth between runs, and a
 # drift now falls on both.
 ROUNDS = 3
+# Seconds over which the machine's use is measured with both stacks up and no customer.
+IDLE_SECONDS = 5.0
 
 SPORTELLO_TURNS = ["ciao", "quanto devo pagare?", "che tariffa ho?",
                    "a che punto è la mia pratica?", "grazie"]
@@ -94,6 +97,11 @@ def side_by_side(profile: str, work: Path, starter_url: str) -> dict:
             tokens = [make_customer_token(f"C{1000100 + i:07d}", 120) for i in range(50)]
             with stack(env, ports, ALL, work) as processes:
                 url = f"{ports.url('rasa')}/webhooks/rest/webhook"
+                # what both stacks use between measurements (taken from the starter's runs too)
+                wait_until_quiet()
+                before = busy_seconds()
+                time.sleep(IDLE_SECONDS)
+                result["idle_cores"] = round((busy_seconds() - before) / IDLE_SECONDS, 3)
                 for n in CONCURRENCY:
                     pooled: dict[str, list] = {"sportello": [], "starter": []}
                     seconds = {"sportello": 0.0, "starter": 0.0}
@@ -247,6 +255,11 @@ def speed_section(raw: dict) -> list[str]:
                 f"{a['turns_per_second'] / max(b['turns_per_second'], 0.01):.2f} | "
                 f"{' / '.join(f'{r:.2f}' for r in each)} |")
         memory = p["memory_mib"]
+        if "idle_cores" in p:
+            lines += ["", f"With both stacks up and no customer the machine used "
+                      f"{p['idle_cores']} of a core (the log worker's and the outbox's polls, "
+                      "RabbitMQ's heartbeats), during the starter's measurements as during "
+                      "Sportello's."]
         lines += ["", "Peak memory (VmHWM) of each process: " + ", ".join(
             f"{name} {mib} MiB" for name, mib in memory.items())
             + f"; the whole stack {sum(memory.values())} MiB.", ""]

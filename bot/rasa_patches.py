@@ -27,7 +27,7 @@ def apply() -> None:
                            f"found {rasa.__version__}: review the patches before upgrading")
     for patch in (validate_action_results_with_one_validator, sqlite_commits_without_fsync,
                   sqlite_stores_keep_their_connections, sql_tracker_store_streams_without_reading,
-                  sql_tracker_store_reads_only_the_events,
+                  sql_tracker_store_reads_only_the_events, sql_tracker_store_reads_in_a_thread,
                   sql_tracker_store_reads_outside_a_transaction, events_find_their_class_once,
                   endpoints_keep_their_connections, stores_reconnect_after_an_outage,
                   tracker_store_errors_are_not_hidden, pika_broker_keeps_what_was_cut_short):
@@ -251,7 +251,10 @@ def sql_tracker_store_streams_without_reading() -> None:
     `save` stores them (the same columns and values), with one multi-row INSERT instead of an
     ORM object per event flushed by the session's unit of work, which was most of the save's
     time (bench/profile.py), and each event's dictionary is built once for both the row and
-    the outbox."""
+    the outbox. The save's statements (the count when needed, the SQL broker's rows, the events
+    and the outbox row) run in a worker thread, in one call: Rasa runs them in the event loop,
+    which serves no other customer while it waits for the database."""
+    import asyncio
     import itertools
     import json
 
@@ -281,6 +284,9 @@ def sql_tracker_store_streams_without_reading() -> None:
         return tracker
 
     async def stream_events(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
+        _stream(self, tracker)
+
+    def _stream(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
         if self.event_broker is None:
             return None
         stored = _count(self, tracker)
@@ -326,12 +332,16 @@ def sql_tracker_store_streams_without_reading() -> None:
             session.commit()
         tracker.__dict__.pop(_TRIED, None)
 
+    def _write(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
+        """`stream_events` then Rasa's `save` after it, as one blocking call."""
+        _stream(self, tracker)
+        _store(self, tracker)
+
     async def save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
         if isinstance(self.event_broker, PikaEventBroker):
             _start_outbox(self)
-        try:
-            await self.stream_events(tracker)
-            _store(self, tracker)
+        try:  # the database's round trips in a worker thread: the loop serves other turns
+            await asyncio.to_thread(_write, self, tracker)
         finally:
             stored_events = tracker.__dict__.pop(_TO_PUBLISH, None)
             through_outbox = tracker.__dict__.pop(_OUTBOX, None)
@@ -523,6 +533,37 @@ def sql_tracker_store_reads_only_the_events() -> None:
         return query.with_entities(self.SQLEvent.data)
 
     SQLTrackerStore._event_query = _event_query
+
+
+def sql_tracker_store_reads_in_a_thread() -> None:
+    """Rasa's SQL tracker store reads a conversation in the Rasa server's event loop, which
+    serves no other customer until the database has answered: with ten customers at once the
+    loop spent a quarter of its time waiting for PostgreSQL (bench/profile.py). The query runs
+    in a worker thread; the events are decoded and the tracker built in the loop, as in Rasa's
+    `_retrieve` (the same query, rows and tracker)."""
+    import asyncio
+    import json
+
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    def _stored(self: SQLTrackerStore, sender_id: str,
+                fetch_events_from_all_sessions: bool) -> list[str]:
+        with self.session_scope() as session:
+            return [row.data for row in self._event_query(
+                session, sender_id,
+                fetch_events_from_all_sessions=fetch_events_from_all_sessions).all()]
+
+    async def _retrieve(self: SQLTrackerStore, sender_id: str,
+                        fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
+        stored = await asyncio.to_thread(_stored, self, sender_id,
+                                         fetch_events_from_all_sessions)
+        events = [json.loads(data) for data in stored]
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
+    SQLTrackerStore._retrieve = _retrieve
 
 
 def sql_tracker_store_reads_outside_a_transaction() -> None:

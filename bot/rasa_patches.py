@@ -254,7 +254,7 @@ def sql_tracker_store_streams_without_reading() -> None:
     the outbox. The save's statements (the count when needed, the SQL broker's rows, the events
     and the outbox row) run in a worker thread, in one call: Rasa runs them in the event loop,
     which serves no other customer while it waits for the database."""
-    import asyncio
+    import contextlib
     import itertools
     import json
 
@@ -333,15 +333,19 @@ def sql_tracker_store_streams_without_reading() -> None:
         tracker.__dict__.pop(_TRIED, None)
 
     def _write(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
-        """`stream_events` then Rasa's `save` after it, as one blocking call."""
-        _stream(self, tracker)
-        _store(self, tracker)
+        """`stream_events` then Rasa's `save` after it, as one blocking call. On SQLite one
+        save at a time, as when they ran in the event loop (the file has one writer, and a
+        writer waiting for another past pysqlite's timeout would fail the turn)."""
+        one_writer = self.engine.dialect.name == "sqlite"
+        with _sqlite_writer(self) if one_writer else contextlib.nullcontext():
+            _stream(self, tracker)
+            _store(self, tracker)
 
     async def save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
         if isinstance(self.event_broker, PikaEventBroker):
             _start_outbox(self)
         try:  # the database's round trips in a worker thread: the loop serves other turns
-            await asyncio.to_thread(_write, self, tracker)
+            await to_the_end_in_a_thread(_write, self, tracker)
         finally:
             stored_events = tracker.__dict__.pop(_TO_PUBLISH, None)
             through_outbox = tracker.__dict__.pop(_OUTBOX, None)
@@ -394,6 +398,31 @@ _TRIED = "_sportello_save_tried"
 _COUNTED = "_sportello_events_counted"
 _TO_PUBLISH = "_sportello_events_to_publish"
 _OUTBOX = "_sportello_events_through_the_outbox"
+
+
+async def to_the_end_in_a_thread(fn: Any, *args: Any) -> Any:
+    """`fn(*args)` in a worker thread; a caller cancelled meanwhile (Sanic cancels a request
+    whose customer went away) waits until the call has ended, then is cancelled. A save must
+    not go on writing after the turn ended and released the conversation's lock: the next
+    message would read the conversation without it."""
+    import asyncio
+
+    call = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        await asyncio.wait([call])
+        raise
+
+
+def _sqlite_writer(store: Any) -> Any:
+    """The lock of a SQLite tracker store's saves (one per store, made once)."""
+    import threading
+
+    lock = store.__dict__.get("_sportello_sqlite_writer")
+    if lock is None:
+        lock = store.__dict__.setdefault("_sportello_sqlite_writer", threading.Lock())
+    return lock
 
 
 def _stored_already(store: Any, session: Any, sender_id: str, event: Any) -> bool:

@@ -454,7 +454,8 @@ def test_the_event_loop_serves_others_while_the_tracker_store_waits_for_the_data
     holds the events table) leave the Rasa server's event loop free: another task runs while
     they wait, and each finishes once the table is free. Before, the loop itself waited, so
     nothing else ran until the database answered (a watchdog frees the table after 20 s and
-    the test fails if it had to)."""
+    the test fails if it had to). A save whose request is cancelled meanwhile still ends (and
+    stores the turn) before the cancellation goes on to release the conversation's lock."""
     import threading
 
     import psycopg2
@@ -468,6 +469,7 @@ def test_the_event_loop_serves_others_while_the_tracker_store_waits_for_the_data
     name = create_pg_database()
     blocker = psycopg2.connect(host="127.0.0.1", dbname=name, user="postgres")
     freed_by_watchdog: list[str] = []
+    ended_while_held: list[bool] = []
 
     def hold_the_table() -> threading.Timer:
         with blocker.cursor() as c:
@@ -484,18 +486,29 @@ def test_the_event_loop_serves_others_while_the_tracker_store_waits_for_the_data
     def waiting_for_the_lock() -> bool:
         with psycopg2.connect(host="127.0.0.1", dbname=name, user="postgres") as probe:
             with probe.cursor() as c:
-                c.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                c.execute("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                          "AND relation = 'events'::regclass AND database = "
+                          "(SELECT oid FROM pg_database WHERE datname = current_database())")
                 return c.fetchone()[0] > 0
 
-    async def while_the_table_is_held(call) -> object:
+    async def while_the_table_is_held(call, cancelled: bool = False) -> object:
         watchdog = hold_the_table()
         waiting = asyncio.create_task(call())
         # this task runs only while the loop is free (or once the watchdog freed the table)
         while not waiting.done() and not waiting_for_the_lock():
             await asyncio.sleep(0.01)
+        if cancelled:  # the customer went away: the save still ends before the turn does
+            waiting.cancel()
+            for _ in range(5):  # turns of the loop, enough to deliver a cancellation
+                await asyncio.sleep(0)
+            ended_while_held.append(waiting.done())
         watchdog.cancel()
         blocker.rollback()
-        return await waiting
+        if cancelled:
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(waiting, 30)
+            return None
+        return await asyncio.wait_for(waiting, 30)
 
     try:
         store = SQLTrackerStore(Domain.empty(), dialect="postgresql", host="127.0.0.1",
@@ -506,13 +519,20 @@ def test_the_event_loop_serves_others_while_the_tracker_store_waits_for_the_data
         read.update(UserUttered("grazie"))
         asyncio.run(while_the_table_is_held(lambda: store.save(read)))
         again = asyncio.run(store.retrieve("c1"))
+        again.update(UserUttered("ci sei?"))
+        asyncio.run(while_the_table_is_held(lambda: store.save(again), cancelled=True))
+        after_cancel = asyncio.run(store.retrieve("c1"))
         store.engine.dispose()
     finally:
         blocker.close()
         drop_pg_database(name)
     assert freed_by_watchdog == []
     assert first == "ciao"
-    assert [e.text for e in again.events if isinstance(e, UserUttered)] == ["ciao", "grazie"]
+    assert [e.text for e in again.events if isinstance(e, UserUttered)][:2] == ["ciao", "grazie"]
+    # a cancelled save is not over until its write is: then the conversation holds it
+    assert ended_while_held == [False]
+    assert [e.text for e in after_cancel.events if isinstance(e, UserUttered)] == [
+        "ciao", "grazie", "ci sei?"]
 
 
 def test_a_tracker_store_error_is_raised_not_answered_from_an_empty_conversation(action):

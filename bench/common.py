@@ -120,10 +120,11 @@ async def load(url: str, turns: list[str], n: int, tokens: list[str | None],
     """`n` customers at once (after one warm-up conversation, not measured): turns, seconds,
     turns per second, p50/p95/p99 in ms. Each turn's seconds are also added to `latencies`."""
     measured: list[float] = []
+    run = uuid.uuid4().hex[:8]  # new conversations at every call, however often it is called
     async with client(n) as session:
-        await customer(session, url, turns, f"warm-{n}", tokens[0], [], 1)
+        await customer(session, url, turns, f"warm-{n}-{run}", tokens[0], [], 1)
         start = time.perf_counter()
-        await asyncio.gather(*(customer(session, url, turns, f"c{n}-{i}",
+        await asyncio.gather(*(customer(session, url, turns, f"c{n}-{i}-{run}",
                                         tokens[i % len(tokens)], measured, conversations)
                                for i in range(n)))
         elapsed = time.perf_counter() - start

@@ -24,7 +24,6 @@ from bench.common import (
     RESULTS,
     ROOT,
     bench_env,
-    busy_seconds,
     drop_production,
     load,
     machine,
@@ -45,8 +44,6 @@ CONVERSATIONS = {1: 12, 10: 6, 50: 3}
 # each figure pools their rounds: the machine's speed drifts by about a tenth between runs, and a
 # drift now falls on both.
 ROUNDS = 3
-# Seconds over which the machine's use is measured with both stacks up and no customer.
-IDLE_SECONDS = 5.0
 
 SPORTELLO_TURNS = ["ciao", "quanto devo pagare?", "che tariffa ho?",
                    "a che punto è la mia pratica?", "grazie"]
@@ -76,12 +73,15 @@ def peak_rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def side_by_side(profile: str, work: Path, starter_url: str) -> dict:
+def side_by_side(profile: str, work: Path, starter: Launcher) -> dict:
     """The whole stack of one profile (every process, the log worker consuming the event stream
-    as in use) and the starter assistant (already running at `starter_url`), loaded in turn at
-    each number of customers, ROUNDS times, the machine quiet before each measurement: each
-    one's turns, latency (its rounds pooled), the turns/s ratio of each round, and the stack's
-    peak memory."""
+    as in use) and the starter assistant (`starter`, already running), loaded in turn at each
+    number of customers, ROUNDS times (the order swapped every round), the machine quiet before
+    each measurement, every measurement on new conversations: each one's turns, latency (its
+    rounds pooled), the turns/s ratio of each round, how long the machine took to be quiet after
+    each measurement, the cores the other stack used during each one's measurements, and the
+    stack's peak memory."""
+    from bench.profile import SERVICES, machine_cpu
     from bot.launcher import ALL
     from bot.tokens import make_customer_token
 
@@ -90,31 +90,43 @@ def side_by_side(profile: str, work: Path, starter_url: str) -> dict:
     ports = Ports(rasa=free_port(), actions=free_port(), desk=free_port(), site=free_port())
     env = bench_env(var, ports)
     databases = production_env(env, redis_db="10") if profile == "production" else []
-    result: dict = {"runs": [], "baseline": [], "round_ratios": []}
+    result: dict = {"runs": [], "baseline": [], "round_ratios": [], "settled_seconds": [],
+                    "other_stack_cores": []}
     try:
         with settings_of(env):
             seed(env)
             tokens = [make_customer_token(f"C{1000100 + i:07d}", 120) for i in range(50)]
             with stack(env, ports, ALL, work) as processes:
                 url = f"{ports.url('rasa')}/webhooks/rest/webhook"
-                # what both stacks use between measurements (taken from the starter's runs too)
-                wait_until_quiet()
-                before = busy_seconds()
-                time.sleep(IDLE_SECONDS)
-                result["idle_cores"] = round((busy_seconds() - before) / IDLE_SECONDS, 3)
+                # which processes are whose: Sportello's stack with the services only it uses
+                groups = {f"sportello {name}": processes[name].proc.pid for name in ALL}
+                groups.update({f"starter {name}": starter[name].proc.pid
+                               for name in ("rasa", "actions")})
+                sportello_groups = [*(g for g in groups if g.startswith("sportello")),
+                                    *(name for name, _ in SERVICES if name != "py-spy")]
+
+                def other_stack(name: str, before: dict, after: dict) -> float:
+                    others = (sportello_groups if name == "starter"
+                              else [g for g in groups if g.startswith("starter")])
+                    return sum(after.get(g, 0.0) - before.get(g, 0.0) for g in others)
+
                 for n in CONCURRENCY:
                     pooled: dict[str, list] = {"sportello": [], "starter": []}
                     seconds = {"sportello": 0.0, "starter": 0.0}
-                    ratios = []
                     settled: dict[str, list[float]] = {"sportello": [], "starter": []}
+                    other: dict[str, list[float]] = {"sportello": [], "starter": []}
+                    ratios = []
                     wait_until_quiet()
-                    for _ in range(ROUNDS):
+                    for r in range(ROUNDS):
                         runs = {}
-                        for name, to, turns, who in (
-                                ("sportello", url, SPORTELLO_TURNS, tokens),
-                                ("starter", starter_url, BASELINE_TURNS, [None])):
+                        order = [("sportello", url, SPORTELLO_TURNS, tokens),
+                                 ("starter", starter_url(), BASELINE_TURNS, [None])]
+                        for name, to, turns, who in (order if r % 2 == 0 else order[::-1]):
+                            before = machine_cpu(groups)
                             runs[name] = asyncio.run(load(to, turns, n, who, CONVERSATIONS[n],
                                                           pooled[name]))
+                            other[name].append(round(other_stack(
+                                name, before, machine_cpu(groups)) / runs[name]["seconds"], 3))
                             seconds[name] += runs[name]["seconds"]
                             # work left after the last reply (the log worker's backlog) is not
                             # in the turns/s: how long it took is written down
@@ -124,13 +136,21 @@ def side_by_side(profile: str, work: Path, starter_url: str) -> dict:
                     result["runs"].append(summary(n, pooled["sportello"], seconds["sportello"]))
                     result["baseline"].append(summary(n, pooled["starter"], seconds["starter"]))
                     result["round_ratios"].append(ratios)
-                    result.setdefault("settled_seconds", []).append(settled)
+                    result["settled_seconds"].append(settled)
+                    result["other_stack_cores"].append(other)
                 result["memory_mib"] = {name: round(peak_rss_mib(processes[name].proc.pid))
                                         for name in ALL}
     finally:
         if databases:
             drop_production(databases)
     return result
+
+
+STARTER_PORT = 16105
+
+
+def starter_url() -> str:
+    return f"http://127.0.0.1:{STARTER_PORT}/webhooks/rest/webhook"
 
 
 def bench_speed() -> dict:
@@ -148,12 +168,12 @@ def bench_speed() -> dict:
     starter = [Service("actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions",
                                    "--port", "16155"], "http://127.0.0.1:16155/health",
                        work / "b-actions.log", baseline),
-               Service("rasa", [sys.executable, "-m", "rasa", "run", "--port", "16105"],
-                       "http://127.0.0.1:16105/", work / "b-rasa.log", baseline)]
+               Service("rasa", [sys.executable, "-m", "rasa", "run", "--port",
+                                str(STARTER_PORT)], f"http://127.0.0.1:{STARTER_PORT}/",
+                       work / "b-rasa.log", baseline)]
     with Launcher(env, starter) as b:
         for profile in ("embedded", "production"):
-            results[profile] = side_by_side(profile, work,
-                                            "http://127.0.0.1:16105/webhooks/rest/webhook")
+            results[profile] = side_by_side(profile, work, b)
         results["baseline_memory_mib"] = {"rasa_server": round(peak_rss_mib(b["rasa"].proc.pid)),
                                           "action_server": round(
                                               peak_rss_mib(b["actions"].proc.pid))}
@@ -223,9 +243,11 @@ def speed_section(raw: dict) -> list[str]:
     s = raw["speed"]
     interleaved = "round_ratios" in s.get("production", {})
     method = (f"Each profile's stack and the starter run side by side and are loaded in turn, "
-              f"{ROUNDS} rounds at each number of customers, the machine quiet (under a tenth "
-              "of a core busy) before each measurement; a row pools its rounds (turns/s: all "
-              "turns over all measured seconds). Conversations per simulated customer in a "
+              f"{ROUNDS} rounds at each number of customers (Sportello first, then the "
+              "starter first, and so on), every measurement on new conversations, the machine "
+              "quiet (under a tenth of a core busy) before each one; a row pools its rounds "
+              "(turns/s: all turns over all measured seconds). Conversations per simulated "
+              "customer in a "
               f"measurement: {CONVERSATIONS}. The load generator is an aiohttp client "
               "(bench/common.py) on the same two cores." if interleaved else
               "Sportello's stacks, then the starter, each measured once; 3 conversations per "
@@ -248,31 +270,35 @@ def speed_section(raw: dict) -> list[str]:
         lines += [f"### {profile} profile", "",
                   "| customers | Sportello p50 / p95 / p99 ms | Sportello turns/s |"
                   " starter p50 / p95 / p99 ms | starter turns/s | p50 ratio | p95 ratio |"
-                  " turns/s ratio | turns/s ratio of each round |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  " turns/s ratio | turns/s ratio of each round |"
+                  " turns/s ratio, until quiet |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         rounds = p.get("round_ratios") or [[] for _ in p["runs"]]
-        for a, b, each in zip(p["runs"], p.get("baseline", s.get("baseline")), rounds):
+        settled = p.get("settled_seconds") or [None for _ in p["runs"]]
+        for a, b, each, quiet in zip(p["runs"], p.get("baseline", s.get("baseline")), rounds,
+                                     settled):
+            until_quiet = "" if quiet is None else f"{_until_quiet(a, b, quiet):.2f}"
             lines.append(
                 f"| {a['customers']} | {a['p50_ms']} / {a['p95_ms']} / {a['p99_ms']} | "
                 f"{a['turns_per_second']} | {b['p50_ms']} / {b['p95_ms']} / {b['p99_ms']} | "
                 f"{b['turns_per_second']} | {a['p50_ms'] / max(b['p50_ms'], 1):.2f} | "
                 f"{a['p95_ms'] / max(b['p95_ms'], 1):.2f} | "
                 f"{a['turns_per_second'] / max(b['turns_per_second'], 0.01):.2f} | "
-                f"{' / '.join(f'{r:.2f}' for r in each)} |")
+                f"{' / '.join(f'{r:.2f}' for r in each)} | {until_quiet} |")
         memory = p["memory_mib"]
-        if "settled_seconds" in p:
+        if "other_stack_cores" in p:
             most = {who: max(max(level[who]) for level in p["settled_seconds"])
+                    for who in ("sportello", "starter")}
+            busy = {who: max(max(level[who]) for level in p["other_stack_cores"])
                     for who in ("sportello", "starter")}
             lines += ["", "After a measurement's last reply the machine was quiet again within "
                       f"{most['sportello']} s for Sportello and {most['starter']} s for the "
-                      f"starter (checked every half second; per measurement in results.json): "
-                      "work left after the replies, such as the log worker's, is not in the "
-                      "turns/s."]
-        if "idle_cores" in p:
-            lines += ["", f"With both stacks up and no customer the machine used "
-                      f"{p['idle_cores']} of a core (the log worker's and the outbox's polls, "
-                      "RabbitMQ's heartbeats), during the starter's measurements as during "
-                      "Sportello's."]
+                      "starter (checked every half second); the last column counts that time "
+                      "in each one's seconds, so that work left after the replies (the log "
+                      "worker's) is paid for. During the starter's measurements Sportello's "
+                      "waiting stack (its processes, PostgreSQL, RabbitMQ, Redis) used at most "
+                      f"{busy['starter']} of a core; during Sportello's the starter's at most "
+                      f"{busy['sportello']}. Per measurement in results.json."]
         lines += ["", "Peak memory (VmHWM) of each process: " + ", ".join(
             f"{name} {mib} MiB" for name, mib in memory.items())
             + f"; the whole stack {sum(memory.values())} MiB.", ""]
@@ -280,6 +306,14 @@ def speed_section(raw: dict) -> list[str]:
     lines += ["Starter's peak memory: " + ", ".join(f"{n} {m} MiB" for n, m in base.items())
               + ".", ""]
     return lines
+
+
+def _until_quiet(sportello: dict, starter: dict, settled: dict) -> float:
+    """The turns/s ratio with the seconds until the machine was quiet counted in each one's
+    time."""
+    mine = sportello["turns"] / (sportello["seconds"] + sum(settled["sportello"]))
+    theirs = starter["turns"] / (starter["seconds"] + sum(settled["starter"]))
+    return mine / theirs
 
 
 def _when(raw: dict, name: str) -> str:

@@ -52,8 +52,11 @@ TURNS = ["ciao", "quanto devo pagare?", "che tariffa ho?", "a che punto è la mi
 # (component, path fragments of a frame's file). Checked in this order on the whole stack.
 RASA = [
     ("jsonschema validation", ("jsonschema/",)),
-    ("tracker store", ("rasa/core/tracker_store.py",)),
-    ("event broker", ("rasa/core/brokers/",)),
+    ("event broker", ("rasa/core/brokers/", "bot/event_outbox.py")),
+    # the tracker store's reads and saves run in worker threads, from these functions of
+    # bot/rasa_patches.py (a fragment ending in " (" names a function)
+    ("tracker store", ("rasa/core/tracker_store.py", "_read_in_a_thread (",
+                       "_save_in_a_thread (")),
     ("lock store", ("rasa/core/lock_store.py",)),
     ("action server calls", ("rasa/core/actions/action.py", "aiohttp/")),
     # before NLU: TED's TensorFlow frames are the policies' time
@@ -96,7 +99,11 @@ def _file(frame: str) -> str:
 def component(stack: list[str], groups: list[tuple[str, tuple[str, ...]]]) -> str:
     files = [_file(frame) for frame in stack]
     for name, fragments in groups:
-        if any("/" + fragment in f for f in files for fragment in fragments):
+        if any("/" + fragment in f for f in files for fragment in fragments
+               if not fragment.endswith(" (")):
+            return name
+        if any(frame.startswith(fragment) for frame in stack for fragment in fragments
+               if fragment.endswith(" (")):
             return name
     return "other"
 
@@ -275,7 +282,10 @@ def write(results: list[dict]) -> None:
              "customers, each with a customer token, hold REST conversations "
              f"({', '.join(repr(t) for t in TURNS)}). A sample counts for the first component "
              "any of its frames belongs to (bench/profile.py lists them in order), so a share "
-             "includes what the component calls.", ""]
+             "includes what the component calls. A thread waiting inside a call (for the "
+             "database, for SQLite's one writer) is not told apart from a working one: the "
+             "tracker store's share, whose reads and saves run in worker threads, includes "
+             "their waits. The CPU times per turn come from /proc.", ""]
     for r in results:
         lines += [f"### {r['profile']} profile: {r['customers']} customers, {r['seconds']} s, "
                   f"{r['turns']} turns ({r['turns_per_second']} turns/s while sampled), "

@@ -332,7 +332,7 @@ def sql_tracker_store_streams_without_reading() -> None:
             session.commit()
         tracker.__dict__.pop(_TRIED, None)
 
-    def _write(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
+    def _save_in_a_thread(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
         """`stream_events` then Rasa's `save` after it, as one blocking call. On SQLite one
         save at a time, as when they ran in the event loop (the file has one writer, and a
         writer waiting for another past pysqlite's timeout would fail the turn)."""
@@ -345,7 +345,7 @@ def sql_tracker_store_streams_without_reading() -> None:
         if isinstance(self.event_broker, PikaEventBroker):
             _start_outbox(self)
         try:  # the database's round trips in a worker thread: the loop serves other turns
-            await to_the_end_in_a_thread(_write, self, tracker)
+            await to_the_end_in_a_thread(_save_in_a_thread, self, tracker)
         finally:
             stored_events = tracker.__dict__.pop(_TO_PUBLISH, None)
             through_outbox = tracker.__dict__.pop(_OUTBOX, None)
@@ -576,8 +576,8 @@ def sql_tracker_store_reads_in_a_thread() -> None:
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    def _stored(self: SQLTrackerStore, sender_id: str,
-                fetch_events_from_all_sessions: bool) -> list[str]:
+    def _read_in_a_thread(self: SQLTrackerStore, sender_id: str,
+                          fetch_events_from_all_sessions: bool) -> list[str]:
         with self.session_scope() as session:
             return [row.data for row in self._event_query(
                 session, sender_id,
@@ -585,7 +585,7 @@ def sql_tracker_store_reads_in_a_thread() -> None:
 
     async def _retrieve(self: SQLTrackerStore, sender_id: str,
                         fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
-        stored = await asyncio.to_thread(_stored, self, sender_id,
+        stored = await asyncio.to_thread(_read_in_a_thread, self, sender_id,
                                          fetch_events_from_all_sessions)
         events = [json.loads(data) for data in stored]
         if self.domain and events:

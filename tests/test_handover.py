@@ -125,6 +125,33 @@ def test_availability_needs_an_online_agent_with_skill_and_language(desk_db, mon
     assert service.availability("billing", "it").why_not == "closed"
 
 
+def test_a_closed_desk_page_does_not_undo_a_presence_chosen_since(desk_db, monkeypatch):
+    """An agent's last desk page closes; within the grace period they set themselves online
+    again (another page, the API): the desk's delayed "offline" for the closed page leaves
+    that choice alone. With no choice since, the agent does go offline."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from bot.desk import live
+    from bot.handover import service
+
+    monkeypatch.setattr(live, "OFFLINE_GRACE_SECONDS", 0)
+    app = SimpleNamespace(ctx=SimpleNamespace(hub=SimpleNamespace(sockets={})))
+    agent = desk_db["bill_it"]
+
+    async def page_closed_then(choice: str | None) -> str:
+        service.set_presence(agent, "away")
+        later = asyncio.ensure_future(live.offline_later(app, agent))
+        await asyncio.sleep(0)  # the page closed: offline_later has noted when
+        if choice:
+            service.set_presence(agent, choice)
+        await later
+        return service.availability("billing", "it").available
+
+    assert asyncio.run(page_closed_then("online")) is True
+    assert asyncio.run(page_closed_then(None)) is False
+
+
 def test_queue_priority_position_and_routing(desk_db):
     from bot.handover import service
 

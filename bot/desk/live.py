@@ -39,10 +39,12 @@ CANCEL_WAIT_INTENTS = ("deny", "cancel")
 
 
 async def offline_later(app: Sanic, user_id: int) -> None:
-    """The agent's browser went away: offline, unless a page comes back within a few seconds."""
+    """The agent's browser went away: offline, unless a page comes back within a few seconds
+    or the agent chooses a presence meanwhile."""
+    closed = queue.now()
     await asyncio.sleep(OFFLINE_GRACE_SECONDS)
     if not app.ctx.hub.sockets.get(user_id):
-        await run(queue.set_presence, user_id, "offline")
+        await run(queue.set_presence, user_id, "offline", closed)
 
 
 def _line(event: dict) -> dict | None:

@@ -290,8 +290,15 @@ def waiting_too_long(max_wait_seconds: int, at: datetime | None = None) -> list[
             Handover.created_at < at - timedelta(seconds=max_wait_seconds))).scalars().all()
 
 
-def set_presence(agent_id: int, presence: str) -> None:
+def set_presence(agent_id: int, presence: str,
+                 unless_chosen_since: datetime | None = None) -> None:
+    """The agent's presence; with `unless_chosen_since`, left as it is when the agent changed
+    it after that moment (the desk going offline for a page that closed must not undo what the
+    agent chose since, from another page or the API)."""
     with session_scope() as db:
         agent = db.get(DeskUser, agent_id)
-        if agent is not None and agent.presence != presence:
-            agent.presence, agent.presence_at = presence, now()
+        if agent is None or agent.presence == presence:
+            return
+        if unless_chosen_since is not None and agent.presence_at > unless_chosen_since:
+            return
+        agent.presence, agent.presence_at = presence, now()

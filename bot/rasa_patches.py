@@ -30,7 +30,8 @@ def apply() -> None:
                   sql_tracker_store_reads_only_the_events, sql_tracker_store_reads_in_a_thread,
                   sql_tracker_store_reads_outside_a_transaction, events_find_their_class_once,
                   endpoints_keep_their_connections, stores_reconnect_after_an_outage,
-                  tracker_store_errors_are_not_hidden, pika_broker_keeps_what_was_cut_short):
+                  tracker_store_errors_are_not_hidden, pika_broker_keeps_what_was_cut_short,
+                  graphs_run_without_dask):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -711,3 +712,79 @@ def endpoints_keep_their_connections() -> None:
         return _Kept(kept[1])
 
     EndpointConfig.session = session
+
+
+def _run_order(schema: Any, targets: tuple[str, ...]) -> list[str]:
+    """The nodes `targets` need (the nodes of Rasa's `minimal_graph_schema`), each after the
+    nodes it needs: the order in which a run calls them."""
+    from rasa.engine.exceptions import GraphRunError
+
+    wanted = set(schema.minimal_graph_schema(list(targets)).nodes)
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name) == "done" or name not in wanted:
+            return
+        if state.get(name) == "visiting":
+            raise GraphRunError(f"the graph has a cycle through {name!r}")
+        state[name] = "visiting"
+        for needed in schema.nodes[name].needs.values():
+            visit(needed)
+        state[name] = "done"
+        order.append(name)
+
+    for name in schema.nodes:  # every node of the minimal schema runs, as with dask
+        visit(name)
+    return order
+
+
+def graphs_run_without_dask() -> None:
+    """Every message runs two graphs (NLU, then the policies), and `DaskGraphRunner.run` builds a
+    dask graph for each run and hands it to dask's scheduler, which orders and tracks its tasks
+    one by one in this one thread: a tenth of the Rasa server's Python time in a turn
+    (bench/profile.py). The same nodes, called the same way (each with the `(name, output)`
+    pairs of the nodes it needs, in the order of its `needs`; an input replaces the node of its
+    name, as in `_add_inputs_to_graph`), in an order computed once per set of targets. Training
+    keeps dask (rasa/model_training.py imports its own)."""
+    from rasa.core import processor
+    from rasa.engine.exceptions import GraphRunError
+    from rasa.engine.runner.dask import DaskGraphRunner
+
+    class SequentialGraphRunner(DaskGraphRunner):
+        """`DaskGraphRunner` with the nodes called in a precomputed order, without dask."""
+
+        def run(self, inputs: dict[str, Any] | None = None,
+                targets: list[str] | None = None) -> dict[str, Any]:
+            run_targets = tuple(targets if targets else self._graph_schema.target_names)
+            orders = self.__dict__.setdefault("_sportello_orders", {})
+            order = orders.get(run_targets)
+            if order is None:
+                order = orders[run_targets] = _run_order(self._graph_schema, run_targets)
+            results: dict[str, Any] = {}
+            for name, value in (inputs or {}).items():
+                if isinstance(value, str) and value in order:
+                    raise GraphRunError(
+                        f"Input value '{value}' clashes with a node name. Make sure that none "
+                        f"of the input names passed to the `run` method are the same as node "
+                        f"names in the graph schema.")
+                results[name] = (name, value)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(f"Running graph with inputs: {inputs}, targets: {targets} "
+                             f"and {self._execution_context}.")
+            try:
+                for name in order:
+                    if name in results:  # replaced by an input
+                        continue
+                    needs = self._graph_schema.nodes[name].needs.values()
+                    # a need that is neither a node nor an input is passed as it is (dask too)
+                    results[name] = self._instantiated_nodes[name](
+                        *(results.get(need, need) for need in needs))
+                return dict(results[target] for target in run_targets)
+            except RuntimeError as e:
+                raise GraphRunError("Error running runner.") from e
+
+    if processor.DaskGraphRunner is not DaskGraphRunner:
+        raise RuntimeError("Rasa's processor no longer loads models with DaskGraphRunner: "
+                           "review rasa_patches")
+    processor.DaskGraphRunner = SequentialGraphRunner

@@ -693,6 +693,65 @@ def test_calls_to_an_endpoint_reuse_one_connection(action):
     assert seen == [("Bearer s3cret", "t0k")] * 3
 
 
+CUSTOMER_TURNS = ["ciao", "quanto devo pagare?", "vorrei comunicare la lettura del contatore",
+                  "anzi no, annulla", "c'è un guasto in via Roma?",
+                  "voglio parlare con un operatore", "asdfgh qwerty", "grazie, ciao"]
+
+
+def test_graphs_run_without_dask_give_what_dask_gives(action, model_path, tmp_path):
+    """The trained model's two graphs, run by Rasa's DaskGraphRunner and by the runner the
+    processor now loads, on the same turns: the same parse (intent, ranking, entities) and the
+    same policy prediction at every step of a conversation."""
+    from rasa.core import processor
+    from rasa.core.channels.channel import UserMessage
+    from rasa.engine import loader
+    from rasa.engine.exceptions import GraphRunError
+    from rasa.engine.runner.dask import DaskGraphRunner
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    ours_class = processor.DaskGraphRunner
+    assert ours_class is not DaskGraphRunner and issubclass(ours_class, DaskGraphRunner)
+    (tmp_path / "dask").mkdir()
+    (tmp_path / "ours").mkdir()
+    metadata, dask_runner = loader.load_predict_graph_runner(
+        tmp_path / "dask", model_path, LocalModelStorage, DaskGraphRunner)
+    _, ours = loader.load_predict_graph_runner(
+        tmp_path / "ours", model_path, LocalModelStorage, ours_class)
+    nlu, core = metadata.nlu_target, metadata.core_target
+    tracker = DialogueStateTracker("graph-test", metadata.domain.slots)
+    tracker.update(ActionExecuted("action_listen"))
+    for said in CUSTOMER_TURNS:
+        inputs = {"__message__": [UserMessage(said)], "__tracker__": tracker}
+        parsed = [ours.run(inputs=inputs, targets=[nlu]), dask_runner.run(inputs=inputs,
+                                                                           targets=[nlu])]
+        ours_message, dask_message = (result[nlu][0] for result in parsed)
+        for key in ("text", "intent", "intent_ranking", "entities"):
+            assert ours_message.get(key) == dask_message.get(key), (said, key)
+        assert ours_message.get("intent")["name"]
+        tracker.update(UserUttered(said, ours_message.get("intent"),
+                                   ours_message.get("entities")))
+        ours_prediction = ours.run(inputs={"__tracker__": tracker}, targets=[core])[core]
+        dask_prediction = dask_runner.run(inputs={"__tracker__": tracker},
+                                          targets=[core])[core]
+        assert ours_prediction.probabilities == dask_prediction.probabilities, said
+        assert ours_prediction.policy_name == dask_prediction.policy_name, said
+        assert ours_prediction.events == dask_prediction.events, said
+        assert ours_prediction.optional_events == dask_prediction.optional_events, said
+        best = max(range(len(ours_prediction.probabilities)),
+                   key=ours_prediction.probabilities.__getitem__)
+        tracker.update(ActionExecuted(metadata.domain.action_names_or_texts[best]))
+        tracker.update(ActionExecuted("action_listen"))
+    # the whole graph when no target is named, and Rasa's error for an input named like a node
+    assert set(ours.run(inputs={"__message__": [UserMessage("ciao")], "__tracker__": tracker})) \
+        == set(dask_runner.run(inputs={"__message__": [UserMessage("ciao")],
+                                       "__tracker__": tracker}))
+    for runner in (ours, dask_runner):
+        with pytest.raises(GraphRunError, match="clashes with a node name"):
+            runner.run(inputs={"__tracker__": core}, targets=[core])
+
+
 def test_another_rasa_version_is_refused(monkeypatch):
     monkeypatch.setattr(rasa, "__version__", "3.7.0")
     with pytest.raises(RuntimeError, match="written for Rasa 3.6.21"):

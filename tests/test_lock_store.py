@@ -1,7 +1,7 @@
 """The production lock store (bot.lock_store) on the real Redis: tickets in order and never
 lost, even when two Rasa servers take tickets for one conversation at the same instant; Rasa's
-own key and value, so a lock either store wrote is honoured by the other; three round trips a
-turn instead of Rasa's seven."""
+own key and value, so a lock either store wrote is honoured by the other; two round trips a
+turn instead of Rasa's seven, none of them blocking the event loop."""
 
 from __future__ import annotations
 
@@ -94,22 +94,17 @@ def test_giving_back_the_last_ticket_deletes_the_lock_and_expired_tickets_go(con
     assert stored(conversation) is None
 
 
-def test_a_turn_waits_for_the_one_before_and_costs_three_round_trips(conversation):
+def test_a_turn_waits_for_the_one_before_and_costs_two_round_trips(conversation):
     """Rasa's `lock()` on this store: a second turn of the conversation waits until the first
-    gives its ticket back; an uncontended turn is three commands to Redis."""
+    gives its ticket back; an uncontended turn is two commands to Redis (a ticket, given
+    back)."""
     s = store()
     commands: list[str] = []
-    execute = s.red.execute_command
-
-    def counted(*args, **kwargs):
-        commands.append(str(args[0]))
-        return execute(*args, **kwargs)
-
-    s.red.execute_command = counted
     order: list[str] = []
 
     async def turn(name: str, hold: asyncio.Event | None, started: asyncio.Event) -> None:
-        async with s.lock(conversation, 60, wait_time_in_seconds=0.01):
+        async with s.lock(conversation, 60, wait_time_in_seconds=0.01) as lock:
+            assert isinstance(lock, TicketLock) and lock.conversation_id == conversation
             started.set()
             order.append(f"{name} in")
             if hold is not None:
@@ -117,8 +112,18 @@ def test_a_turn_waits_for_the_one_before_and_costs_three_round_trips(conversatio
             order.append(f"{name} out")
 
     async def scenario() -> None:
+        async with s.lock(f"{conversation}-warm", 60):  # Redis learns the scripts
+            pass
+        client, _, _ = s._asyncio_client()
+        execute = client.execute_command
+
+        async def counted(*args, **kwargs):
+            commands.append(str(args[0]))
+            return await execute(*args, **kwargs)
+
+        client.execute_command = counted
         await turn("alone", None, asyncio.Event())
-        assert len(commands) == 3, commands
+        assert commands == ["EVALSHA", "EVALSHA"], commands
         hold, first_in, second_in = asyncio.Event(), asyncio.Event(), asyncio.Event()
         first = asyncio.create_task(turn("first", hold, first_in))
         await first_in.wait()
@@ -131,4 +136,55 @@ def test_a_turn_waits_for_the_one_before_and_costs_three_round_trips(conversatio
 
     asyncio.run(scenario())
     assert order == ["alone in", "alone out", "first in", "first out", "second in", "second out"]
+    assert stored(conversation) is None
+
+
+def test_the_event_loop_serves_others_while_redis_answers_a_lock(conversation):
+    """Redis holds every command for half a second (CLIENT PAUSE): while a turn waits for its
+    ticket, another task of the event loop runs; the turn then gets its lock. With a blocking
+    client the other task could only run after the lock was taken."""
+    s = store()
+    order: list[str] = []
+
+    async def other() -> None:
+        await asyncio.sleep(0.05)
+        order.append("other task ran")
+
+    async def turn() -> None:
+        async with s.lock(conversation, 60):
+            order.append("lock taken")
+
+    async def scenario() -> None:
+        async with s.lock(f"{conversation}-warm", 60):  # connected, scripts known
+            pass
+        redis.Redis(db=DB).execute_command("CLIENT", "PAUSE", 500)
+        await asyncio.gather(turn(), other())
+
+    asyncio.run(scenario())
+    assert order == ["other task ran", "lock taken"]
+    assert stored(conversation) is None
+
+
+def test_a_cancelled_turn_gives_its_ticket_back(conversation):
+    """A turn cancelled while it holds the lock (Sanic cancels the request of a customer who
+    went away) still gives its ticket back: the next turn is not held until it expires."""
+    s = store()
+
+    async def scenario() -> None:
+        inside = asyncio.Event()
+
+        async def turn() -> None:
+            async with s.lock(conversation, 60):
+                inside.set()
+                await asyncio.Event().wait()  # until cancelled
+
+        task = asyncio.create_task(turn())
+        await inside.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with s.lock(conversation, 60, wait_time_in_seconds=0.01) as lock:
+            assert [t.number for t in lock.tickets] == [lock.now_serving]
+
+    asyncio.run(scenario())
     assert stored(conversation) is None

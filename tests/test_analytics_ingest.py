@@ -192,6 +192,56 @@ def test_personal_data_is_masked_before_it_is_stored_also_retroactively(demo_dat
     assert c.customer_code == "C1000001"
 
 
+def test_a_batch_reads_its_conversations_in_a_few_queries_whatever_their_number(
+        demo_database):
+    """A batch of a busy moment: each conversation identified in an earlier batch says its
+    customer's name now. Every line lands in its own conversation, masked with its own
+    customer's data, and the batch reads the same number of times for 3 conversations as for
+    12 (the conversations, their lines, intents and tasks, and the customers, read together)."""
+    from sqlalchemy import event
+
+    from bot.crm.models import Customer
+    from bot.persistence.db import get_engine
+
+    with session_scope() as db:
+        customers = {c.customer_code: (c.first_name, c.last_name) for c in db.execute(
+            select(Customer).order_by(Customer.customer_code).limit(12)).scalars()}
+    codes = list(customers)
+    for i, code in enumerate(codes):
+        apply(f"busy-{i}", session(0) + [user("ciao", "greet", at=1),
+                                         slot("customer_code", code, 1.5),
+                                         bot("Ciao!", 2)])
+    reads: list[str] = []
+
+    def counted(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    engine = get_engine(None)  # the engine of session_scope() (the cache tells f() from f(None))
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        per_size = {}
+        for size in (3, 12):
+            reads.clear()
+            with session_scope() as db:
+                ingest.apply_events(db, [
+                    (f"busy-{i}", user(f"sono {customers[codes[i]][0]} "
+                                       f"{customers[codes[i]][1]}, a posto?", "inform",
+                                       at=10 + size))
+                    for i in range(size)])
+            per_size[size] = len(reads)
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+    assert per_size[3] == per_size[12], per_size
+    for i, code in enumerate(codes):
+        c = conversations(f"busy-{i}")[-1]
+        said = [m.text for m in c.messages if m.sender == "customer"]
+        assert len(said) == (3 if i < 3 else 2), said
+        first, last = customers[code]
+        assert first not in said[-1] and last not in said[-1], said[-1]
+        assert c.customer_code == code and c.turns == len(said)
+
+
 def _broker(database, tmp_path):
     """Rasa's own SQL event broker, writing where the log reads."""
     from rasa.core.brokers.sql import SQLEventBroker

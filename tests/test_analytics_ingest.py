@@ -195,9 +195,10 @@ def test_personal_data_is_masked_before_it_is_stored_also_retroactively(demo_dat
 def test_a_batch_reads_its_conversations_in_a_few_queries_whatever_their_number(
         demo_database):
     """A batch of a busy moment: each conversation identified in an earlier batch says its
-    customer's name now. Every line lands in its own conversation, masked with its own
-    customer's data, and the batch reads the same number of times for 3 conversations as for
-    12 (the conversations, their lines, intents and tasks, and the customers, read together)."""
+    customer's name now, and as many new conversations identify their customer. Every line
+    lands in its own conversation, masked with its own customer's data, and the batch reads the
+    same number of times for 3 + 3 conversations as for 12 + 12 (the conversations, their lines,
+    intents and tasks, and the customers, read together)."""
     from sqlalchemy import event
 
     from bot.crm.models import Customer
@@ -223,12 +224,17 @@ def test_a_batch_reads_its_conversations_in_a_few_queries_whatever_their_number(
         per_size = {}
         for size in (3, 12):
             reads.clear()
+            batch = []
+            for i in range(size):
+                name = " ".join(customers[codes[i]])
+                batch.append((f"busy-{i}", user(f"sono {name}, a posto?", "inform",
+                                                at=10 + size)))
+                # and a conversation that starts and identifies its customer in this batch
+                batch += [(f"fresh-{size}-{i}", e) for e in session(20) + [
+                    user("ciao", "greet", at=21), slot("customer_code", codes[i], 21.5),
+                    user(f"sono {name}", "inform", at=22)]]
             with session_scope() as db:
-                ingest.apply_events(db, [
-                    (f"busy-{i}", user(f"sono {customers[codes[i]][0]} "
-                                       f"{customers[codes[i]][1]}, a posto?", "inform",
-                                       at=10 + size))
-                    for i in range(size)])
+                ingest.apply_events(db, batch)
             per_size[size] = len(reads)
     finally:
         event.remove(engine, "before_cursor_execute", counted)
@@ -240,6 +246,12 @@ def test_a_batch_reads_its_conversations_in_a_few_queries_whatever_their_number(
         first, last = customers[code]
         assert first not in said[-1] and last not in said[-1], said[-1]
         assert c.customer_code == code and c.turns == len(said)
+    for size in (3, 12):
+        for i in range(size):
+            c = conversations(f"fresh-{size}-{i}")[-1]
+            said = [m.text for m in c.messages if m.sender == "customer"]
+            assert len(said) == 2 and c.customer_code == codes[i]
+            assert not any(part in said[-1] for part in customers[codes[i]]), said[-1]
 
 
 def _broker(database, tmp_path):

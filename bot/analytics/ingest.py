@@ -88,12 +88,16 @@ class LogBuilder:
     def __init__(self, db: Session) -> None:
         self.db = db
         self.open: dict[str, _Open] = {}
+        self.known: dict[str, Known] = {}  # by customer code, read once per batch
+        self.new: set[str] = set()  # senders `prefetch` found no conversation of
 
     # ---- conversations -----------------------------------------------------------------------
 
     def _latest(self, sender: str) -> _Open | None:
         if sender in self.open:
             return self.open[sender]
+        if sender in self.new:
+            return None
         with self.db.no_autoflush:  # the batch's new lines are written once, at its commit
             conv = self.db.execute(select(Conversation).where(Conversation.sender_id == sender)
                                    .order_by(Conversation.session_start.desc(),
@@ -111,18 +115,31 @@ class LogBuilder:
         return state
 
     def _known(self, code: str | None) -> Known | None:
-        """`known_of`, read in this builder's transaction."""
+        """`known_of`, read in this builder's transaction (once per customer)."""
         if not code:
             return None
-        with self.db.no_autoflush:
-            return known_of_many(self.db, [code]).get(code, Known())
+        if code not in self.known:
+            self._read_known([code])
+        return self.known[code]
 
-    def prefetch(self, senders: Iterable[str]) -> None:
-        """The latest conversation of each of `senders`, with what applying events reads of it
-        (its intents, lines and tasks) and what masking needs (its customer), in five queries
-        for a whole batch: one by one, a batch of a busy hour read each conversation in six
-        queries, and flushed the lines before each (bench/profile.py)."""
-        wanted = [s for s in dict.fromkeys(senders) if s and s not in self.open]
+    def _read_known(self, codes: Iterable[str]) -> None:
+        wanted = sorted({c for c in codes if c and c not in self.known})
+        if wanted:
+            with self.db.no_autoflush:
+                found = known_of_many(self.db, wanted)
+            self.known.update({code: found.get(code, Known()) for code in wanted})
+
+    def prefetch(self, events: list[tuple[str, dict]]) -> None:
+        """The latest conversation of each sender of `events`, with what applying them reads of
+        it (its intents, lines and tasks), and what masking needs of its customer and of those
+        the events identify, in a few queries for a whole batch: one by one, a batch of a busy
+        hour read each conversation in six queries, and flushed the lines before each
+        (bench/profile.py)."""
+        self._read_known(str(e.get("value"))[:8] for _, e in events
+                         if e.get("event") == "slot" and e.get("name") == "customer_code"
+                         and e.get("value"))
+        wanted = [s for s in dict.fromkeys(sender for sender, _ in events)
+                  if s and s not in self.open]
         with self.db.no_autoflush:
             for start in range(0, len(wanted), PREFETCH_CHUNK):
                 chunk = wanted[start:start + PREFETCH_CHUNK]
@@ -140,11 +157,10 @@ class LogBuilder:
                                  selectinload(Conversation.messages),
                                  selectinload(Conversation.tasks))).scalars():
                     found[conv.sender_id] = conv
-                codes = {c.customer_code for c in found.values() if c.customer_code}
-                known = known_of_many(self.db, codes)
+                self.new.update(s for s in chunk if s not in found)
+                self._read_known(c.customer_code for c in found.values())
                 for conv in found.values():
-                    self._opened(conv, known.get(conv.customer_code, Known())
-                                 if conv.customer_code else None)
+                    self._opened(conv, self._known(conv.customer_code))
 
     def _start(self, sender: str, ts: float, previous: _Open | None) -> _Open:
         when = _when(ts)
@@ -383,7 +399,7 @@ def apply_events(db: Session, events: Iterable[tuple[str, dict]]) -> int:
     """Apply (sender_id, event) pairs in order; the caller's transaction holds the result."""
     builder = LogBuilder(db)
     events = list(events)
-    builder.prefetch(sender for sender, _ in events)
+    builder.prefetch(events)
     n = 0
     for sender, event in events:
         builder.apply(sender, event)

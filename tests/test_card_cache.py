@@ -173,3 +173,44 @@ def test_no_twin_where_it_could_reach_other_tables(monkeypatch, url, schema):
     plain = create_engine("postgresql://u@127.0.0.1/db", future=True)
     monkeypatch.delenv("POSTGRESQL_SCHEMA", raising=False)
     assert readers.reader(plain) is not plain
+
+
+def test_the_card_shows_the_outages_the_orm_query_finds(demo_database):
+    """The card's outages (one query of plain columns) against `active_outages`, the ORM query
+    the conversation suite checks facts with: the same outages with all their postcodes; a
+    resolved one, one that ended long ago and one not started yet are left out."""
+    from datetime import datetime, timedelta, timezone
+
+    from bot.crm import models as m
+    from bot.crm.card import active_outages, read_identity_card
+    from bot.persistence.db import session_scope
+
+    now = datetime.now(timezone.utc)
+    home = read_identity_card("C1000001").active_supplies[0].postcode
+    with session_scope() as s:
+        for outage_id, start, end, resolved, codes in (
+                ("T-ACTIVE-1", now - timedelta(hours=1), now + timedelta(hours=3), None,
+                 [home, "99990", "99991"]),
+                ("T-ACTIVE-2", now - timedelta(hours=2), now - timedelta(hours=1), None, [home]),
+                ("T-RESOLVED", now - timedelta(hours=1), now + timedelta(hours=3),
+                 now - timedelta(minutes=5), [home]),
+                ("T-OLD", now - timedelta(days=3), now - timedelta(days=2), None, [home]),
+                ("T-LATER", now + timedelta(hours=1), now + timedelta(hours=5), None, [home]),
+                ("T-ELSEWHERE", now - timedelta(hours=1), now + timedelta(hours=3), None,
+                 ["99992"])):
+            s.add(m.Outage(outage_id=outage_id, type="electricity", started_at=start,
+                           expected_end=end, description=f"test {outage_id}",
+                           resolved_at=resolved,
+                           postcodes=[m.OutagePostcode(postcode=c) for c in codes]))
+    card = read_identity_card("C1000001", now)
+    shown = {o.outage_id: o for o in card.outages}
+    assert {"T-ACTIVE-1", "T-ACTIVE-2"} <= set(shown)
+    assert not {"T-RESOLVED", "T-OLD", "T-LATER", "T-ELSEWHERE"} & set(shown)
+    assert shown["T-ACTIVE-1"].postcodes == (home, "99990", "99991")
+    with session_scope() as s:
+        postcodes = {p.postcode for p in card.active_supplies}
+        expected = {o.outage_id: (o.type, tuple(p.postcode for p in o.postcodes), o.started_at,
+                                  o.expected_end, o.description)
+                    for o in active_outages(s, postcodes, now)}
+    assert {o.outage_id: (o.type, o.postcodes, o.started_at, o.expected_end, o.description)
+            for o in card.outages} == expected

@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -189,6 +190,28 @@ def outage_view(o: m.Outage) -> OutageView:
     )
 
 
+def outage_views(session: Session, postcodes: set[str], now: datetime) -> list[OutageView]:
+    """`active_outages` as the card shows them, in one query of plain columns (the card is read
+    at every turn; the ORM's loading and its second query were a sixth of its time)."""
+    if not postcodes:
+        return []
+    Out, P = m.Outage, m.OutagePostcode
+    hit = select(P.outage_pk).where(P.postcode.in_(sorted(postcodes)))
+    rows = session.execute(
+        select(Out.id, Out.outage_id, Out.type, Out.started_at, Out.expected_end,
+               Out.description,
+               P.postcode)
+        .join(P, P.outage_pk == Out.id)
+        .where(Out.id.in_(hit), Out.resolved_at.is_(None), Out.started_at <= now,
+               Out.expected_end >= now - timedelta(hours=12))
+        .order_by(Out.id, P.id)).all()
+    views: dict[int, tuple[Any, list[str]]] = {}
+    for row in rows:
+        views.setdefault(row.id, (row, []))[1].append(row.postcode)
+    return [OutageView(r.outage_id, r.type, tuple(codes), r.started_at, r.expected_end,
+                       r.description) for r, codes in views.values()]
+
+
 def read_identity_card(customer_code: str, now: datetime | None = None) -> IdentityCard | None:
     """Synchronous read; actions use `load_identity_card`, which keeps the event loop free.
     Plain column queries (one per kind of record, each by an index), no ORM objects: the card is
@@ -235,7 +258,7 @@ def read_identity_card(customer_code: str, now: datetime | None = None) -> Ident
             .where(In.customer_id == c.id).order_by(In.at.desc(), In.id)
             .limit(CARD_INTERACTIONS)))
         postcodes = {s.postcode for s in supply_rows if s.status == "active"}
-        outages = tuple(outage_view(o) for o in active_outages(session, postcodes, now))
+        outages = tuple(outage_views(session, postcodes, now))
         return IdentityCard(
             c.customer_code, c.first_name, c.last_name, c.language, c.persona, c.vip, c.email,
             c.phone, c.preferred_channel, c.paperless, c.direct_debit_iban, supplies, bills,

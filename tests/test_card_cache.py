@@ -214,3 +214,33 @@ def test_the_card_shows_the_outages_the_orm_query_finds(demo_database):
                     for o in active_outages(s, postcodes, now)}
     assert {o.outage_id: (o.type, o.postcodes, o.started_at, o.expected_end, o.description)
             for o in card.outages} == expected
+
+
+def test_a_conversation_records_one_interaction_per_topic_and_updates_it(demo_database):
+    """`record_interaction`, as the actions call it at every turn: the same conversation and
+    topic update their record (a new summary, or the old one kept); another topic, or no
+    conversation, adds one; an unknown customer is an error, and nothing is written."""
+    from sqlalchemy.exc import NoResultFound
+
+    from bot.crm.card import read_identity_card
+    from bot.crm.service import record_interaction
+
+    def mine(conversation):
+        return [i for i in read_identity_card("C1000001").interactions
+                if i.conversation_id == conversation]
+
+    record_interaction("C1000001", "web", "check_bill", "resolved", "bill read", "conv-x")
+    record_interaction("C1000001", "web", "check_bill", "handover", "", "conv-x")
+    assert [(i.topic, i.outcome, i.summary) for i in mine("conv-x")] == [
+        ("check_bill", "handover", "bill read")]
+    record_interaction("C1000001", "web", "check_bill", "resolved", "read again", "conv-x")
+    record_interaction("C1000001", "web", "outage", "resolved", "no outage", "conv-x")
+    assert sorted((i.topic, i.outcome, i.summary) for i in mine("conv-x")) == [
+        ("check_bill", "resolved", "read again"), ("outage", "resolved", "no outage")]
+    before = len(read_identity_card("C1000001").interactions)
+    record_interaction("C1000001", "phone", "check_bill", "resolved", "by phone")
+    record_interaction("C1000001", "phone", "check_bill", "resolved", "by phone")
+    assert len(read_identity_card("C1000001").interactions) == min(before + 2, 50)
+    with pytest.raises(NoResultFound):
+        record_interaction("C9999999", "web", "check_bill", "resolved", "", "conv-y")
+    assert mine("conv-y") == []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm import complaint_clock, models as m
@@ -389,24 +389,23 @@ def set_iban(customer_code: str, iban: str) -> None:
 
 def record_interaction(customer_code: str, channel: str, topic: str, outcome: str,
                        summary: str = "", conversation_id: str | None = None) -> None:
-    """Append an interaction, or update this conversation's record of the same topic."""
+    """Append an interaction, or update this conversation's record of the same topic. The
+    customer and that record are read in one query (an action records one at every turn)."""
     now = _now()
     with session_scope() as s:
-        customer = _customer(s, customer_code)
-        existing = None
+        query = select(m.Customer.id)
         if conversation_id:
-            existing = s.execute(
-                select(m.Interaction).where(
-                    m.Interaction.customer_id == customer.id,
-                    m.Interaction.conversation_id == conversation_id,
-                    m.Interaction.topic == topic,
-                    m.Interaction.at >= now - timedelta(hours=2),
-                )
-            ).scalars().first()
-        if existing:
+            query = select(m.Customer.id, m.Interaction).outerjoin(m.Interaction, and_(
+                m.Interaction.customer_id == m.Customer.id,
+                m.Interaction.conversation_id == conversation_id,
+                m.Interaction.topic == topic,
+                m.Interaction.at >= now - timedelta(hours=2)))
+        row = s.execute(query.where(m.Customer.customer_code == customer_code).limit(1)).one()
+        existing = row[1] if conversation_id else None
+        if existing is not None:
             existing.outcome, existing.summary = outcome, summary or existing.summary
         else:
-            s.add(m.Interaction(customer_id=customer.id, at=now, channel=channel, topic=topic,
+            s.add(m.Interaction(customer_id=row[0], at=now, channel=channel, topic=topic,
                                 outcome=outcome, summary=summary,
                                 conversation_id=conversation_id))
 

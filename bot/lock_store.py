@@ -91,6 +91,7 @@ class AtomicRedisLockStore(RedisLockStore):
         super().__init__(**kwargs)
         self._issue = self.red.register_script(ISSUE)
         self._release = self.red.register_script(RELEASE)
+        self._asyncio_settings = _asyncio_settings(self.red)
         self._aio: tuple[Any, ...] | None = None
 
     def _key(self, conversation_id: Text) -> str:
@@ -119,20 +120,18 @@ class AtomicRedisLockStore(RedisLockStore):
     def _asyncio_client(self) -> tuple[Any, Any, Any]:
         """The asyncio client of the running event loop (its connections belong to that loop),
         with the same connection settings as Rasa's client, and the two scripts on it."""
-        import redis
         from redis import asyncio as aioredis
 
         loop = asyncio.get_running_loop()
-        if self._aio is None or self._aio[0] is not loop:
-            pool = self.red.connection_pool
-            settings = {k: v for k, v in pool.connection_kwargs.items()
-                        if k in ("host", "port", "db", "username", "password", "socket_timeout")
-                        or k.startswith("ssl_")}
-            client = aioredis.Redis(ssl=issubclass(pool.connection_class, redis.SSLConnection),
-                                    **settings)
-            self._aio = (loop, client, client.register_script(ISSUE),
-                         client.register_script(RELEASE))
-        return self._aio[1:]
+        kept = self._aio
+        if kept is None or kept[0] is not loop:
+            client = aioredis.Redis(client_name=CLIENT_NAME, **self._asyncio_settings)
+            # a pooled connection that Redis closed (a restart) is replaced when it is lent,
+            # as redis-py's blocking client does (see `_ClosedAwareParser`)
+            client.connection_pool.connection_kwargs["parser_class"] = _ClosedAwareParser
+            kept = self._aio = (loop, client, client.register_script(ISSUE),
+                                client.register_script(RELEASE))
+        return kept[1], kept[2], kept[3]
 
     @asynccontextmanager
     async def lock(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME,
@@ -142,10 +141,16 @@ class AtomicRedisLockStore(RedisLockStore):
         the ticket showed that nobody is ahead."""
         client, issue, release = self._asyncio_client()
         key = self._key(conversation_id)
+        # shielded: a turn cancelled while Redis issues its ticket (Sanic cancels the request of
+        # a customer who went away) gives the ticket back once it is known
+        issuing = asyncio.ensure_future(issue(keys=[key], args=[
+            conversation_id, repr(time.time()), repr(float(lock_lifetime)), NO_TICKET_ISSUED]))
         try:
-            number, raw = await issue(keys=[key], args=[
-                conversation_id, repr(time.time()), repr(float(lock_lifetime)),
-                NO_TICKET_ISSUED])
+            number, raw = await asyncio.shield(issuing)
+        except asyncio.CancelledError:
+            issuing.add_done_callback(
+                lambda done: _give_back(done, release, key, conversation_id))
+            raise
         except Exception as e:  # as Rasa's: the caller knows a LockError
             raise LockError(f"Error while acquiring lock. Error:\n{e}")
         ticket = int(number)
@@ -165,3 +170,67 @@ class AtomicRedisLockStore(RedisLockStore):
             # conversation's next turns until it expires
             await asyncio.shield(release(keys=[key], args=[conversation_id, repr(time.time()),
                                                            ticket]))
+
+
+CLIENT_NAME = "sportello-lock-store"  # as Redis's CLIENT LIST shows the asyncio connections
+
+
+def _closed_aware_parser() -> type:
+    from redis.asyncio.connection import PythonParser
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    class ClosedAwareParser(PythonParser):
+        """redis-py 4.6's asyncio `PythonParser` answers "nothing to read" for a connection the
+        server has closed (the end of the stream reads as an empty byte string), so the pool
+        lends it, and the next turn fails with "Connection closed by server" although Redis is
+        back. Here the end of the stream is a `ConnectionError`, on which the pool reconnects
+        before lending the connection (`ConnectionPool.get_connection`)."""
+
+        async def can_read_destructive(self) -> bool:
+            closed = RedisConnectionError("Connection closed by server.")
+            if self._stream is not None and self._stream.at_eof() and not self._buffer:
+                raise closed
+            readable = await super().can_read_destructive()
+            if readable == b"":  # its read(1) met the end of the stream
+                raise closed
+            return readable
+
+    return ClosedAwareParser
+
+
+_ClosedAwareParser = _closed_aware_parser()
+
+
+# The settings of Rasa's client that redis-py's asyncio client knows too.
+_ASYNCIO_SSL = ("ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data",
+                "ssl_check_hostname")
+
+
+def _asyncio_settings(red: Any) -> dict[str, Any]:
+    """The asyncio client's settings from Rasa's client; a setting only the blocking client
+    knows (an encrypted key, a CA folder, OCSP) is refused when the store is made, not at the
+    first turn."""
+    import redis
+
+    pool = red.connection_pool
+    given = pool.connection_kwargs
+    ssl = issubclass(pool.connection_class, redis.SSLConnection)
+    unknown = sorted(k for k, v in given.items() if k.startswith("ssl_")
+                     and k not in _ASYNCIO_SSL and v)
+    if ssl and unknown:
+        raise ValueError(f"the lock store's Redis settings {unknown} are not supported")
+    settings = {k: given[k] for k in ("host", "port", "db", "username", "password",
+                                      "socket_timeout") if k in given}
+    if ssl:
+        settings.update({k: given[k] for k in _ASYNCIO_SSL if k in given}, ssl=True)
+    return settings
+
+
+def _give_back(issued: "asyncio.Future[Any]", release: Any, key: str,
+               conversation_id: str) -> None:
+    """The ticket a cancelled turn was issued, given back as soon as its number is known."""
+    if issued.cancelled() or issued.exception() is not None:
+        return  # no ticket was stored, or the error is Redis's and the ticket expires
+    task = asyncio.ensure_future(release(keys=[key], args=[
+        conversation_id, repr(time.time()), int(issued.result()[0])]))
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())

@@ -167,7 +167,8 @@ def test_the_event_loop_serves_others_while_redis_answers_a_lock(conversation):
 
 def test_a_cancelled_turn_gives_its_ticket_back(conversation):
     """A turn cancelled while it holds the lock (Sanic cancels the request of a customer who
-    went away) still gives its ticket back: the next turn is not held until it expires."""
+    went away) gives its ticket back before the cancellation goes on: the next turn is not held
+    until the ticket expires."""
     s = store()
 
     async def scenario() -> None:
@@ -183,8 +184,100 @@ def test_a_cancelled_turn_gives_its_ticket_back(conversation):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        async with s.lock(conversation, 60, wait_time_in_seconds=0.01) as lock:
+        assert stored(conversation) is None
+        async with s.lock(conversation, 60, wait_time_in_seconds=30) as lock:
             assert [t.number for t in lock.tickets] == [lock.now_serving]
 
-    asyncio.run(scenario())
+    asyncio.run(asyncio.wait_for(scenario(), 10))
     assert stored(conversation) is None
+
+
+def test_a_turn_cancelled_while_redis_issues_its_ticket_gives_it_back(conversation):
+    """Redis holds every command (CLIENT PAUSE) while a turn asks for its ticket, and the turn
+    is cancelled meanwhile: Redis still issues the ticket when the pause ends, and the store
+    gives it back as soon as it is known, so the next turn gets the lock at once instead of
+    after the ticket's 60 s."""
+    s = store()
+
+    async def scenario() -> None:
+        async with s.lock(f"{conversation}-warm", 60):  # connected, scripts known
+            pass
+        client, _, _ = s._asyncio_client()
+        execute, asked = client.execute_command, asyncio.Event()
+
+        async def watched(*args, **kwargs):
+            if args[0] == "EVALSHA" and f"sportello:lock:{conversation}" in args:
+                asked.set()  # the ticket is being asked for
+            return await execute(*args, **kwargs)
+
+        client.execute_command = watched
+
+        async def turn() -> None:
+            async with s.lock(conversation, 60):
+                raise AssertionError("the lock was taken by a cancelled turn")
+
+        redis.Redis(db=DB).execute_command("CLIENT", "PAUSE", 300)
+        task = asyncio.create_task(turn())
+        await asked.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with s.lock(conversation, 60, wait_time_in_seconds=0.01):
+            pass
+        while stored(conversation) is not None:  # the other ticket's release (bounded below)
+            await asyncio.sleep(0.01)
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_connections_redis_closed_are_replaced_not_used(conversation):
+    """Redis closes the store's idle connections (as a restart of Redis does): the next turn
+    still gets its lock, on a new connection, instead of failing with "Connection closed by
+    server" although Redis is up."""
+    from bot.lock_store import CLIENT_NAME
+
+    s = store()
+
+    async def scenario() -> None:
+        for _ in range(2):
+            async with s.lock(conversation, 60):
+                pass
+            admin = redis.Redis(db=DB)
+            killed = [c["id"] for c in admin.client_list() if c.get("name") == CLIENT_NAME]
+            assert killed
+            for client_id in killed:
+                admin.execute_command("CLIENT", "KILL", "ID", client_id)
+            pool = s._asyncio_client()[0].connection_pool
+            # until this process has seen them closed, as after a restart of Redis (bounded
+            # below)
+            while not all(c._reader is None or c._reader.at_eof()
+                          for c in pool._available_connections):
+                await asyncio.sleep(0.01)
+        async with s.lock(conversation, 60) as lock:
+            assert lock.conversation_id == conversation
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert stored(conversation) is None
+
+
+def test_ssl_settings_reach_the_asyncio_client_and_unsupported_ones_are_refused():
+    s = AtomicRedisLockStore(host="127.0.0.1", port=6379, db=DB, use_ssl=True,
+                             ssl_certfile="/certs/client.crt", ssl_keyfile="/certs/client.key",
+                             ssl_ca_certs="/certs/ca.crt", password="s3cret", username="rasa")
+    settings = s._asyncio_settings
+    assert settings["ssl"] is True and settings["password"] == "s3cret"
+    assert (settings["ssl_certfile"], settings["ssl_keyfile"], settings["ssl_ca_certs"]) == (
+        "/certs/client.crt", "/certs/client.key", "/certs/ca.crt")
+
+    async def build() -> None:  # the asyncio client accepts every setting (no connection yet)
+        s._asyncio_client()
+
+    asyncio.run(build())
+    assert "ssl" not in store()._asyncio_settings
+    plain = store()
+    plain.red.connection_pool.connection_class = redis.SSLConnection
+    plain.red.connection_pool.connection_kwargs["ssl_password"] = "key password"
+    from bot.lock_store import _asyncio_settings
+
+    with pytest.raises(ValueError, match="ssl_password"):
+        _asyncio_settings(plain.red)

@@ -31,7 +31,7 @@ def apply() -> None:
                   sql_tracker_store_reads_outside_a_transaction, events_find_their_class_once,
                   endpoints_keep_their_connections, stores_reconnect_after_an_outage,
                   tracker_store_errors_are_not_hidden, pika_broker_keeps_what_was_cut_short,
-                  graphs_run_without_dask):
+                  graphs_run_without_dask, past_states_replay_each_event_once):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -788,3 +788,125 @@ def graphs_run_without_dask() -> None:
         raise RuntimeError("Rasa's processor no longer loads models with DaskGraphRunner: "
                            "review rasa_patches")
     processor.DaskGraphRunner = SequentialGraphRunner
+
+
+class _Point:
+    """What `Domain.states_for_tracker_history` reads of the tracker at one point of its history
+    (before an action, or at the end): captured once, while the events are replayed."""
+
+    __slots__ = ("message", "flag", "user", "slots", "action", "loop", "followup", "in_loop")
+
+    def __init__(self, domain: Any, tracker: Any) -> None:
+        self.message = tracker.latest_message
+        self.flag = self.message.use_text_for_featurization if self.message else None
+        self.user = domain._get_user_sub_state(tracker)
+        self.slots = domain._get_slots_sub_state(tracker)
+        self.action = tracker.latest_action
+        self.loop = domain._get_active_loop_sub_state(tracker)
+        self.followup = bool(tracker.followup_action)
+        self.in_loop = tracker.latest_action_name == tracker.active_loop_name
+
+    def user_state(self, domain: Any) -> dict:
+        # A later `DefinePrevUserUtteredFeaturization` sets this flag on the message itself,
+        # and Rasa's replay reads the message as it is now: read it again if it changed.
+        if self.message and self.message.use_text_for_featurization is not self.flag:
+            self.flag = self.message.use_text_for_featurization
+            self.user = domain._get_user_sub_state(_LatestMessage(self.message))
+        return dict(self.user)
+
+
+class _LatestMessage:
+    """The one thing `Domain._get_user_sub_state` reads of a tracker."""
+
+    __slots__ = ("latest_message",)
+
+    def __init__(self, message: Any) -> None:
+        self.latest_message = message
+
+
+class _PriorStates:
+    """A tracker's history replayed once: the points `generate_all_prior_trackers` yields, kept
+    while the tracker's applied events only grow (the same event objects, in the same order)."""
+
+    def __init__(self, domain: Any, tracker: Any) -> None:
+        self.domain = domain
+        self.replay = tracker.init_copy()
+        self.events: list[Any] = []
+        self.points: list[tuple[_Point, Any]] = []  # (point, the ActionExecuted after it)
+        self.end: _Point | None = None  # the point after all of `events`
+
+    def extends(self, applied: list[Any]) -> bool:
+        return (len(applied) >= len(self.events)
+                and all(a is b for a, b in zip(self.events, applied)))
+
+    def advance(self, applied: list[Any]) -> list[tuple[_Point, bool]]:
+        from rasa.shared.core.events import ActionExecuted
+
+        for event in applied[len(self.events):]:
+            if isinstance(event, ActionExecuted):
+                self.points.append((self.end or _Point(self.domain, self.replay), event))
+            self.replay.update(event)
+            self.events.append(event)
+            self.end = None
+        if self.end is None:
+            self.end = _Point(self.domain, self.replay)
+        return [(point, event.hide_rule_turn) for point, event in self.points] + [
+            (self.end, False)]
+
+
+def past_states_replay_each_event_once() -> None:
+    """Each policy featurizes the tracker at each prediction (`Domain.states_for_tracker_history`,
+    from `tracker.past_states`), replaying every event of the conversation on a new tracker and
+    making the state of every point of it again: a turn predicts several times, with two
+    policies, so the same history is replayed about eight times, a tenth of the Rasa server's
+    time in a turn (bench/profile.py). The points are now kept with the tracker (for as long as
+    it lives: one turn) and only the events added since are replayed; the states are made from
+    them as Rasa makes them, every sub-state a new copy, so callers may change them as before.
+    A history that changed otherwise (a reverted or restarted conversation, another domain) is
+    replayed from the start. Only `omit_unset_slots=False`, the policies' call, is kept."""
+    from rasa.shared.core import constants
+    from rasa.shared.core.domain import Domain
+
+    original = Domain.states_for_tracker_history
+    user, slots_key = constants.USER, constants.SLOTS
+    action_key, loop_key = constants.PREVIOUS_ACTION, constants.ACTIVE_LOOP
+
+    def states_for_tracker_history(self: Domain, tracker: Any, omit_unset_slots: bool = False,
+                                   ignore_rule_only_turns: bool = False,
+                                   rule_only_data: dict[str, Any] | None = None) -> list:
+        if omit_unset_slots:
+            return original(self, tracker, omit_unset_slots, ignore_rule_only_turns,
+                            rule_only_data)
+        applied = tracker.applied_events()
+        prior = tracker.__dict__.get("_sportello_prior_states")
+        if prior is None or prior.domain is not self or not prior.extends(applied):
+            prior = tracker.__dict__["_sportello_prior_states"] = _PriorStates(self, tracker)
+        # Rasa's loop, on the kept points instead of a replayed tracker
+        states: list = []
+        last_ml_action_sub_state = None
+        turn_was_hidden = False
+        for point, hide_rule_turn in prior.advance(applied):
+            # one copy per point and call: Rasa's state and last_ml_action_sub_state share it
+            action = dict(point.action) if point.action is not None else None
+            if ignore_rule_only_turns:
+                if not turn_was_hidden:
+                    last_ml_action_sub_state = action
+                if not point.followup and not point.in_loop:
+                    turn_was_hidden = hide_rule_turn
+                if turn_was_hidden:
+                    continue
+            state = self._clean_state({user: point.user_state(self),
+                                       slots_key: dict(point.slots),
+                                       action_key: action,
+                                       loop_key: dict(point.loop)})
+            if ignore_rule_only_turns:
+                self._remove_rule_only_features(state, rule_only_data)
+                if states:
+                    self._substitute_rule_only_user_input(state, states[-1])
+                if last_ml_action_sub_state:
+                    state[action_key] = last_ml_action_sub_state
+            states.append(self._clean_state(state))
+        return states
+
+    states_for_tracker_history.__wrapped__ = original
+    Domain.states_for_tracker_history = states_for_tracker_history

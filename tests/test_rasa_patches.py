@@ -1010,3 +1010,135 @@ def test_a_save_tried_again_after_a_lost_connection_stores_the_turn_once(action,
             drop_pg_database(name)
     assert failures == [1]
     assert [json.loads(data) for _, data in rows] == [e.as_dict() for e in old + new]
+
+
+def _conversation_events() -> list:
+    """Events of a conversation that goes through every way a tracker's history moves: hidden
+    rule turns, a form with its loop, a follow-up action, the featurization of a message chosen
+    afterwards, reverted and restarted turns, a new session."""
+    from rasa.shared.core import events as ev
+
+    def said(text: str, intent: str, entities: list | None = None) -> ev.UserUttered:
+        return ev.UserUttered(text, {"name": intent, "confidence": 0.9}, entities or [])
+
+    return [
+        ev.ActionExecuted("action_session_start"), ev.SessionStarted(),
+        ev.SlotSet("language", "it"), ev.ActionExecuted("action_listen"),
+        said("ciao", "greet"), ev.DefinePrevUserUtteredFeaturization(False),
+        ev.ActionExecuted("utter_greet", hide_rule_turn=True), ev.BotUttered("Ciao!"),
+        ev.ActionExecuted("action_listen", hide_rule_turn=True),
+        said("leggo il contatore 1234", "submit_meter_reading",
+             [{"entity": "reading_value", "value": "1234", "start": 20, "end": 24}]),
+        ev.DefinePrevUserUtteredFeaturization(True),
+        ev.ActionExecuted("meter_reading_form"), ev.ActiveLoop("meter_reading_form"),
+        ev.SlotSet("verified", True), ev.SlotSet("requested_slot", "reading_value"),
+        ev.ActionExecuted("action_listen"),
+        said("anzi no, annulla", "cancel"), ev.DefinePrevUserUtteredFeaturization(False),
+        ev.ActionExecuted("action_cancel_form", hide_rule_turn=True),
+        ev.ActiveLoop(None), ev.SlotSet("requested_slot", None),
+        ev.FollowupAction("utter_anything_else"),
+        ev.ActionExecuted("utter_anything_else"), ev.SlotSet("offer", "pay_bill"),
+        ev.ActionExecuted("action_listen"), said("boh", "nlu_fallback"),
+        ev.UserUtteranceReverted(), ev.ActionExecuted("action_listen"),
+        said("quanto devo pagare?", "check_bill"),
+        ev.ActionExecuted("action_check_bill"), ev.ActionReverted(),
+        ev.ActionExecuted("action_explain_bill"), ev.ActionExecuted("action_listen"),
+        ev.Restarted(), ev.ActionExecuted("action_session_start"), ev.SessionStarted(),
+        ev.ActionExecuted("action_listen"), said("grazie", "thank"),
+        ev.ActionExecuted("utter_welcome"), ev.ActionExecuted("action_listen"),
+    ]
+
+
+def test_past_states_are_the_states_rasa_replays_at_every_event():
+    """The policies' featurization (`Domain.states_for_tracker_history`) on the kept points gives
+    what Rasa's replay gives, after every event of a conversation that goes through every way a
+    history moves, with and without the rule-only turns; and a caller who changes the states it
+    was given changes nothing for the next call."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    rasa_patches.apply()
+    patched = Domain.states_for_tracker_history
+    original = patched.__wrapped__
+    assert original is not patched
+    domain = Domain.load("domain")
+    rule_only = {"rule_only_slots": ["requested_slot"],
+                 "rule_only_loops": ["meter_reading_form", "verify_form"]}
+    tracker = DialogueStateTracker("states-test", domain.slots)
+    calls = [dict(ignore_rule_only_turns=ignore, rule_only_data=data)
+             for ignore in (False, True) for data in (None, rule_only)]
+    for event in _conversation_events():
+        tracker.update(event)
+        for kwargs in calls:
+            expected = original(domain, tracker, **kwargs)
+            given = patched(domain, tracker, **kwargs)
+            assert given == expected, (event, kwargs)
+            for state in given:  # as the featurizer does to the last user input, and more
+                for sub_state in state.values():
+                    sub_state.clear()
+                state.clear()
+            assert patched(domain, tracker, **kwargs) == expected, (event, kwargs)
+    assert "_sportello_prior_states" in tracker.__dict__
+    # a message's featurization changed on the message itself, as a later
+    # DefinePrevUserUtteredFeaturization does: Rasa's replay reads the message as it is now
+    from rasa.shared.core.events import UserUttered
+
+    message = next(e for e in tracker.events if isinstance(e, UserUttered) and e.text == "grazie")
+    for flag in (False, None, True):
+        message.use_text_for_featurization = flag
+        assert patched(domain, tracker) == original(domain, tracker), flag
+    # a copy of the tracker (new events, the same history) and another domain: the same states
+    copy = DialogueStateTracker.from_dict("states-test", [e.as_dict() for e in tracker.events],
+                                          domain.slots)
+    assert patched(domain, copy) == original(domain, copy)
+    other = Domain.load("domain")
+    assert patched(other, tracker) == original(other, tracker)
+    assert patched(domain, tracker, omit_unset_slots=True) == original(
+        domain, tracker, omit_unset_slots=True)
+
+
+def test_predictions_are_the_same_with_the_kept_past_states(model_path, tmp_path, monkeypatch):
+    """The trained model's policies, on an eight-turn conversation: the same prediction at every
+    step with Rasa's replay and with the kept points (the tracker predicted on again and again,
+    as in a turn)."""
+    from rasa.core import processor
+    from rasa.core.channels.channel import UserMessage
+    from rasa.engine import loader
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    rasa_patches.apply()
+    patched = Domain.states_for_tracker_history
+    metadata, runner = loader.load_predict_graph_runner(
+        tmp_path, model_path, LocalModelStorage, processor.DaskGraphRunner)
+    nlu, core = metadata.nlu_target, metadata.core_target
+    tracker = DialogueStateTracker("prediction-test", metadata.domain.slots)
+    tracker.update(ActionExecuted("action_listen"))
+
+    def predict(replay: bool):
+        monkeypatch.setattr(Domain, "states_for_tracker_history",
+                            patched.__wrapped__ if replay else patched)
+        return runner.run(inputs={"__tracker__": tracker}, targets=[core])[core]
+
+    for said in CUSTOMER_TURNS:
+        message = runner.run(inputs={"__message__": [UserMessage(said)], "__tracker__": tracker},
+                             targets=[nlu])[nlu][0]
+        tracker.update(UserUttered(said, message.get("intent"), message.get("entities")))
+        for _ in range(4):  # a turn's predictions, until the assistant listens again
+            kept, replayed = predict(replay=False), predict(replay=True)
+            assert kept.probabilities == replayed.probabilities, said
+            assert kept.policy_name == replayed.policy_name, said
+            assert kept.events == replayed.events, said
+            assert kept.optional_events == replayed.optional_events, said
+            tracker.update_with_events(kept.events, metadata.domain)
+            best = metadata.domain.action_names_or_texts[
+                max(range(len(kept.probabilities)), key=kept.probabilities.__getitem__)]
+            tracker.update(ActionExecuted(best, kept.policy_name, max(kept.probabilities),
+                                          hide_rule_turn=kept.hide_rule_turn))
+            if best == "action_listen":
+                break
+        else:
+            tracker.update(ActionExecuted("action_listen"))
+    assert "_sportello_prior_states" in tracker.__dict__

@@ -31,7 +31,8 @@ def apply() -> None:
                   sql_tracker_store_reads_outside_a_transaction, events_find_their_class_once,
                   endpoints_keep_their_connections, stores_reconnect_after_an_outage,
                   tracker_store_errors_are_not_hidden, pika_broker_keeps_what_was_cut_short,
-                  graphs_run_without_dask, past_states_replay_each_event_once):
+                  graphs_run_without_dask, past_states_replay_each_event_once,
+                  rules_are_found_by_their_last_state):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -910,3 +911,71 @@ def past_states_replay_each_event_once() -> None:
 
     states_for_tracker_history.__wrapped__ = original
     Domain.states_for_tracker_history = states_for_tracker_history
+
+
+def rules_are_found_by_their_last_state() -> None:
+    """`RulePolicy._get_possible_keys` (twice or more per prediction) tests every rule against
+    the conversation's last state, then the survivors against each earlier state back to the
+    conversation's start. The rules are now grouped once by what their last state asks of the
+    previous action and the intent: a group whose requirement the conversation's last state
+    does not meet is left out as a whole, the rules of the others are tested one by one as
+    before; and the walk back stops once it is further back than the longest surviving rule,
+    from where Rasa's test passes every rule. The same rules are found. The policy's lookup is
+    read-only after training (this process only predicts), so the groups are made once."""
+    import json
+
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.shared.core.constants import PREVIOUS_ACTION, USER
+    from rasa.shared.nlu.constants import INTENT
+
+    def groups(self: RulePolicy, lookup: dict[str, Any]) -> list[tuple[dict | None, list[str]]]:
+        kept = self.__dict__.setdefault("_sportello_rule_groups", {})
+        entry = kept.get(id(lookup))
+        if entry is None or entry[0] is not lookup:
+            by_requirement: dict[str, tuple[dict | None, list[str]]] = {}
+            for key in lookup:
+                rule_states = self._rule_key_to_state(key)
+                requirement = None  # a rule without states applies everywhere
+                if rule_states:
+                    last = rule_states[-1]
+                    requirement = {}
+                    if last.get(PREVIOUS_ACTION):
+                        requirement[PREVIOUS_ACTION] = last[PREVIOUS_ACTION]
+                    intent = (last.get(USER) or {}).get(INTENT)
+                    if isinstance(intent, str):
+                        requirement[USER] = {INTENT: intent}
+                name = json.dumps(requirement, sort_keys=True)
+                by_requirement.setdefault(name, (requirement, []))[1].append(key)
+            entry = kept[id(lookup)] = (lookup, list(by_requirement.values()))
+        return entry[1]
+
+    def meets(self: RulePolicy, requirement: dict, state: dict) -> bool:
+        """Rasa's `_is_rule_applicable` for the last state, with only part of a rule's last
+        state: False here means False for every rule of the group."""
+        rule_previous_action = requirement.get(PREVIOUS_ACTION)
+        current_previous_action = state.get(PREVIOUS_ACTION)
+        if not rule_previous_action and not current_previous_action:
+            return True
+        if not rule_previous_action or not current_previous_action:
+            return False
+        return self._does_rule_match_state(requirement, state)
+
+    def _get_possible_keys(self: RulePolicy, lookup: dict[str, Any],
+                           states: list[dict]) -> set[str]:
+        if not states:
+            return set(lookup.keys())
+        last = states[-1]
+        possible = set()
+        for requirement, keys in groups(self, lookup):
+            if requirement is None or meets(self, requirement, last):
+                possible.update(key for key in keys if self._is_rule_applicable(key, 0, last))
+        for i, state in enumerate(reversed(states)):
+            if i == 0:
+                continue
+            if i >= max((len(self._rule_key_to_state(key)) for key in possible), default=0):
+                break  # Rasa's test passes a rule at a turn further back than its length
+            possible = {key for key in possible if self._is_rule_applicable(key, i, state)}
+        return possible
+
+    _get_possible_keys.__wrapped__ = RulePolicy._get_possible_keys
+    RulePolicy._get_possible_keys = _get_possible_keys

@@ -1142,3 +1142,49 @@ def test_predictions_are_the_same_with_the_kept_past_states(model_path, tmp_path
         else:
             tracker.update(ActionExecuted("action_listen"))
     assert "_sportello_prior_states" in tracker.__dict__
+
+
+def test_rules_found_by_their_last_state_are_the_rules_rasa_finds(model_path, tmp_path):
+    """The trained RulePolicy's rules found for a conversation's states, by Rasa's test of every
+    rule and by the groups: the same, for every rule's own states (and each of their tails), the
+    states of a conversation that goes through a form, reverted and restarted turns, and states
+    no rule was written for."""
+    import json
+
+    from rasa.core import processor
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.engine import loader
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    rasa_patches.apply()
+    _, runner = loader.load_predict_graph_runner(tmp_path, model_path, LocalModelStorage,
+                                                 processor.DaskGraphRunner)
+    policy = next(node._component for node in runner._instantiated_nodes.values()
+                  if isinstance(getattr(node, "_component", None), RulePolicy))
+    patched = RulePolicy._get_possible_keys
+    original = patched.__wrapped__
+    lookups = [policy.lookup["rules"], policy.lookup["rules_for_loop_unhappy_path"]]
+    assert len(lookups[0]) > 100 and lookups[1]
+    cases = [[]]
+    for lookup in lookups:
+        for key in lookup:
+            states = json.loads(key)
+            cases.extend(states[i:] for i in range(len(states)))
+    domain = Domain.load("domain")
+    tracker = DialogueStateTracker("rules-test", domain.slots)
+    for event in _conversation_events():
+        tracker.update(event)
+        for use_text in (True, False):
+            cases.append(policy._prediction_states(tracker, domain, use_text,
+                                                   rule_only_data=policy._get_rule_only_data()))
+    cases.append([{"prev_action": {"action_name": "no_such_action"},
+                   "user": {"intent": "no_such_intent"}}])
+    found = 0
+    for states in cases:
+        for lookup in lookups:
+            expected = original(policy, lookup, states)
+            assert patched(policy, lookup, states) == expected, states
+            found += len(expected)
+    assert found > len(cases)  # rules were found, not only empty sets compared

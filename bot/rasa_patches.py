@@ -32,7 +32,8 @@ def apply() -> None:
                   endpoints_keep_their_connections, stores_reconnect_after_an_outage,
                   tracker_store_errors_are_not_hidden, pika_broker_keeps_what_was_cut_short,
                   graphs_run_without_dask, past_states_replay_each_event_once,
-                  rules_are_found_by_their_last_state):
+                  rules_are_found_by_their_last_state, memoized_keys_are_compressed_once,
+                  a_single_response_variation_is_taken_as_it_is):
         if patch.__name__ not in _APPLIED:
             patch()
             _APPLIED.add(patch.__name__)
@@ -979,3 +980,66 @@ def rules_are_found_by_their_last_state() -> None:
 
     _get_possible_keys.__wrapped__ = RulePolicy._get_possible_keys
     RulePolicy._get_possible_keys = _get_possible_keys
+
+
+# Compressed keys kept per MemoizationPolicy (a few hundred bytes each); emptied when full.
+MEMOIZED_KEYS_KEPT = 4096
+
+
+def memoized_keys_are_compressed_once() -> None:
+    """`MemoizationPolicy._create_feature_key` zlib-compresses the JSON of the last states at
+    every prediction to look them up: the same few states again and again. The compressed key
+    of a JSON text is kept, so each is compressed once (zlib gives the same bytes each time)."""
+    import json
+
+    from rasa.core.policies.memoization import MemoizationPolicy
+
+    original = MemoizationPolicy._create_feature_key
+
+    def _create_feature_key(self: MemoizationPolicy, states: list[dict]) -> str | None:
+        if not states or not self.config["enable_feature_string_compression"]:
+            return original(self, states)
+        feature_str = json.dumps(states, sort_keys=True)
+        kept = self.__dict__.setdefault("_sportello_keys", {})
+        key = kept.get(feature_str)
+        if key is None:
+            if len(kept) >= MEMOIZED_KEYS_KEPT:
+                kept.clear()
+            key = kept[feature_str] = original(self, states)
+        return key
+
+    _create_feature_key.__wrapped__ = original
+    MemoizationPolicy._create_feature_key = _create_feature_key
+
+
+def a_single_response_variation_is_taken_as_it_is() -> None:
+    """`TemplatedNaturalLanguageGenerator._random_response_for` (every response of every turn)
+    picks a variation with `np.random.choice`, which first turns the list of variations into a
+    numpy array, and formats the chosen variation's conditions for a debug line even when debug
+    is off. Most of our responses have one variation per language, so one is left after the
+    filter: it is taken as it is; with several, numpy chooses as before."""
+    import numpy as np
+    from rasa.core.nlg import response
+    from rasa.core.nlg.generator import ResponseVariationFilter
+    from rasa.shared.constants import RESPONSE_CONDITION
+
+    nlg = response.TemplatedNaturalLanguageGenerator
+    original = nlg._random_response_for
+
+    def _random_response_for(self: Any, utter_action: str, output_channel: str,
+                             filled_slots: dict[str, Any]) -> dict[str, Any] | None:
+        if utter_action not in self.responses:
+            return None
+        suitable = ResponseVariationFilter(self.responses).responses_for_utter_action(
+            utter_action, output_channel, filled_slots)
+        if not suitable:
+            return None
+        selected = suitable[0] if len(suitable) == 1 else np.random.choice(suitable)
+        condition = selected.get(RESPONSE_CONDITION)
+        if condition and response.logger.isEnabledFor(logging.DEBUG):
+            response.logger.debug("Selecting response variation with conditions:"
+                                  f"{self._format_response_conditions(condition)}")
+        return selected
+
+    _random_response_for.__wrapped__ = original
+    nlg._random_response_for = _random_response_for

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -1188,3 +1189,74 @@ def test_rules_found_by_their_last_state_are_the_rules_rasa_finds(model_path, tm
             assert patched(policy, lookup, states) == expected, states
             found += len(expected)
     assert found > len(cases)  # rules were found, not only empty sets compared
+
+
+def test_memoized_keys_are_the_keys_rasa_compresses():
+    """The MemoizationPolicy's lookup keys for a conversation's states: the same as Rasa's,
+    the first time and when kept; the kept keys stay bounded; without compression, Rasa's."""
+    from rasa.core.policies.memoization import MemoizationPolicy
+    from rasa.engine.graph import ExecutionContext
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    rasa_patches.apply()
+    patched = MemoizationPolicy._create_feature_key
+    original = patched.__wrapped__
+
+    def policy(**config) -> MemoizationPolicy:
+        return MemoizationPolicy({**MemoizationPolicy.get_default_config(), **config},
+                                 LocalModelStorage(Path("/nonexistent")), Resource("memo"),
+                                 ExecutionContext(None))
+
+    memo, plain = policy(), policy(enable_feature_string_compression=False)
+    domain = Domain.load("domain")
+    tracker = DialogueStateTracker("memo-test", domain.slots)
+    keys = set()
+    for event in _conversation_events():
+        tracker.update(event)
+        states = memo._prediction_states(tracker, domain)
+        for _ in range(2):  # computed, then kept
+            assert patched(memo, states) == original(memo, states)
+            keys.add(patched(memo, states))
+        assert patched(plain, states) == original(plain, states) and "{" in patched(plain,
+                                                                                    states)
+    assert len(keys) > 5 and patched(memo, []) is None
+    for i in range(rasa_patches.MEMOIZED_KEYS_KEPT + 10):
+        patched(memo, [{"user": {"intent": f"intent_{i}"}}])
+    assert len(memo.__dict__["_sportello_keys"]) <= rasa_patches.MEMOIZED_KEYS_KEPT
+
+
+def test_a_response_is_chosen_among_its_variations_as_rasa_chooses():
+    """Every response of the domain, in both languages, on the REST channel and on another: the
+    variation Rasa's filter leaves when it leaves one, one of those it leaves otherwise, None
+    for a response the domain does not have."""
+    from rasa.core.nlg.generator import ResponseVariationFilter
+    from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+
+    rasa_patches.apply()
+    patched = TemplatedNaturalLanguageGenerator._random_response_for
+    original = patched.__wrapped__
+    domain = Domain.load("domain")
+    responses = {**domain.responses, "utter_two": [{"text": "uno"}, {"text": "due"}]}
+    nlg = TemplatedNaturalLanguageGenerator(responses)
+    single = several = 0
+    for name in responses:
+        for slots in ({"language": "it"}, {"language": "en"}, {}):
+            for channel in ("rest", "whatsapp"):
+                suitable = ResponseVariationFilter(responses).responses_for_utter_action(
+                    name, channel, slots)
+                chosen = patched(nlg, name, channel, slots)
+                if len(suitable) == 1:
+                    single += 1
+                    assert chosen == original(nlg, name, channel, slots) == suitable[0]
+                elif suitable:
+                    several += 1
+                    assert chosen in suitable
+                else:
+                    assert chosen is None is original(nlg, name, channel, slots)
+    assert single > 100 and several
+    assert {patched(nlg, "utter_two", "rest", {})["text"] for _ in range(200)} == {"uno", "due"}
+    assert patched(nlg, "utter_no_such_response", "rest", {}) is None

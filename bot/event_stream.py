@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from bot.persistence.readers import reader
+from bot.persistence.reconnect import once_more
 from bot.settings import get_settings
 
 
@@ -74,12 +76,18 @@ def latest_id(url: str | None = None) -> int:
         return 0
 
 
+def _rows_after(engine: Engine, last_id: int, limit: int) -> list[Any]:
+    # one statement: on PostgreSQL the reader's autocommit connection, without the pool's ping,
+    # BEGIN and ROLLBACK around it (the desk reads the stream ten times a second)
+    with reader(engine).connect() as c:
+        return c.execute(text("SELECT id, sender_id, data FROM events WHERE id > :last "
+                              "ORDER BY id LIMIT :limit"),
+                         {"last": last_id, "limit": limit}).all()
+
+
 def read_after(last_id: int, limit: int = 500, url: str | None = None) -> list[StreamEvent]:
     try:
-        with _engine(_url(url)).connect() as c:
-            rows = c.execute(text("SELECT id, sender_id, data FROM events WHERE id > :last "
-                                  "ORDER BY id LIMIT :limit"),
-                             {"last": last_id, "limit": limit}).all()
+        rows = once_more(_rows_after, _engine(_url(url)), last_id, limit)
     except (OperationalError, ProgrammingError):
         return []
     events = []

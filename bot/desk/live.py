@@ -25,7 +25,8 @@ from bot.desk.rasa_api import RasaError
 from bot.handover import service as queue
 from bot.handover.models import OPEN_STATES, Handover
 from bot.handover.pack import transcript
-from bot.persistence.db import run, session_scope
+from bot.persistence.db import reading_scope, run
+from bot.persistence.reconnect import once_more
 from bot.settings import get_settings
 from bot.stopwords import is_stop_phrase
 
@@ -61,7 +62,7 @@ async def follow_stream(app: Sanic) -> None:
             if events:
                 app.ctx.last_event_id = events[-1].id
                 await on_events(app, events)
-            current = await run(_queue_signature)
+            current = await run(once_more, _queue_signature)
             if current != signature:
                 if signature is not None:
                     await hub.broadcast({"type": "queue"})
@@ -73,7 +74,8 @@ async def follow_stream(app: Sanic) -> None:
 
 
 def _queue_signature() -> tuple:
-    with session_scope() as db:
+    # read ten times a second: one autocommit statement, no transaction around it
+    with reading_scope() as db:
         return tuple(db.execute(select(Handover.id, Handover.state, Handover.agent_id)
                                 .where(Handover.state.in_(OPEN_STATES))
                                 .order_by(Handover.id)).all())
@@ -83,7 +85,8 @@ async def on_events(app: Sanic, events: list[event_stream.StreamEvent]) -> None:
     """Customers' and agents' messages of conversations with a person: pushed to the agent;
     a customer who cancels while waiting goes back to the bot. One query per batch."""
     relevant = [e for e in events if e.data.get("event") in ("user", "bot")]
-    handovers = await run(queue.open_by_conversation, [e.sender_id for e in relevant])
+    handovers = await run(once_more, queue.open_by_conversation,
+                          [e.sender_id for e in relevant])
     seen: dict[int, datetime] = {}
     pushes: list[tuple[Handover, dict]] = []
     for e in relevant:
@@ -109,7 +112,7 @@ async def on_events(app: Sanic, events: list[event_stream.StreamEvent]) -> None:
     if pushes:
         # Only to the agent who has the handover now: not once it has ended or gone to
         # someone else while this batch was read.
-        current = await run(_assigned_agents, sorted({h.id for h, _ in pushes}))
+        current = await run(once_more, _assigned_agents, sorted({h.id for h, _ in pushes}))
         for h, line in pushes:
             if current.get(h.id) == h.agent_id:
                 await app.ctx.hub.send(h.agent_id,
@@ -118,7 +121,7 @@ async def on_events(app: Sanic, events: list[event_stream.StreamEvent]) -> None:
 
 def _assigned_agents(handover_ids: list[int]) -> dict[int, int]:
     """Handover id -> its agent, for those of `handover_ids` assigned right now."""
-    with session_scope() as db:
+    with reading_scope() as db:
         return dict(db.execute(select(Handover.id, Handover.agent_id).where(
             Handover.id.in_(handover_ids), Handover.state == "assigned")).all())
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.handover import hours
 from bot.handover.models import OPEN_STATES, DeskUser, Handover, HandoverTransition
-from bot.persistence.db import session_scope
+from bot.persistence.db import reading_scope, session_scope
 from bot.settings import get_settings
 
 # The agent skill that serves each customer intent; anything else goes to any agent.
@@ -203,10 +203,11 @@ def claim(handover_id: int, agent_id: int) -> Handover:
 
 
 def open_by_conversation(conversation_ids: list[str]) -> dict[str, Handover]:
-    """The open handovers of these conversations, in one query."""
+    """The open handovers of these conversations, in one query (the desk asks at every batch
+    of events: a read without a transaction, to be repeated if its connection was lost)."""
     if not conversation_ids:
         return {}
-    with session_scope() as db:
+    with reading_scope() as db:
         rows = db.execute(select(Handover).where(
             Handover.conversation_id.in_(sorted(set(conversation_ids))),
             Handover.state.in_(OPEN_STATES)).order_by(Handover.id)).scalars().all()

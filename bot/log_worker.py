@@ -1,10 +1,11 @@
 """The log worker (`python -m bot worker`): builds the review console's conversation log from
 Rasa's event stream, apart from the desk.
 
-It reads the new events in small batches (`ingest.sync`), with a short pause between batches
-while it catches up (on SQLite the database has one writer: a desk writing a customer's
-cancellation must not queue behind the whole backlog), looks again every second, and every
-thirty seconds ends the idle sessions and refreshes the handover figures (`ingest.sweep`).
+It reads the new events in batches (`ingest.sync`), with a short pause between full batches
+while it catches up with a backlog (on SQLite the database has one writer: a desk writing a
+customer's cancellation must not queue behind the whole backlog), looks again every second once
+it has reached the end of the stream, and every thirty seconds ends the idle sessions and
+refreshes the handover figures (`ingest.sweep`).
 
 In production it also relays Rasa's events from RabbitMQ into the event stream's table, in a
 thread of its own (`bot.event_relay`).
@@ -76,7 +77,11 @@ def follow(stopping: threading.Event, sync: Callable[[], int] = ingest.sync,
     while not stopping.is_set():
         _beat(beat)
         try:
-            while sync() and not stopping.is_set():
+            # A full batch leaves more to read (a backlog): the next follows at once. A shorter
+            # one reached the end of the stream: the next look is a poll interval later, so
+            # that under a steady stream a batch holds a second of events, not one turn's (each
+            # batch costs its transaction and its reads of the conversations it touches).
+            while sync() >= ingest.SYNC_BATCH and not stopping.is_set():
                 _beat(beat)
                 stopping.wait(BATCH_PAUSE_SECONDS)
             if last_sweep is None or time.monotonic() - last_sweep >= SWEEP_SECONDS:

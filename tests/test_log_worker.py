@@ -23,7 +23,7 @@ def test_follow_drains_the_backlog_sweeps_and_survives_an_error(monkeypatch):
     monkeypatch.setattr(log_worker, "POLL_SECONDS", 0.01)
     monkeypatch.setattr(log_worker, "BATCH_PAUSE_SECONDS", 0)
     stopping = threading.Event()
-    backlog = [100, 100, 7, 0, RuntimeError("database away"), 3, 0]
+    backlog = [100, 100, 7, 0, RuntimeError("database away"), 100, 3, 0]
     calls: list[str] = []
 
     def sync() -> int:
@@ -43,9 +43,12 @@ def test_follow_drains_the_backlog_sweeps_and_survives_an_error(monkeypatch):
     follow.start()
     follow.join(10)
     assert not follow.is_alive()
-    # the whole backlog in one round, then the first sweep; the error costs one round only
-    assert calls[:5] == ["sync 100", "sync 100", "sync 7", "sync 0", "sweep"]
-    assert calls[5:] == ["sync database away", "sync 3", "sync 0"]
+    # the whole backlog in one round (full batches of ingest.SYNC_BATCH follow each other; a
+    # shorter one is the end of the stream and ends the round), then the first sweep; the next
+    # round a poll interval later; the error costs one round only
+    assert log_worker.ingest.SYNC_BATCH == 100
+    assert calls == ["sync 100", "sync 100", "sync 7", "sweep", "sync 0",
+                     "sync database away", "sync 100", "sync 3", "sync 0"]
 
 
 def test_python_m_bot_worker_builds_the_log_and_stops_on_sigterm(tmp_path):

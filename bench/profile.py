@@ -271,13 +271,26 @@ def run(profile: str, customers: int, seconds: int, keep: Path | None = None) ->
     return result
 
 
+TITLE = "## Where a turn's time goes"
+
+
 def write(results: list[dict]) -> None:
+    """Keep the results in results.json and rewrite their section of RESULTS.md."""
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     raw = json.loads(RAW.read_text()) if RAW.exists() else {}
     raw["profile"] = {"when": when, "machine": machine(), "runs": results}
     RAW.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
-    lines = [f"## Where a turn's time goes (run {when})", "",
-             f"Machine: {machine()}. `python -m bench.profile`: py-spy samples (100 a second, "
+    write_section(TITLE, section(raw))
+
+
+def section(raw: dict) -> list[str]:
+    """The RESULTS.md section of the last profile kept in results.json (also written by
+    `python -m bench.run`, which rewrites the whole file)."""
+    p = raw.get("profile")
+    if not p:
+        return []
+    lines = [f"{TITLE} (run {p['when']})", "",
+             f"Machine: {p['machine']}. `python -m bench.profile`: py-spy samples (100 a second, "
              "busy threads only) of the Rasa server and the action server while simulated "
              "customers, each with a customer token, hold REST conversations "
              f"({', '.join(repr(t) for t in TURNS)}). A sample counts for the first component "
@@ -286,7 +299,7 @@ def write(results: list[dict]) -> None:
              "database, for SQLite's one writer) is not told apart from a working one: the "
              "tracker store's share, whose reads and saves run in worker threads, includes "
              "their waits. The CPU times per turn come from /proc.", ""]
-    for r in results:
+    for r in p["runs"]:
         lines += [f"### {r['profile']} profile: {r['customers']} customers, {r['seconds']} s, "
                   f"{r['turns']} turns ({r['turns_per_second']} turns/s while sampled), "
                   f"load {r['load'][0]} → {r['load'][1]}", "",
@@ -305,7 +318,7 @@ def write(results: list[dict]) -> None:
             lines += [f"| {name} | {share:.1%} |" for name, share in s["components"].items()]
             lines += ["", "Top functions by own samples: " + "; ".join(
                 f"`{name}` {share:.1%}" for name, share in s["top_functions"][:6]) + ".", ""]
-    write_section("## Where a turn's time goes", lines)
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:

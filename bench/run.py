@@ -394,11 +394,20 @@ def write_results(raw: dict) -> None:
                   "goes through Rasa's NLU and tracker store while the conversation is paused, "
                   "and 20 customers writing at the same instant queue behind each other.", ""]
     # these sections are written by their own modules (which never import this one)
-    from bench import console, conversations, hint3, log_latency, nlu_wild, replicas, topics
+    from bench import (
+        console,
+        conversations,
+        hint3,
+        log_latency,
+        nlu_wild,
+        profile,
+        replicas,
+        topics,
+    )
 
     lines += console.section(raw) + log_latency.section(raw) + conversations.section(raw)
     lines += nlu_wild.section(raw) + hint3.section(raw) + replicas.section(raw)
-    lines += topics.section(raw)
+    lines += topics.section(raw) + profile.section(raw)
     RESULTS.write_text("\n".join(lines))
 
 

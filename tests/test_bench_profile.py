@@ -42,3 +42,21 @@ def test_project_paths_match_whole_folder_names():
            "run (rasa_sdk/executor.py:1);run (actions/bills.py:40) 1\n")
     assert summarise(raw, ACTIONS)["components"] == {"customer history (bot/crm)": 0.75,
                                                      "actions' own code": 0.25}
+
+
+def test_the_whole_results_file_keeps_the_profile(monkeypatch, tmp_path):
+    """`python -m bench.run` rewrites RESULTS.md from results.json: the profile's section, written
+    by bench.profile, must survive it."""
+    import json
+
+    import bench.run
+    from bench.common import RAW as KEPT
+
+    raw = json.loads(KEPT.read_text())
+    assert raw["profile"]["runs"]
+    monkeypatch.setattr(bench.run, "RESULTS", tmp_path / "RESULTS.md")
+    bench.run.write_results(raw)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert f"## Where a turn's time goes (run {raw['profile']['when']})" in text
+    for run in raw["profile"]["runs"]:
+        assert f"### {run['profile']} profile: {run['customers']} customers" in text

@@ -117,9 +117,10 @@ def forget_old_keys(url: str | None = None, now: datetime | None = None) -> int:
 async def relay(stopping: threading.Event, settings: Settings | None = None) -> None:
     """Consume the log's queue until `stopping` is set, reconnecting whenever RabbitMQ is away."""
     s = settings or get_settings()
-    event_stream.create_tables(s.events_database_url)
     while not stopping.is_set():
         try:
+            # here, so that a database away at the start is waited for like one away later
+            event_stream.create_tables(s.events_database_url)
             await _consume(stopping, s)
         # RabbitMQ away, or the database: try again (aio-pika cancels what waits on a channel
         # that closes)

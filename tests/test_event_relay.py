@@ -147,6 +147,30 @@ def test_a_relay_that_dies_after_the_commit_counts_nothing_twice(relay_settings,
     assert _queue_depth(relay_settings) == 0
 
 
+def test_a_database_away_when_the_relay_starts_is_waited_for(relay_settings, monkeypatch):
+    """The relay's first step (creating the stream's tables) failing once, as with the database
+    not yet up, is retried like any later failure: the relay does not end."""
+    real_create = event_stream.create_tables
+    failures = []
+
+    def away_once(url=None):
+        if not failures:
+            failures.append(url)
+            raise ConnectionError("the database is not up yet")
+        real_create(url)
+
+    monkeypatch.setattr(event_stream, "create_tables", away_once)
+    monkeypatch.setattr(event_relay, "RETRY_SECONDS", 0.1)
+    relay = Relay(relay_settings)
+    try:
+        sent = _events(20)
+        asyncio.run(_publish(relay_settings, sent))
+        assert _wait_for(relay_settings, len(sent)) == sent
+    finally:
+        relay.stop()
+    assert failures == [relay_settings.events_database_url]
+
+
 def test_a_standby_relay_takes_over_without_gaps_or_doubles(relay_settings):
     first, second = Relay(relay_settings), Relay(relay_settings)
     try:

@@ -25,7 +25,7 @@ import os
 import threading
 import weakref
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
@@ -53,9 +53,24 @@ def _twin(engine: Engine, kind: str, **options: object) -> Engine:
                      if isinstance(pool, QueuePool) else {"poolclass": type(pool)})
             twin = create_engine(engine.url, future=True, isolation_level="AUTOCOMMIT",
                                  hide_parameters=engine.hide_parameters, **sizes, **options)
-            event.listen(engine, "engine_disposed", lambda _engine: twin.dispose())
+            _dispose_with(engine, twin)
             _TWINS[kind][engine] = twin
         return twin
+
+
+def _dispose_with(engine: Engine, twin: Engine) -> None:
+    """Dispose `twin` whenever `engine` is disposed. Not with an `engine_disposed` listener:
+    in SQLAlchemy 1.4 a listener added to an engine while another thread executes on it breaks
+    that statement (`Connection._execute_*` reads `_has_events` before and after it, and raises
+    UnboundLocalError 'event_multiparams' when it changed in between), and twins are made
+    lazily, on a first read, while other threads use the engine."""
+    dispose = engine.dispose
+
+    def dispose_both(*args: object, **kwargs: object) -> None:
+        dispose(*args, **kwargs)
+        twin.dispose()
+
+    engine.dispose = dispose_both
 
 
 def reader(engine: Engine) -> Engine:

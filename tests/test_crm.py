@@ -64,6 +64,44 @@ def test_import_updates_changed_values(database, tmp_path):
         assert s.execute(select(func.count(m.Customer.id))).scalar_one() == 1
 
 
+def test_reimport_moves_rows_to_their_new_customer_and_keeps_one_of_each(database, tmp_path):
+    """Rows are found by their own keys whichever customer held them: a supply, its readings,
+    a bill, a ticket and an identity given under another customer change hands instead of
+    being added again, and an interaction given at the same instant in another UTC offset is
+    the same interaction."""
+    import_file(EXAMPLE)
+    doc = json.loads(EXAMPLE.read_text())
+    maria = doc["customers"][0]
+    new = copy.deepcopy(maria)
+    new.update(customer_code="C1000099", first_name="Luca", email=None, phone=None,
+               tax_code=None, interactions=[])
+    new["identities"] = [maria["identities"][0]]  # telegram
+    new["supplies"][0]["readings"] = [
+        {"date": "2026-10-31", "value": "12600", "source": "estimated"},  # corrected
+        {"date": "2026-11-30", "value": "12900", "source": "actual"},  # new
+    ]
+    maria.update(identities=[maria["identities"][1]], supplies=[], bills=[], tickets=[])
+    maria["interactions"][0]["at"] = "2026-11-20T17:02:00Z"  # the same instant
+    doc["customers"].append(new)
+    path = tmp_path / "moved.json"
+    path.write_text(json.dumps(doc))
+    report = import_file(path)
+    assert report.customers == 2 and report.interactions_added == 0
+    assert counts() == {"customers": 2, "identities": 2, "supplies": 1, "readings": 3,
+                        "bills": 1, "tickets": 1, "interactions": 1, "outages": 1,
+                        "outage_postcodes": 2}
+    with session_scope() as s:
+        luca = s.execute(select(m.Customer.id).where(m.Customer.customer_code == "C1000099")
+                         ).scalar_one()
+        for model in (m.Supply, m.Bill, m.Ticket):
+            assert s.execute(select(model.customer_id)).scalar_one() == luca
+        assert s.execute(select(m.Identity.customer_id).where(
+            m.Identity.channel == "telegram")).scalar_one() == luca
+        assert dict(s.execute(select(m.Reading.date, m.Reading.value)).all()) == {
+            date(2026, 9, 30): Decimal("12345"), date(2026, 10, 31): Decimal("12600"),
+            date(2026, 11, 30): Decimal("12900")}
+
+
 def broken_document() -> dict:
     doc = json.loads(EXAMPLE.read_text())
     c = doc["customers"][0]

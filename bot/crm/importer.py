@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from bot import channels
 from bot.crm import models as m, validation
@@ -365,6 +366,11 @@ def _d(v: str | None) -> date | None:
 
 def _upsert(session: Session, model: type[Base], key: dict, values: dict):
     obj = session.execute(select(model).filter_by(**key)).scalar_one_or_none()
+    return _put(session, model, obj, key, values)
+
+
+def _put(session: Session, model: type[Base], obj: Base | None, key: dict, values: dict):
+    """Update `obj` with `values`, or add a new row with `key` and `values` if it is None."""
     if obj is None:
         obj = model(**key, **values)
         session.add(obj)
@@ -372,6 +378,22 @@ def _upsert(session: Session, model: type[Base], key: dict, values: dict):
         for k, v in values.items():
             setattr(obj, k, v)
     return obj
+
+
+class _Rows(dict):
+    """The rows of one kind that an import may update, read in one query for a whole customer
+    instead of one per row (a demo seed is ~8,500 rows). Rows added during the import are
+    kept too, so that a key given twice updates the first one, as a query would find it."""
+
+    def __init__(self, session: Session, model: type[Base], where: ColumnElement,
+                 key: Callable[[Any], Any]) -> None:
+        super().__init__((key(o), o) for o in session.execute(select(model).where(where))
+                         .scalars())
+        self.session, self.model = session, model
+
+    def put(self, found_by: Any, key: dict, values: dict) -> Base:
+        obj = self[found_by] = _put(self.session, self.model, self.get(found_by), key, values)
+        return obj
 
 
 @dataclass
@@ -388,12 +410,14 @@ def apply(session: Session, data: dict) -> ImportReport:
     """Upsert a validated document. Call `validate` first."""
     report = ImportReport()
     for c in data["customers"]:
+        found = session.execute(select(m.Customer).where(
+            m.Customer.customer_code == c["customer_code"])).scalar_one_or_none()
         # the contacts before this import: a changed one goes to the contact history
-        before = session.execute(select(m.Customer.email, m.Customer.phone).where(
-            m.Customer.customer_code == c["customer_code"])).first()
-        customer = _upsert(
+        before = (found.email, found.phone) if found is not None else None
+        customer = _put(
             session,
             m.Customer,
+            found,
             {"customer_code": c["customer_code"]},
             {
                 "first_name": c["first_name"],
@@ -413,18 +437,20 @@ def apply(session: Session, data: dict) -> ImportReport:
         for kind, previous in zip(m.CONTACT_KINDS, before or (None, None)):
             m.note_contact(session, customer.id, kind, previous, c[kind])
         report.customers += 1
+        identities = _Rows(session, m.Identity, m.Identity.external_id.in_(
+            [i["external_id"] for i in c["identities"]]), lambda o: (o.channel, o.external_id))
         for ident in c["identities"]:
-            _upsert(
-                session,
-                m.Identity,
+            identities.put(
+                (ident["channel"], ident["external_id"]),
                 {"channel": ident["channel"], "external_id": ident["external_id"]},
                 {"customer_id": customer.id, "verified": ident["verified"]},
             )
+        existing_supplies = _Rows(session, m.Supply, m.Supply.supply_id.in_(
+            [s["supply_id"] for s in c["supplies"]]), lambda o: o.supply_id)
         supplies: dict[str, m.Supply] = {}
         for s in c["supplies"]:
-            supply = _upsert(
-                session,
-                m.Supply,
+            supply = existing_supplies.put(
+                s["supply_id"],
                 {"supply_id": s["supply_id"]},
                 {
                     "customer_id": customer.id,
@@ -442,17 +468,19 @@ def apply(session: Session, data: dict) -> ImportReport:
             session.flush()
             supplies[s["supply_id"]] = supply
             report.supplies += 1
+            readings = _Rows(session, m.Reading, m.Reading.supply_pk == supply.id,
+                             lambda o: (o.date, o.source))
             for r in s["readings"]:
-                _upsert(
-                    session,
-                    m.Reading,
+                readings.put(
+                    (_d(r["date"]), r["source"]),
                     {"supply_pk": supply.id, "date": _d(r["date"]), "source": r["source"]},
                     {"value": Decimal(r["value"])},
                 )
+        bills = _Rows(session, m.Bill, m.Bill.number.in_([b["number"] for b in c["bills"]]),
+                      lambda o: o.number)
         for b in c["bills"]:
-            _upsert(
-                session,
-                m.Bill,
+            bills.put(
+                b["number"],
                 {"number": b["number"]},
                 {
                     "customer_id": customer.id,
@@ -467,10 +495,11 @@ def apply(session: Session, data: dict) -> ImportReport:
                 },
             )
             report.bills += 1
+        tickets = _Rows(session, m.Ticket, m.Ticket.ticket_id.in_(
+            [t["ticket_id"] for t in c["tickets"]]), lambda o: o.ticket_id)
         for t in c["tickets"]:
-            _upsert(
-                session,
-                m.Ticket,
+            tickets.put(
+                t["ticket_id"],
                 {"ticket_id": t["ticket_id"]},
                 {
                     "customer_id": customer.id,
@@ -485,14 +514,14 @@ def apply(session: Session, data: dict) -> ImportReport:
             )
             report.tickets += 1
         session.flush()
+        # times are read back timezone-aware (UTCDateTime), so they compare as instants
+        interactions = {tuple(row) for row in session.execute(
+            select(m.Interaction.at, m.Interaction.channel, m.Interaction.topic)
+            .where(m.Interaction.customer_id == customer.id))}
         for it in c["interactions"]:
             at = _dt(it["at"])
-            exists = session.execute(
-                select(m.Interaction.id).filter_by(
-                    customer_id=customer.id, at=at, channel=it["channel"], topic=it["topic"]
-                )
-            ).first()
-            if exists is None:
+            if (at, it["channel"], it["topic"]) not in interactions:
+                interactions.add((at, it["channel"], it["topic"]))
                 session.add(
                     m.Interaction(
                         customer_id=customer.id,
